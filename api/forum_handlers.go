@@ -1,0 +1,191 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"agora/store"
+)
+
+func (s *Server) listBoards(c echo.Context) error {
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.cfg.Store.ListBoards(c.Request().Context(), tenantOf(c).ID, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+type boardRequest struct {
+	Name        string `json:"name"`
+	Slug        string `json:"slug"`
+	Description string `json:"description"`
+}
+
+func (s *Server) createBoard(c echo.Context) error {
+	var req boardRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	b, err := s.cfg.Store.CreateBoard(c.Request().Context(), tenantOf(c).ID, actorOf(c),
+		store.NewBoard{Name: req.Name, Slug: req.Slug, Description: req.Description})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, b)
+}
+
+func (s *Server) listPosts(c echo.Context) error {
+	boardID, err := pathID(c, "board")
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.cfg.Store.ListPosts(c.Request().Context(), tenantOf(c).ID, actorOf(c), boardID, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+type postRequest struct {
+	Title *string `json:"title"`
+	Body  *string `json:"body"`
+}
+
+func (s *Server) createPost(c echo.Context) error {
+	boardID, err := pathID(c, "board")
+	if err != nil {
+		return err
+	}
+	var req postRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	p, err := s.cfg.Store.CreatePost(c.Request().Context(), tenantOf(c).ID, actorOf(c), boardID,
+		deref(req.Title), deref(req.Body))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, p)
+}
+
+func (s *Server) getPost(c echo.Context) error {
+	postID, err := pathID(c, "post")
+	if err != nil {
+		return err
+	}
+	p, err := s.cfg.Store.GetPost(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+func (s *Server) updatePost(c echo.Context) error {
+	postID, err := pathID(c, "post")
+	if err != nil {
+		return err
+	}
+	var req postRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	p, err := s.cfg.Store.UpdatePost(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID,
+		store.PostPatch{Title: req.Title, Body: req.Body})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+func (s *Server) deletePost(c echo.Context) error {
+	postID, err := pathID(c, "post")
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Store.DeletePost(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) listComments(c echo.Context) error {
+	postID, err := pathID(c, "post")
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.cfg.Store.ListComments(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+type commentRequest struct {
+	Body *string `json:"body"`
+}
+
+func (s *Server) createComment(c echo.Context) error {
+	postID, err := pathID(c, "post")
+	if err != nil {
+		return err
+	}
+	var req commentRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	cm, err := s.cfg.Store.CreateComment(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID, deref(req.Body))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, cm)
+}
+
+func (s *Server) updateComment(c echo.Context) error {
+	commentID, err := pathID(c, "comment")
+	if err != nil {
+		return err
+	}
+	var req commentRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Body == nil {
+		return store.Invalid(map[string]string{"body": "required"})
+	}
+	cm, err := s.cfg.Store.UpdateComment(c.Request().Context(), tenantOf(c).ID, actorOf(c), commentID, *req.Body)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, cm)
+}
+
+func (s *Server) deleteComment(c echo.Context) error {
+	commentID, err := pathID(c, "comment")
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Store.DeleteComment(c.Request().Context(), tenantOf(c).ID, actorOf(c), commentID); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const commentColumns = `c.id, c.post_id, c.author_id, u.username, c.body, c.version, c.hidden, c.created_at, c.updated_at`
+
+const commentFrom = ` JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.author_id`
+
+func scanComment(row pgx.CollectableRow) (Comment, error) {
+	var c Comment
+	err := row.Scan(&c.ID, &c.PostID, &c.Author.ID, &c.Author.Username, &c.Body, &c.Version, &c.Hidden, &c.CreatedAt, &c.UpdatedAt)
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	return c, err
+}
+
+func collectComment(rows pgx.Rows, err error) (Comment, error) {
+	if err != nil {
+		return Comment{}, mapErr(err, "comment")
+	}
+	c, err := pgx.CollectExactlyOneRow(rows, scanComment)
+	return c, mapErr(err, "comment")
+}
+
+// CreateComment replies to a post. The post's row lock (taken to bump
+// comment_count) also keeps a lock from landing halfway through.
+func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, postID int64, body string) (Comment, error) {
+	if err := canWrite(actor); err != nil {
+		return Comment{}, err
+	}
+	fields := map[string]string{}
+	checkText(fields, "body", body, maxBody)
+	if len(fields) > 0 {
+		return Comment{}, Invalid(fields)
+	}
+	var c Comment
+	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		post, err := getPost(ctx, tx, actor, postID, true)
+		if err != nil {
+			return err
+		}
+		if post.Locked && !actor.Moderates() {
+			return errLocked
+		}
+		c, err = collectComment(tx.Query(ctx, `
+			WITH c AS (
+				INSERT INTO comments (tenant_id, post_id, author_id, body)
+				VALUES ($1, $2, $3, $4) RETURNING *
+			)
+			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE posts SET comment_count = comment_count + 1, last_activity_at = now()
+			WHERE id = $1`, postID); err != nil {
+			return mapErr(err, "post")
+		}
+		_, err = publish(ctx, tx, tenantID, PostRoom(postID), "comment.created", c)
+		return err
+	})
+	return c, err
+}
+
+// ListComments lists a post's comments, oldest first.
+func (db *DB) ListComments(ctx context.Context, tenantID int64, actor Actor, postID int64, pp PageParams) (Page[Comment], error) {
+	var after int64
+	if pp.Cursor != "" {
+		if err := decodeCursor(pp.Cursor, &after); err != nil {
+			return Page[Comment]{}, err
+		}
+	}
+	var items []Comment
+	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		if _, err := getPost(ctx, tx, actor, postID, false); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT `+commentColumns+` FROM comments c`+commentFrom+`
+			WHERE c.post_id = $1 AND (NOT c.hidden OR $2) AND c.id > $3
+			ORDER BY c.id LIMIT $4`, postID, actor.Moderates(), after, pp.Limit+1)
+		if err != nil {
+			return mapErr(err, "comments")
+		}
+		items, err = pgx.CollectRows(rows, scanComment)
+		return mapErr(err, "comments")
+	})
+	if err != nil {
+		return Page[Comment]{}, err
+	}
+	return page(items, pp.Limit, func(c Comment) any { return c.ID }), nil
+}
+
+// getComment reads a comment with its post's lock state; hidden comments
+// and comments of hidden posts exist only for moderators.
+func getComment(ctx context.Context, tx pgx.Tx, actor Actor, commentID int64, forUpdate bool) (Comment, bool, error) {
+	q := `SELECT ` + commentColumns + `, p.locked FROM comments c` + commentFrom + `
+		JOIN posts p ON p.tenant_id = c.tenant_id AND p.id = c.post_id
+		WHERE c.id = $1 AND ((NOT c.hidden AND NOT p.hidden) OR $2)`
+	if forUpdate {
+		q += ` FOR UPDATE OF c`
+	}
+	var c Comment
+	var locked bool
+	err := tx.QueryRow(ctx, q, commentID, actor.Moderates()).Scan(&c.ID, &c.PostID, &c.Author.ID, &c.Author.Username,
+		&c.Body, &c.Version, &c.Hidden, &c.CreatedAt, &c.UpdatedAt, &locked)
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	return c, locked, mapErr(err, "comment")
+}
+
+// UpdateComment edits a comment's body (its author, or a moderator).
+func (db *DB) UpdateComment(ctx context.Context, tenantID int64, actor Actor, commentID int64, body string) (Comment, error) {
+	if err := canWrite(actor); err != nil {
+		return Comment{}, err
+	}
+	fields := map[string]string{}
+	checkText(fields, "body", body, maxBody)
+	if len(fields) > 0 {
+		return Comment{}, Invalid(fields)
+	}
+	var c Comment
+	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		old, locked, err := getComment(ctx, tx, actor, commentID, true)
+		if err != nil {
+			return err
+		}
+		if err := canEdit(actor, old.Author.ID, locked); err != nil {
+			return err
+		}
+		next := old
+		next.Body = body
+		c, err = saveComment(ctx, tx, tenantID, old, next)
+		return err
+	})
+	return c, err
+}
+
+// saveComment writes a comment's changed own fields, bumps its version and
+// sends the diff. Nothing changed: nothing is written or sent.
+func saveComment(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Comment) (Comment, error) {
+	changes := map[string]any{}
+	if old.Body != next.Body {
+		changes["body"] = next.Body
+	}
+	if old.Hidden != next.Hidden {
+		changes["hidden"] = next.Hidden
+	}
+	if len(changes) == 0 {
+		return old, nil
+	}
+	c, err := collectComment(tx.Query(ctx, `
+		WITH c AS (
+			UPDATE comments SET body = $2, hidden = $3, version = version + 1, updated_at = now()
+			WHERE id = $1 RETURNING *
+		)
+		SELECT `+commentColumns+` FROM c`+commentFrom, old.ID, next.Body, next.Hidden))
+	if err != nil {
+		return Comment{}, err
+	}
+	_, err = publish(ctx, tx, tenantID, PostRoom(c.PostID), "comment.updated", Diff{ID: c.ID, Version: c.Version, Changes: changes})
+	return c, err
+}
+
+// DeleteComment removes a comment (its author, or a moderator).
+func (db *DB) DeleteComment(ctx context.Context, tenantID int64, actor Actor, commentID int64) error {
+	if err := canWrite(actor); err != nil {
+		return err
+	}
+	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		old, locked, err := getComment(ctx, tx, actor, commentID, true)
+		if err != nil {
+			return err
+		}
+		if err := canEdit(actor, old.Author.ID, locked); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM comments WHERE id = $1`, commentID); err != nil {
+			return mapErr(err, "comment")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE posts SET comment_count = comment_count - 1 WHERE id = $1`, old.PostID); err != nil {
+			return mapErr(err, "post")
+		}
+		_, err = publish(ctx, tx, tenantID, PostRoom(old.PostID), "comment.deleted", Deleted{ID: old.ID})
+		return err
+	})
+}
+
+// RoomExists checks that a realtime room names something the actor may
+// see in this tenant.
+func (db *DB) RoomExists(ctx context.Context, tenantID int64, actor Actor, room string) error {
+	kind, id, err := ParseRoom(room)
+	if err != nil {
+		return err
+	}
+	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		switch kind {
+		case RoomTenant:
+			return nil
+		case "board":
+			_, err := getBoard(ctx, tx, id)
+			return err
+		default:
+			_, err := getPost(ctx, tx, actor, id, false)
+			return err
+		}
+	})
+}

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Code classifies an error for callers. The values are the machine codes of
+// the public API, so the HTTP layer needs only a status table.
+type Code string
+
+const (
+	CodeBadRequest   Code = "bad_request"
+	CodeNotFound     Code = "not_found"
+	CodeConflict     Code = "conflict"
+	CodeInvalid      Code = "unprocessable"
+	CodeForbidden    Code = "forbidden"
+	CodeUnauthorized Code = "unauthorized"
+	CodeUnavailable  Code = "unavailable"
+)
+
+// Error is an error the caller can act on: its Message is safe to show to a
+// client. Anything that is not an *Error is internal.
+type Error struct {
+	Code    Code
+	Message string
+	// Fields names the offending input fields of a CodeInvalid error.
+	Fields map[string]string
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Is makes errors.Is(err, ErrNotFound) true for any not-found error,
+// whatever its message.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+var (
+	ErrNotFound     = &Error{Code: CodeNotFound, Message: "not found"}
+	ErrConflict     = &Error{Code: CodeConflict, Message: "conflict"}
+	ErrForbidden    = &Error{Code: CodeForbidden, Message: "forbidden"}
+	ErrUnauthorized = &Error{Code: CodeUnauthorized, Message: "unauthorized"}
+)
+
+// Errorf returns an *Error with a formatted client-safe message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Invalid returns a validation error naming its fields.
+func Invalid(fields map[string]string) *Error {
+	return &Error{Code: CodeInvalid, Message: "validation failed", Fields: fields}
+}
+
+// mapErr turns driver errors into the typed errors above by SQLSTATE, never
+// by message text. Errors it does not know stay internal, wrapped.
+func mapErr(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var se *Error
+	if errors.As(err, &se) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Errorf(CodeNotFound, "%s not found", what)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			return Errorf(CodeConflict, "%s already exists", what)
+		case "23503": // foreign_key_violation: the referenced row is not there (for this tenant)
+			return Errorf(CodeNotFound, "%s refers to something that does not exist", what)
+		case "57014": // query_canceled: statement timeout or cancelled request
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			return fmt.Errorf("%s: %w", what, &Error{Code: CodeUnavailable, Message: "the database took too long"})
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

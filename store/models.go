@@ -1,0 +1,129 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Role is a user's standing in one tenant.
+type Role string
+
+const (
+	RoleMember    Role = "member"
+	RoleModerator Role = "moderator"
+	RoleAdmin     Role = "admin"
+)
+
+// Valid reports whether r is one of the three roles.
+func (r Role) Valid() bool {
+	return r == RoleMember || r == RoleModerator || r == RoleAdmin
+}
+
+// Moderates reports whether r may see hidden content and moderate.
+func (r Role) Moderates() bool { return r == RoleModerator || r == RoleAdmin }
+
+// Actor is who performs a store call. The zero Actor is an anonymous reader.
+type Actor struct {
+	UserID   int64
+	Username string
+	Role     Role
+	Banned   bool
+}
+
+// Anonymous reports whether no user is signed in.
+func (a Actor) Anonymous() bool { return a.UserID == 0 }
+
+// Moderates reports whether a may see hidden content and moderate.
+func (a Actor) Moderates() bool { return !a.Anonymous() && a.Role.Moderates() }
+
+// IDs are int64 in Go and strings in JSON: JavaScript numbers lose bigint
+// precision, and the contract promises opaque strings.
+
+type Tenant struct {
+	ID        int64     `json:"id,string"`
+	Slug      string    `json:"slug"`
+	Name      string    `json:"name"`
+	Public    bool      `json:"public"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type UserRef struct {
+	ID       int64  `json:"id,string"`
+	Username string `json:"username"`
+}
+
+type User struct {
+	ID          int64      `json:"id,string"`
+	Username    string     `json:"username"`
+	Email       *string    `json:"email,omitempty"`
+	Role        Role       `json:"role"`
+	Banned      bool       `json:"banned"`
+	BanReason   *string    `json:"ban_reason,omitempty"`
+	BannedUntil *time.Time `json:"banned_until,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+}
+
+type Board struct {
+	ID          int64     `json:"id,string"`
+	Slug        string    `json:"slug"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Version     int       `json:"version"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+type Post struct {
+	ID             int64     `json:"id,string"`
+	BoardID        int64     `json:"board_id,string"`
+	Author         UserRef   `json:"author"`
+	Title          string    `json:"title"`
+	Body           string    `json:"body"`
+	Version        int       `json:"version"`
+	CommentCount   int       `json:"comment_count"`
+	Locked         bool      `json:"locked"`
+	Pinned         bool      `json:"pinned"`
+	Hidden         bool      `json:"hidden"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	LastActivityAt time.Time `json:"last_activity_at"`
+}
+
+type Comment struct {
+	ID        int64     `json:"id,string"`
+	PostID    int64     `json:"post_id,string"`
+	Author    UserRef   `json:"author"`
+	Body      string    `json:"body"`
+	Version   int       `json:"version"`
+	Hidden    bool      `json:"hidden"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Diff is the payload of an *.updated event: only the fields that changed.
+type Diff struct {
+	ID      int64          `json:"id,string"`
+	Version int            `json:"version"`
+	Changes map[string]any `json:"changes"`
+}
+
+// Deleted is the payload of a *.deleted event.
+type Deleted struct {
+	ID int64 `json:"id,string"`
+}
+
+// Event is one row of the outbox: a committed change in one room.
+type Event struct {
+	TenantID  int64
+	Room      string
+	Seq       int64
+	Type      string
+	Payload   json.RawMessage
+	CreatedAt time.Time
+}
+
+// Page is one page of a keyset-paginated list.
+type Page[T any] struct {
+	Items      []T     `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}

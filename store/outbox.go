@@ -1,0 +1,161 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// NotifyChannel is the LISTEN channel that rings when events are committed.
+const NotifyChannel = "agora_events"
+
+// Room names as the realtime protocol spells them.
+const RoomTenant = "tenant"
+
+func BoardRoom(id int64) string { return "board:" + strconv.FormatInt(id, 10) }
+func PostRoom(id int64) string  { return "post:" + strconv.FormatInt(id, 10) }
+
+// publish appends one event to a room's outbox inside the caller's write
+// transaction: it bumps the room's seq (the row lock orders concurrent
+// writers of one room, so seq follows commit order with no gaps), stores the
+// event, and rings the doorbell. The notification carries only
+// "tenant room seq": listeners read the body from events, so the 8000-byte
+// NOTIFY limit never matters. Postgres delivers it only after COMMIT, and
+// never for a rollback.
+//
+// Every event of the system goes through here, so moving the NOTIFY out of
+// the transaction (a batched doorbell) is a change to this one function.
+func publish(ctx context.Context, tx pgx.Tx, tenantID int64, room, typ string, data any) (int64, error) {
+	payload, err := json.Marshal(data)
+	if err != nil {
+		return 0, fmt.Errorf("encode %s event: %w", typ, err)
+	}
+	var seq int64
+	err = tx.QueryRow(ctx, `
+		WITH r AS (
+			INSERT INTO rooms (tenant_id, name, seq) VALUES ($1, $2, 1)
+			ON CONFLICT (tenant_id, name) DO UPDATE SET seq = rooms.seq + 1
+			RETURNING seq
+		), e AS (
+			INSERT INTO events (tenant_id, room, seq, type, payload)
+			SELECT $1, $2, r.seq, $3, $4 FROM r
+			RETURNING seq
+		)
+		SELECT e.seq, pg_notify($5, $1::text || ' ' || $2 || ' ' || e.seq) FROM e`,
+		tenantID, room, typ, payload, NotifyChannel).Scan(&seq, nil)
+	if err != nil {
+		return 0, mapErr(err, typ+" event")
+	}
+	return seq, nil
+}
+
+// Notification is a parsed doorbell payload.
+type Notification struct {
+	TenantID int64
+	Room     string
+	Seq      int64
+}
+
+// ParseNotification reads the "tenant room seq" payload written by publish.
+func ParseNotification(payload string) (Notification, error) {
+	f := strings.Fields(payload)
+	if len(f) != 3 {
+		return Notification{}, fmt.Errorf("notification %q: want 3 fields", payload)
+	}
+	t, err1 := strconv.ParseInt(f[0], 10, 64)
+	s, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Notification{}, fmt.Errorf("notification %q: bad number", payload)
+	}
+	return Notification{TenantID: t, Room: f[1], Seq: s}, nil
+}
+
+// RoomState is where a room's history stands.
+type RoomState struct {
+	// Seq is the room's latest sequence number (0: nothing happened yet).
+	Seq int64
+	// Oldest is the oldest retained seq (0 when none is retained).
+	Oldest int64
+}
+
+// RoomState reads a room's latest and oldest retained seq.
+func (db *DB) RoomState(ctx context.Context, tenantID int64, room string) (RoomState, error) {
+	var st RoomState
+	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `
+			SELECT coalesce((SELECT seq FROM rooms WHERE name = $1), 0),
+			       coalesce((SELECT min(seq) FROM events WHERE room = $1), 0)`, room).
+			Scan(&st.Seq, &st.Oldest)
+	})
+	return st, mapErr(err, "room")
+}
+
+// EventsAfter returns up to limit events of a room with seq > after, in
+// order.
+func (db *DB) EventsAfter(ctx context.Context, tenantID int64, room string, after int64, limit int) ([]Event, error) {
+	var evs []Event
+	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT tenant_id, room, seq, type, payload, created_at
+			FROM events WHERE room = $1 AND seq > $2
+			ORDER BY seq LIMIT $3`, room, after, limit)
+		if err != nil {
+			return err
+		}
+		evs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
+			var e Event
+			err := row.Scan(&e.TenantID, &e.Room, &e.Seq, &e.Type, &e.Payload, &e.CreatedAt)
+			e.CreatedAt = e.CreatedAt.UTC()
+			return e, err
+		})
+		return err
+	})
+	return evs, mapErr(err, "events")
+}
+
+// Retention bounds the outbox per room.
+type Retention struct {
+	// PerRoom keeps at most this many newest events of each room.
+	PerRoom int64
+	// MaxAge drops events older than this.
+	MaxAge time.Duration
+}
+
+// PruneEvents applies retention to one tenant and returns how many events
+// it removed. Room seqs live in rooms, so pruning never reuses a seq.
+func (db *DB) PruneEvents(ctx context.Context, tenantID int64, r Retention) (int64, error) {
+	var n int64
+	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM events WHERE created_at < now() - $1::interval`, r.MaxAge)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `
+			DELETE FROM events e USING rooms r
+			WHERE e.tenant_id = r.tenant_id AND e.room = r.name AND e.seq <= r.seq - $1`, r.PerRoom)
+		n += tag.RowsAffected()
+		return err
+	})
+	return n, mapErr(err, "prune events")
+}
+
+// ParseRoom splits "board:17" into ("board", 17); "tenant" has id 0.
+func ParseRoom(room string) (kind string, id int64, err error) {
+	if room == RoomTenant {
+		return RoomTenant, 0, nil
+	}
+	kind, num, ok := strings.Cut(room, ":")
+	if ok && (kind == "board" || kind == "post") {
+		id, err := strconv.ParseInt(num, 10, 64)
+		if err == nil && id > 0 && strconv.FormatInt(id, 10) == num {
+			return kind, id, nil
+		}
+	}
+	return "", 0, Errorf(CodeBadRequest, "unknown room %q: want tenant, board:{id} or post:{id}", room)
+}

@@ -1,0 +1,128 @@
+// Package store is Agora's only door to PostgreSQL: the connection pool,
+// every SQL statement, tenant-scoped transactions, the outbox of realtime
+// events, and the domain types and errors that callers see.
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config says how to reach the database and how patient to be with it.
+type Config struct {
+	URL string
+	// StatementTimeout bounds every statement on the pool (0: 5 s).
+	StatementTimeout time.Duration
+	// MaxConns caps the pool (0: pgxpool's default).
+	MaxConns int32
+	// Hasher hashes passwords (zero value: DefaultHasher()).
+	Hasher Hasher
+}
+
+// DB is the store. It is safe for concurrent use.
+type DB struct {
+	pool   *pgxpool.Pool
+	hasher Hasher
+	// dummyHash is verified against when a login names no user, so an
+	// unknown username costs the same time as a wrong password.
+	dummyHash string
+}
+
+// Open connects and checks the connection.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	timeout := cfg.StatementTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
+	// A transaction left open by a bug must not hold row locks forever.
+	pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt((6 * timeout).Milliseconds(), 10)
+	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	h := cfg.Hasher
+	if h == (Hasher{}) {
+		h = DefaultHasher()
+	}
+	dummy, err := h.Hash("agora-dummy-password")
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &DB{pool: pool, hasher: h, dummyHash: dummy}, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() { db.pool.Close() }
+
+// Pool exposes the pool for metrics and for the listener's dedicated
+// connection config; queries go through store methods.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
+
+// WithTenant runs fn in a transaction that Row Level Security scopes to one
+// tenant. set_config(..., true) lasts only for the transaction, so a pooled
+// connection never carries a tenant into the next request.
+func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10)); err != nil {
+			return fmt.Errorf("set tenant: %w", err)
+		}
+		return fn(tx)
+	})
+}
+
+// CheckSafety refuses to run with a role for which Row Level Security would
+// be silently off, or a schema where a tenant table lacks forced RLS.
+func (db *DB) CheckSafety(ctx context.Context) error {
+	var super, bypass bool
+	var role string
+	err := db.pool.QueryRow(ctx,
+		`SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).
+		Scan(&role, &super, &bypass)
+	if err != nil {
+		return fmt.Errorf("read role attributes: %w", err)
+	}
+	if super || bypass {
+		return fmt.Errorf("database role %q is a superuser or has BYPASSRLS: tenant isolation would be off; connect as an ordinary role that owns the database", role)
+	}
+	rows, err := db.pool.Query(ctx, `
+		SELECT c.relname
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+		WHERE n.nspname = current_schema() AND c.relkind = 'r'
+		  AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
+		ORDER BY c.relname`)
+	if err != nil {
+		return fmt.Errorf("check row level security: %w", err)
+	}
+	unsafe, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("check row level security: %w", err)
+	}
+	if len(unsafe) > 0 {
+		return fmt.Errorf("tenant tables without forced row level security: %v", unsafe)
+	}
+	return nil
+}
