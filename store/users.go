@@ -190,11 +190,13 @@ func (db *DB) Authenticate(ctx context.Context, tenantID int64, token string) (S
 	return s, err
 }
 
-// Logout revokes one session token.
+// Logout revokes one session token and closes the sockets opened with it.
 func (db *DB) Logout(ctx context.Context, tenantID, tokenID int64) error {
 	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, tokenID)
-		return mapErr(err, "token")
+		if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, tokenID); err != nil {
+			return mapErr(err, "token")
+		}
+		return notifyControl(ctx, tx, ControlRevoke, tenantID, tokenID)
 	})
 }
 

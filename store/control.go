@@ -1,0 +1,52 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ControlChannel carries commands to every instance's realtime side, on the
+// same bus as the event doorbell: when a ban or a revoked token commits,
+// every instance closes the affected sockets.
+const ControlChannel = "agora_control"
+
+// Control kinds.
+const (
+	// ControlBan: close every session of user ID (banned).
+	ControlBan = "ban"
+	// ControlRevoke: close every session opened with token ID (logout).
+	ControlRevoke = "revoke"
+)
+
+// Control is a parsed control notification.
+type Control struct {
+	Kind     string
+	TenantID int64
+	ID       int64
+}
+
+// notifyControl queues a control notification; Postgres sends it only if
+// the transaction commits.
+func notifyControl(ctx context.Context, tx pgx.Tx, kind string, tenantID, id int64) error {
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ControlChannel,
+		kind+" "+strconv.FormatInt(tenantID, 10)+" "+strconv.FormatInt(id, 10))
+	return mapErr(err, "control notification")
+}
+
+// ParseControl reads a "kind tenant id" payload.
+func ParseControl(payload string) (Control, error) {
+	f := strings.Fields(payload)
+	if len(f) != 3 {
+		return Control{}, fmt.Errorf("control %q: want 3 fields", payload)
+	}
+	t, err1 := strconv.ParseInt(f[1], 10, 64)
+	id, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Control{}, fmt.Errorf("control %q: bad number", payload)
+	}
+	return Control{Kind: f[0], TenantID: t, ID: id}, nil
+}
