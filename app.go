@@ -19,11 +19,16 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"agora/api"
+	"agora/realtime"
 	"agora/store"
 	"agora/store/devdb"
+	"agora/web"
 )
 
 const usage = `usage:
@@ -47,6 +52,8 @@ type config struct {
 	LogLevel       string
 	LogFormat      string
 	AllowedOrigins string
+	PingInterval   time.Duration
+	PongTimeout    time.Duration
 	SeedDemo       bool
 	AutoMigrate    bool
 }
@@ -69,12 +76,24 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.LogLevel, "log-level", env("AGORA_LOG_LEVEL", "info"), "debug|info|warn|error (AGORA_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", getenv("AGORA_LOG_FORMAT"), "json|console; default: console on a terminal, else json (AGORA_LOG_FORMAT)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", getenv("AGORA_ALLOWED_ORIGINS"), "extra WebSocket origins, comma-separated (AGORA_ALLOWED_ORIGINS)")
+	fs.DurationVar(&c.PingInterval, "ws-ping-interval", envDuration(getenv, "AGORA_WS_PING_INTERVAL", 20*time.Second), "how often WebSocket clients are pinged (AGORA_WS_PING_INTERVAL)")
+	fs.DurationVar(&c.PongTimeout, "ws-pong-timeout", envDuration(getenv, "AGORA_WS_PONG_TIMEOUT", 30*time.Second), "a client silent this long after a ping is dropped (AGORA_WS_PONG_TIMEOUT)")
 	fs.BoolVar(&c.SeedDemo, "seed-demo", envBool(getenv, "AGORA_SEED_DEMO", false), "create a demo tenant with an admin if missing (AGORA_SEED_DEMO)")
 	fs.BoolVar(&c.AutoMigrate, "migrate", envBool(getenv, "AGORA_AUTO_MIGRATE", true), "apply pending migrations at start (AGORA_AUTO_MIGRATE)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, usageError(err.Error())
 	}
+	if c.PingInterval <= 0 || c.PongTimeout <= c.PingInterval {
+		return c, nil, usageError("the WebSocket pong timeout must be longer than the ping interval, both positive")
+	}
 	return c, fs.Args(), nil
+}
+
+func envDuration(getenv func(string) string, key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(getenv(key)); err == nil {
+		return d
+	}
+	return def
 }
 
 func envBool(getenv func(string) string, key string, def bool) bool {
@@ -287,6 +306,7 @@ func tenantCmd(ctx context.Context, cfg config, log zerolog.Logger, args []strin
 type app struct {
 	log    zerolog.Logger
 	db     *store.DB
+	hub    *realtime.Hub
 	http   *http.Server
 	lis    net.Listener
 	closer []func(context.Context)
@@ -341,10 +361,34 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, url string) (*ap
 	a := &app{log: log, db: db}
 	a.closer = append(a.closer, func(context.Context) { db.Close() })
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hub := realtime.New(realtime.Config{
+		Store:          db,
+		Log:            log,
+		ListenURL:      url,
+		PingInterval:   cfg.PingInterval,
+		PongTimeout:    cfg.PongTimeout,
+		AllowedOrigins: splitList(cfg.AllowedOrigins),
+		Metrics:        realtime.NewMetrics(reg),
+	})
+	hub.Run()
+	a.hub = hub
+	// Sessions close with 1001 before the pool goes.
+	a.closer = append(a.closer, func(ctx context.Context) {
+		if err := hub.Shutdown(ctx); err != nil {
+			log.Warn().Err(err).Msg("realtime shutdown")
+		}
+	})
+
 	srv := api.New(api.Config{
 		Store:      db,
 		Log:        log,
 		AdminToken: cfg.AdminToken,
+		WebSocket:  hub,
+		Ready:      map[string]api.Check{"listener": hub.Ready},
+		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Web:        web.Handler(),
 	})
 	a.http = api.NewHTTPServer(cfg.Addr, srv)
 	lis, err := net.Listen("tcp", cfg.Addr)
@@ -366,12 +410,20 @@ func (a *app) URL() string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
-// shutdown stops accepting, lets requests finish, then closes the rest in
-// reverse order of creation, all within one deadline.
+// shutdown stops accepting, closes WebSocket sessions with 1001, lets
+// requests finish, then closes the rest in reverse order of creation, all
+// within one deadline.
 func (a *app) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if a.http != nil && a.lis != nil {
+		// Hijacked WebSocket connections are not the http.Server's to
+		// close: end them first, or Shutdown would wait on nothing.
+		if a.hub != nil {
+			if err := a.hub.Shutdown(ctx); err != nil {
+				a.log.Warn().Err(err).Msg("realtime shutdown")
+			}
+		}
 		if err := a.http.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Warn().Err(err).Msg("http shutdown")
 		}
@@ -418,4 +470,14 @@ func seedDemo(ctx context.Context, db *store.DB, dataDir, url string, stdout io.
 	}
 	fmt.Fprintf(stdout, "\nAgora is up: %s/t/%s/\n  demo admin: %s / %s\n\n", url, t.Slug, user, pass)
 	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -41,12 +41,17 @@ type Config struct {
 	Metrics http.Handler
 	// Middleware runs first on every request (metrics instrumentation).
 	Middleware []echo.MiddlewareFunc
+	// RateLimits limits writes and login attempts (zero value: defaults).
+	RateLimits RateLimits
 }
 
 // Server is the configured Echo application.
 type Server struct {
-	cfg  Config
-	echo *echo.Echo
+	cfg    Config
+	echo   *echo.Echo
+	limits *limiters
+	// openapi is the rendered OpenAPI document.
+	openapi []byte
 }
 
 // New builds the server and its routes.
@@ -54,7 +59,7 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = handleError
-	s := &Server{cfg: cfg, echo: e}
+	s := &Server{cfg: cfg, echo: e, limits: newLimiters(cfg.RateLimits), openapi: renderOpenAPI()}
 
 	e.Use(cfg.Middleware...)
 	e.Use(requestID, s.accessLog, s.recoverPanic)
@@ -73,8 +78,8 @@ func New(cfg Config) *Server {
 	platform.GET("/tenants", s.listTenants)
 
 	t := v1.Group("/t/:tenant", s.resolveTenant, s.authenticate)
-	t.POST("/auth/register", s.register)
-	t.POST("/auth/login", s.login)
+	t.POST("/auth/register", s.register, s.limitRegistration)
+	t.POST("/auth/login", s.login, s.limitLogin)
 	t.POST("/auth/logout", s.logout, requireUser)
 	t.GET("/me", s.me, requireUser)
 	t.POST("/ws/ticket", s.wsTicket, requireUser)
@@ -86,14 +91,15 @@ func New(cfg Config) *Server {
 	r.GET("/boards", s.listBoards)
 	r.POST("/boards", s.createBoard, requireUser)
 	r.GET("/boards/:board/posts", s.listPosts)
-	r.POST("/boards/:board/posts", s.createPost, requireUser)
+	r.POST("/boards/:board/posts", s.createPost, requireUser, s.limitUser(s.limits.posts))
 	r.GET("/posts/:post", s.getPost)
-	r.PATCH("/posts/:post", s.updatePost, requireUser)
-	r.DELETE("/posts/:post", s.deletePost, requireUser)
+	r.PATCH("/posts/:post", s.updatePost, requireUser, s.limitUser(s.limits.edits))
+	r.DELETE("/posts/:post", s.deletePost, requireUser, s.limitUser(s.limits.edits))
 	r.GET("/posts/:post/comments", s.listComments)
-	r.POST("/posts/:post/comments", s.createComment, requireUser)
-	r.PATCH("/comments/:comment", s.updateComment, requireUser)
-	r.DELETE("/comments/:comment", s.deleteComment, requireUser)
+	r.POST("/posts/:post/comments", s.createComment, requireUser, s.limitUser(s.limits.comments))
+	r.PATCH("/comments/:comment", s.updateComment, requireUser, s.limitUser(s.limits.edits))
+	r.DELETE("/comments/:comment", s.deleteComment, requireUser, s.limitUser(s.limits.edits))
+	s.modRoutes(t, r)
 
 	if cfg.Web != nil {
 		e.GET("/*", echo.WrapHandler(cfg.Web))

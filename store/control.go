@@ -50,3 +50,10 @@ func ParseControl(payload string) (Control, error) {
 	}
 	return Control{Kind: f[0], TenantID: t, ID: id}, nil
 }
+
+// Notify sends an ephemeral notification outside any transaction (presence
+// and typing between instances: never stored).
+func (db *DB) Notify(ctx context.Context, channel, payload string) error {
+	_, err := db.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
+	return mapErr(err, "notify")
+}

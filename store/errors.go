@@ -78,6 +78,8 @@ func mapErr(err error, what string) error {
 			return Errorf(CodeConflict, "%s already exists", what)
 		case "23503": // foreign_key_violation: the referenced row is not there (for this tenant)
 			return Errorf(CodeNotFound, "%s refers to something that does not exist", what)
+		case "22021", "22P05": // text Postgres cannot store (NUL): the client's input, not our bug
+			return Errorf(CodeInvalid, "%s contains characters that cannot be stored", what)
 		case "57014": // query_canceled: statement timeout or cancelled request
 			if errors.Is(err, context.Canceled) {
 				return err

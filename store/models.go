@@ -120,6 +120,9 @@ type Event struct {
 	Type      string
 	Payload   json.RawMessage
 	CreatedAt time.Time
+	// Hidden: the post or comment the event is about is hidden now, so
+	// members must not see its text.
+	Hidden bool
 }
 
 // Page is one page of a keyset-paginated list.

@@ -100,16 +100,27 @@ func (db *DB) RoomState(ctx context.Context, tenantID int64, room string) (RoomS
 func (db *DB) EventsAfter(ctx context.Context, tenantID int64, room string, after int64, limit int) ([]Event, error) {
 	var evs []Event
 	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		// Hidden is the object's state now, not when the event was written:
+		// hiding a comment must also hide it from replays of its creation.
 		rows, err := tx.Query(ctx, `
-			SELECT tenant_id, room, seq, type, payload, created_at
-			FROM events WHERE room = $1 AND seq > $2
-			ORDER BY seq LIMIT $3`, room, after, limit)
+			SELECT e.tenant_id, e.room, e.seq, e.type, e.payload, e.created_at,
+			       CASE
+			         WHEN e.type LIKE 'comment.%' THEN coalesce((
+			           SELECT c.hidden OR p.hidden FROM comments c
+			           JOIN posts p ON p.tenant_id = c.tenant_id AND p.id = c.post_id
+			           WHERE c.id = (e.payload->>'id')::bigint), false)
+			         WHEN e.type LIKE 'post.%' THEN coalesce((
+			           SELECT p.hidden FROM posts p WHERE p.id = (e.payload->>'id')::bigint), false)
+			         ELSE false
+			       END
+			FROM events e WHERE e.room = $1 AND e.seq > $2
+			ORDER BY e.seq LIMIT $3`, room, after, limit)
 		if err != nil {
 			return err
 		}
 		evs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
 			var e Event
-			err := row.Scan(&e.TenantID, &e.Room, &e.Seq, &e.Type, &e.Payload, &e.CreatedAt)
+			err := row.Scan(&e.TenantID, &e.Room, &e.Seq, &e.Type, &e.Payload, &e.CreatedAt, &e.Hidden)
 			e.CreatedAt = e.CreatedAt.UTC()
 			return e, err
 		})

@@ -33,6 +33,9 @@ func (db *DB) CreateTenant(ctx context.Context, slug, name string) (Tenant, erro
 
 // TenantBySlug resolves the {tenant} of a URL.
 func (db *DB) TenantBySlug(ctx context.Context, slug string) (Tenant, error) {
+	if !slugPattern.MatchString(slug) {
+		return Tenant{}, Errorf(CodeNotFound, "tenant not found")
+	}
 	rows, err := db.pool.Query(ctx, `
 		SELECT id, slug, name, public, created_at FROM tenants WHERE slug = $1`, slug)
 	if err != nil {

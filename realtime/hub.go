@@ -1,0 +1,365 @@
+// Package realtime is Agora's WebSocket side: melody sessions, the
+// protocol, the room index, presence and typing, and the Postgres listener
+// that fans committed events out to the sessions of this instance.
+package realtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/olahol/melody"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"agora/store"
+)
+
+// Config tunes the hub. Zero values take the defaults in brackets.
+type Config struct {
+	Store *store.DB
+	Log   zerolog.Logger
+	// ListenURL is the database URL for the dedicated LISTEN connection.
+	ListenURL string
+	// InstanceID names this instance to the others (random).
+	InstanceID string
+
+	PingInterval time.Duration // [20s]
+	PongTimeout  time.Duration // [30s]
+	WriteTimeout time.Duration // [10s]
+	// SendQueue is melody's per-session queue of frames [32]. A full queue
+	// closes the session with 1013; the client resumes with since.
+	SendQueue int
+	// MaxMessage is the largest client message [4096].
+	MaxMessage int64
+	// MaxRooms per session [100].
+	MaxRooms int
+	// InboundRate and InboundBurst limit client messages per session
+	// [20/s, 40]. Floods get error frames; FloodClose of them in a row
+	// close the session with 1008 [50].
+	InboundRate  rate.Limit
+	InboundBurst int
+	FloodClose   int
+	// AllowedOrigins are origins besides the request's own host that may
+	// open WebSockets ("https://forum.example.com").
+	AllowedOrigins []string
+
+	// PresenceFlush is the coalescing window for join/leave frames [250ms].
+	PresenceFlush time.Duration
+	// Heartbeat is how often this instance tells the others it lives [5s];
+	// an instance silent for HeartbeatTimeout [3 x Heartbeat] is dead and
+	// its users leave presence.
+	Heartbeat        time.Duration
+	HeartbeatTimeout time.Duration
+	// TypingInterval is the least time between two typing relays of one
+	// user in one room [2s].
+	TypingInterval time.Duration
+
+	// Retention bounds each room's history [10,000 events, 7 days],
+	// applied every PruneInterval [1m].
+	Retention     store.Retention
+	PruneInterval time.Duration
+
+	// Metrics receives counts; nil: none.
+	Metrics *Metrics
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.PingInterval, 20*time.Second)
+	def(&c.PongTimeout, 30*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.PresenceFlush, 250*time.Millisecond)
+	def(&c.Heartbeat, 5*time.Second)
+	def(&c.HeartbeatTimeout, 3*c.Heartbeat)
+	def(&c.TypingInterval, 2*time.Second)
+	def(&c.Retention.MaxAge, 7*24*time.Hour)
+	def(&c.PruneInterval, time.Minute)
+	if c.Retention.PerRoom <= 0 {
+		c.Retention.PerRoom = 10000
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 32
+	}
+	if c.MaxMessage <= 0 {
+		c.MaxMessage = 4096
+	}
+	if c.MaxRooms <= 0 {
+		c.MaxRooms = 100
+	}
+	if c.InboundRate <= 0 {
+		c.InboundRate = 20
+	}
+	if c.InboundBurst <= 0 {
+		c.InboundBurst = 40
+	}
+	if c.FloodClose <= 0 {
+		c.FloodClose = 50
+	}
+	if c.InstanceID == "" {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		c.InstanceID = hex.EncodeToString(b)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+}
+
+// Hub serves WebSocket sessions for one instance.
+type Hub struct {
+	cfg      Config
+	log      zerolog.Logger
+	db       *store.DB
+	m        *melody.Melody
+	rooms    *index
+	presence *presence
+	metrics  *Metrics
+
+	// ctx lives from Run until Shutdown; background work stops with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	listening atomic.Bool
+	closing   atomic.Bool
+	nextID    atomic.Uint64
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+}
+
+// New builds a hub; call Run to start its background work.
+func New(cfg Config) *Hub {
+	cfg.defaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		cfg:     cfg,
+		log:     cfg.Log.With().Str("component", "realtime").Str("instance", cfg.InstanceID).Logger(),
+		db:      cfg.Store,
+		metrics: cfg.Metrics,
+		ctx:     ctx,
+		cancel:  cancel,
+		clients: map[*client]struct{}{},
+	}
+	h.rooms = newIndex()
+	h.presence = newPresence(h)
+
+	m := melody.New()
+	m.Config.PingPeriod = cfg.PingInterval
+	m.Config.PongWait = cfg.PongTimeout
+	m.Config.WriteWait = cfg.WriteTimeout
+	m.Config.MaxMessageSize = cfg.MaxMessage
+	m.Config.MessageBufferSize = cfg.SendQueue
+	// Origins are checked in ServeWS, where the refusal can be the API's
+	// JSON error; compression stays off (a compressed frame can inflate
+	// past the read limit). Write buffers come from a pool, so an idle
+	// connection holds none.
+	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
+	m.Upgrader.EnableCompression = false
+	m.Upgrader.WriteBufferPool = &sync.Pool{}
+	m.HandleConnect(h.onConnect)
+	m.HandleDisconnect(h.onDisconnect)
+	m.HandleMessage(h.onMessage)
+	m.HandleMessageBinary(func(s *melody.Session, _ []byte) {
+		if c := clientOf(s); c != nil {
+			c.send(encodeError(store.CodeBadRequest, "binary frames are not part of the protocol", ""))
+		}
+	})
+	m.HandleSentMessage(func(s *melody.Session, _ []byte) {
+		if c := clientOf(s); c != nil {
+			c.sent()
+		}
+	})
+	m.HandlePong(func(s *melody.Session) {
+		if c := clientOf(s); c != nil {
+			c.lastSeen.Store(time.Now().UnixNano())
+		}
+	})
+	m.HandleError(h.onError)
+	h.m = m
+	return h
+}
+
+// Run starts the listener, presence heartbeats and history pruning. They
+// stop at Shutdown.
+func (h *Hub) Run() {
+	h.wg.Add(3)
+	go func() { defer h.wg.Done(); h.listen(h.ctx) }()
+	go func() { defer h.wg.Done(); h.presence.run(h.ctx) }()
+	go func() { defer h.wg.Done(); h.prune(h.ctx) }()
+}
+
+// Ready reports whether the listener is connected: without it this
+// instance would serve stale rooms.
+func (h *Hub) Ready(context.Context) error {
+	if !h.listening.Load() {
+		return errors.New("realtime listener is not connected")
+	}
+	return nil
+}
+
+// ServeWS upgrades an authenticated request. Refusals happen before the
+// upgrade, as plain API errors.
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenant, actor store.Actor, tokenID int64) {
+	if h.closing.Load() {
+		writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		writeError(w, http.StatusBadRequest, store.CodeBadRequest, "this endpoint speaks WebSocket only")
+		return
+	}
+	if !h.originAllowed(r) {
+		h.metrics.Rejected.WithLabelValues("origin").Inc()
+		writeError(w, http.StatusForbidden, store.CodeForbidden, "origin not allowed")
+		return
+	}
+	if !tenant.Public && actor.Anonymous() {
+		writeError(w, http.StatusUnauthorized, store.CodeUnauthorized, "sign in first")
+		return
+	}
+	log := zerolog.Ctx(r.Context())
+	if log.GetLevel() == zerolog.Disabled {
+		log = &h.log
+	}
+	c := newClient(h, tenant, actor, tokenID, log.With().Uint64("session", h.nextID.Add(1)).Logger())
+	if err := h.m.HandleRequestWithKeys(w, r, map[string]any{clientKey: c}); err != nil {
+		c.log.Warn().Err(err).Msg("websocket upgrade failed")
+	}
+}
+
+// originAllowed: no Origin (not a browser), the request's own host, or a
+// configured origin.
+func (h *Hub) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range h.cfg.AllowedOrigins {
+		if strings.EqualFold(strings.TrimRight(o, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeError(w http.ResponseWriter, status int, code store.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": string(code), "message": msg}})
+}
+
+// Shutdown closes every session with 1001, then stops the listener and
+// background work, all within ctx.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	if !h.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	h.mu.Lock()
+	clients := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		clients = append(clients, c)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, c := range clients {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.closeNow(websocket.CloseGoingAway, "server going away")
+		}()
+	}
+	wg.Wait()
+	h.presence.goodbye(ctx)
+	h.cancel()
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); _ = h.m.Close(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Hub) onConnect(s *melody.Session) {
+	c := clientOf(s)
+	c.session = s
+	h.mu.Lock()
+	h.clients[c] = struct{}{}
+	h.mu.Unlock()
+	h.metrics.Sessions.Inc()
+	c.log.Info().Bool("anonymous", c.actor.Anonymous()).Msg("session open")
+}
+
+func (h *Hub) onDisconnect(s *melody.Session) {
+	c := clientOf(s)
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+	c.leaveAll()
+	h.metrics.Sessions.Dec()
+	code, reason := c.closeReason()
+	c.log.Info().Int("code", code).Str("reason", reason).
+		Dur("duration", time.Since(c.opened)).
+		Int64("messages_in", c.msgsIn.Load()).Int64("messages_out", c.msgsOut.Load()).
+		Msg("session closed")
+}
+
+func (h *Hub) onError(s *melody.Session, err error) {
+	c := clientOf(s)
+	if c == nil {
+		return
+	}
+	switch {
+	case errors.Is(err, melody.ErrMessageBufferFull):
+		c.slow()
+	case errors.Is(err, websocket.ErrReadLimit):
+		h.metrics.Rejected.WithLabelValues("too_big").Inc()
+		c.setCloseReason(websocket.CloseMessageTooBig, "message too big")
+	default:
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			c.setCloseReason(ce.Code, ce.Text)
+		}
+	}
+}
+
+// forEachClient calls fn for every session matching keep.
+func (h *Hub) forEachClient(keep func(*client) bool, fn func(*client)) {
+	h.mu.Lock()
+	var match []*client
+	for c := range h.clients {
+		if keep(c) {
+			match = append(match, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range match {
+		fn(c)
+	}
+}

@@ -1,0 +1,450 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/maphash"
+	"strconv"
+	"sync"
+	"time"
+
+	"agora/store"
+)
+
+type roomKey struct {
+	tenant int64
+	name   string
+}
+
+const shardCount = 64
+
+// index maps (tenant, room) to the room's local subscribers. It is sharded
+// so a busy room locks only its own shard, and fan-out touches only the
+// room's sessions, never a scan of every session.
+type index struct {
+	seed   maphash.Seed
+	shards [shardCount]shard
+}
+
+type shard struct {
+	mu    sync.Mutex
+	rooms map[roomKey]*room
+}
+
+func newIndex() *index {
+	ix := &index{seed: maphash.MakeSeed()}
+	for i := range ix.shards {
+		ix.shards[i].rooms = map[roomKey]*room{}
+	}
+	return ix
+}
+
+func (ix *index) shard(k roomKey) *shard {
+	var h maphash.Hash
+	h.SetSeed(ix.seed)
+	h.WriteString(k.name)
+	h.WriteString(strconv.FormatInt(k.tenant, 10))
+	return &ix.shards[h.Sum64()%shardCount]
+}
+
+// get returns the room if this instance has subscribers in it.
+func (ix *index) get(k roomKey) *room {
+	s := ix.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[k]
+}
+
+// acquire returns the room, creating it, and counts one more user of it so
+// it cannot be dropped while a subscribe is under way.
+func (ix *index) acquire(k roomKey) (r *room, created bool) {
+	s := ix.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r = s.rooms[k]
+	if r == nil {
+		r = &room{key: k, subs: map[*client]*sub{}, ready: make(chan struct{})}
+		s.rooms[k] = r
+		created = true
+	}
+	r.refs++
+	return r, created
+}
+
+// release undoes acquire; the last release drops the room.
+func (ix *index) release(r *room) {
+	s := ix.shard(r.key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.refs--
+	if r.refs == 0 && s.rooms[r.key] == r {
+		delete(s.rooms, r.key)
+	}
+}
+
+func (ix *index) all() []*room {
+	var out []*room
+	for i := range ix.shards {
+		s := &ix.shards[i]
+		s.mu.Lock()
+		for _, r := range s.rooms {
+			out = append(out, r)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// room is one room's local state. lastSeq is how far this instance has
+// delivered the room; every subscriber is either live (gets each batch as
+// it is delivered) or still replaying (batches wait in its sub).
+type room struct {
+	key   roomKey
+	refs  int // guarded by the shard lock
+	ready chan struct{}
+	err   error // set before ready closes if the room could not start
+
+	mu      sync.Mutex
+	subs    map[*client]*sub
+	lastSeq int64
+	target  int64 // highest seq any notification announced
+	running bool  // a drain goroutine is at work
+	recheck bool  // read events even without a newer notification
+}
+
+type sub struct {
+	replaying bool
+	held      [][]byte // frames delivered while replaying
+	heldBytes int
+}
+
+// maxHeld bounds what a replaying session may hold back before it is
+// treated as a slow consumer.
+const maxHeld = 8 << 20
+
+func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int64) {
+	fail := func(code store.Code, msg string) { c.send(encodeError(code, msg, name)) }
+	c.mu.Lock()
+	r, again := c.rooms[name]
+	count := len(c.rooms)
+	c.mu.Unlock()
+	if !again && count >= h.cfg.MaxRooms {
+		h.metrics.Rejected.WithLabelValues("too_many_rooms").Inc()
+		fail(store.CodeBadRequest, "too many rooms: at most "+strconv.Itoa(h.cfg.MaxRooms)+" per connection")
+		return
+	}
+	if err := h.db.RoomExists(ctx, c.tenant.ID, c.actor, name); err != nil {
+		code, msg := store.CodeNotFound, "room not found"
+		var se *store.Error
+		if !errors.As(err, &se) || se.Code != store.CodeNotFound {
+			code, msg = store.CodeUnavailable, "could not check the room, try again"
+			c.log.Warn().Err(err).Str("room", name).Msg("room check failed")
+		}
+		fail(code, msg)
+		return
+	}
+	if !again {
+		var created bool
+		r, created = h.rooms.acquire(roomKey{c.tenant.ID, name})
+		if created {
+			h.startRoom(ctx, r)
+		}
+		<-r.ready
+		if r.err != nil {
+			h.rooms.release(r)
+			fail(store.CodeUnavailable, "could not open the room, try again")
+			return
+		}
+		c.mu.Lock()
+		c.rooms[name] = r
+		c.mu.Unlock()
+		h.presence.join(c, r.key)
+		h.metrics.Subscriptions.Inc()
+	}
+
+	// Register for live batches before reading history: whatever is
+	// delivered from now on waits in s.held, and the replay stops at
+	// liveFrom, so the seam has neither gap nor duplicate.
+	r.mu.Lock()
+	s := &sub{replaying: true}
+	r.subs[c] = s
+	liveFrom := r.lastSeq
+	r.mu.Unlock()
+
+	c.send(encodeSubscribed(name, liveFrom))
+	c.send(h.presence.state(r.key))
+	if since != nil && *since != liveFrom {
+		if err := h.replay(ctx, c, r, *since, liveFrom); err != nil {
+			c.log.Info().Err(err).Str("room", name).Msg("replay stopped")
+			return
+		}
+	}
+	r.mu.Lock()
+	for _, f := range s.held {
+		c.send(f)
+	}
+	s.held, s.replaying = nil, false
+	r.mu.Unlock()
+	c.log.Debug().Str("room", name).Int64("seq", liveFrom).Msg("subscribed")
+}
+
+// replay sends the events in (since, upTo], or reset when history no
+// longer reaches back to since.
+func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64) error {
+	name := r.key.name
+	if since > upTo {
+		c.send(encodeReset(name, upTo))
+		return nil
+	}
+	st, err := h.db.RoomState(ctx, r.key.tenant, name)
+	if err != nil {
+		c.send(encodeError(store.CodeUnavailable, "could not read history, subscribe again", name))
+		return err
+	}
+	if st.Oldest == 0 || st.Oldest > since+1 {
+		c.send(encodeReset(name, upTo))
+		return nil
+	}
+	const page = 1000
+	after := since
+	for after < upTo {
+		evs, err := h.db.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
+		if err != nil {
+			c.send(encodeError(store.CodeUnavailable, "could not read history, subscribe again", name))
+			return err
+		}
+		if len(evs) == 0 || evs[0].Seq != after+1 {
+			c.send(encodeReset(name, upTo)) // pruned while we read
+			return nil
+		}
+		msgs := make([][]byte, 0, len(evs))
+		for _, e := range evs {
+			msgs = append(msgs, encodeFor(e, c.actor.Moderates()))
+		}
+		h.metrics.Replayed.Add(float64(len(evs)))
+		for _, f := range pack(msgs, replayFrame) {
+			if err := c.waitQueue(int64(h.cfg.SendQueue / 2)); err != nil {
+				return err
+			}
+			c.send(f)
+		}
+		after = evs[len(evs)-1].Seq
+	}
+	return nil
+}
+
+// replayFrame is the size replays pack their events into.
+const replayFrame = 64 << 10
+
+func (h *Hub) unsubscribe(c *client, name string) {
+	c.mu.Lock()
+	r, ok := c.rooms[name]
+	delete(c.rooms, name)
+	c.mu.Unlock()
+	if !ok {
+		c.send(encodeError(store.CodeBadRequest, "not subscribed", name))
+		return
+	}
+	h.leave(c, r)
+}
+
+// leave removes one session from one room.
+func (h *Hub) leave(c *client, r *room) {
+	r.mu.Lock()
+	delete(r.subs, c)
+	r.mu.Unlock()
+	h.presence.leave(c, r.key)
+	h.metrics.Subscriptions.Dec()
+	h.rooms.release(r)
+}
+
+// startRoom sets where a new room's delivery starts: the room's seq now.
+// Notifications that arrive meanwhile only raise target, so nothing
+// committed after this read is missed.
+func (h *Hub) startRoom(ctx context.Context, r *room) {
+	defer close(r.ready)
+	st, err := h.db.RoomState(ctx, r.key.tenant, r.key.name)
+	if err != nil {
+		r.err = err
+		h.log.Warn().Err(err).Str("room", r.key.name).Msg("open room")
+		return
+	}
+	h.metrics.Rooms.Inc()
+	r.mu.Lock()
+	r.lastSeq = st.Seq
+	r.mu.Unlock()
+	h.schedule(r, 0, true)
+}
+
+// notify is the listener's doorbell for one room.
+func (h *Hub) notify(n store.Notification) {
+	h.metrics.EventsReceived.Inc()
+	r := h.rooms.get(roomKey{n.TenantID, n.Room})
+	if r == nil {
+		return
+	}
+	h.schedule(r, n.Seq, false)
+}
+
+// schedule makes sure a drain runs for the room if there may be news.
+func (h *Hub) schedule(r *room, seq int64, recheck bool) {
+	r.mu.Lock()
+	if seq > r.target {
+		r.target = seq
+	}
+	r.recheck = r.recheck || recheck
+	start := !r.running && (r.target > r.lastSeq || r.recheck)
+	if start {
+		r.running = true
+	}
+	r.mu.Unlock()
+	if start {
+		go h.drain(r)
+	}
+}
+
+// drain reads the room's new events in order and delivers them, until it
+// has caught up with every notification. Several events read at once go
+// out as one frame per session.
+func (h *Hub) drain(r *room) {
+	backoff := 50 * time.Millisecond
+	for {
+		r.mu.Lock()
+		after := r.lastSeq
+		if r.target <= after && !r.recheck {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.recheck = false
+		r.mu.Unlock()
+
+		evs, err := h.db.EventsAfter(h.ctx, r.key.tenant, r.key.name, after, 500)
+		if err != nil {
+			if h.ctx.Err() != nil {
+				r.mu.Lock()
+				r.running = false
+				r.mu.Unlock()
+				return
+			}
+			h.log.Warn().Err(err).Str("room", r.key.name).Msg("read events")
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			r.mu.Lock()
+			r.recheck = true
+			r.mu.Unlock()
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if len(evs) == 0 {
+			// Announced but not readable (pruned, or a notification
+			// from a room that was reset): settle at what exists.
+			r.mu.Lock()
+			if r.target > r.lastSeq {
+				r.target = r.lastSeq
+			}
+			r.mu.Unlock()
+			continue
+		}
+		h.deliver(r, after, evs)
+	}
+}
+
+// deliver fans one ordered batch out to the room's sessions: each event is
+// encoded once (twice when it must be redacted for members), and each
+// session gets one frame for the batch.
+func (h *Hub) deliver(r *room, after int64, evs []store.Event) {
+	gap := evs[0].Seq != after+1
+	var member, moderator []byte
+	frame := func(mod bool) []byte {
+		if mod {
+			if moderator == nil {
+				moderator = encodeBatch(evs, true)
+			}
+			return moderator
+		}
+		if member == nil {
+			member = encodeBatch(evs, false)
+		}
+		return member
+	}
+	last := evs[len(evs)-1].Seq
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if after != r.lastSeq {
+		return // someone else delivered meanwhile
+	}
+	r.lastSeq = last
+	for c, s := range r.subs {
+		f := frame(c.actor.Moderates())
+		if gap {
+			// History was pruned under a live subscriber: it cannot be
+			// gap free any more, so tell it to reload.
+			f = encodeReset(r.key.name, last)
+		}
+		if s.replaying {
+			s.held = append(s.held, f)
+			s.heldBytes += len(f)
+			if s.heldBytes > maxHeld {
+				c.slow()
+			}
+			continue
+		}
+		c.send(f)
+	}
+	h.metrics.Deliveries.Add(float64(len(evs) * len(r.subs)))
+	for _, e := range evs {
+		h.metrics.FanoutLatency.Observe(now.Sub(e.CreatedAt).Seconds())
+	}
+}
+
+func encodeBatch(evs []store.Event, moderator bool) []byte {
+	var b []byte
+	for i, e := range evs {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = append(b, encodeFor(e, moderator)...)
+	}
+	return b
+}
+
+// encodeFor renders an event for a moderator or, redacted when its object
+// is hidden now, for everyone else. The event itself still goes out, so
+// seq stays gap free.
+func encodeFor(e store.Event, moderator bool) []byte {
+	if moderator || !e.Hidden {
+		return encodeEvent(e, e.Payload)
+	}
+	return encodeEvent(e, redact(e.Payload))
+}
+
+// redact keeps an object's identity and moderation flags, never its text.
+func redact(payload json.RawMessage) json.RawMessage {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return json.RawMessage(`{}`)
+	}
+	out := map[string]json.RawMessage{"hidden": json.RawMessage("true")}
+	for _, k := range []string{"id", "post_id", "board_id", "version"} {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	if raw, ok := m["changes"]; ok {
+		var ch map[string]json.RawMessage
+		_ = json.Unmarshal(raw, &ch)
+		kept := map[string]json.RawMessage{}
+		for _, k := range []string{"hidden", "locked", "pinned"} {
+			if v, ok := ch[k]; ok {
+				kept[k] = v
+			}
+		}
+		out["changes"], _ = json.Marshal(kept)
+		delete(out, "hidden")
+	}
+	b, _ := json.Marshal(out)
+	return b
+}

@@ -1,0 +1,375 @@
+// The forum UI: session per tenant, client-side routing with the History
+// API, the header (breadcrumbs, account, connection state), and the pages.
+
+import { AgoraClient, State } from "./agora.js";
+import { Api } from "./api.js";
+import { h, setChildren, startClock, avatar } from "./dom.js";
+import { isMod } from "./components.js";
+import * as landing from "./pages/landing.js";
+import * as home from "./pages/home.js";
+import * as board from "./pages/board.js";
+import * as post from "./pages/post.js";
+import * as auth from "./pages/auth.js";
+import * as mod from "./pages/mod.js";
+
+const main = document.getElementById("main");
+const crumbs = document.getElementById("crumbs");
+const account = document.getElementById("account");
+const conn = document.getElementById("conn");
+const connAnnounce = document.getElementById("conn-announce");
+const announcer = document.getElementById("announcer");
+const toaster = document.getElementById("toaster");
+
+const routes = [
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/?$/, home],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/b\/(\d+)\/?$/, board],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/p\/(\d+)\/?$/, post],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/(login|register)\/?$/, auth],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/mod\/(reports|audit)\/?$/, mod],
+];
+
+const tokenKey = (tenant) => `agora:${tenant}:token`;
+
+// session is the current tenant's connection and user; replaced when the
+// path moves to another tenant.
+let session = null;
+let unmount = null;
+let renderSeq = 0;
+
+function storage() {
+  try {
+    return window.localStorage;
+  } catch {
+    return null; // storage disabled: sessions last one page view
+  }
+}
+
+async function openSession(tenant) {
+  if (session?.tenant === tenant) return session;
+  session?.client.close();
+  const token = storage()?.getItem(tokenKey(tenant)) || null;
+  const s = {
+    tenant,
+    api: new Api({ tenant, token }),
+    client: null,
+    me: null,
+    conn: { state: State.CONNECTING },
+  };
+  s.client = new AgoraClient({
+    tenant,
+    token,
+    onState: (st) => {
+      s.conn = st;
+      if (session === s) renderConn();
+    },
+    onUnauthorized: () => {
+      // The token was revoked or expired: continue as a reader.
+      setToken(s, null, null);
+      toast("Your session has ended. Sign in again to write.");
+      rerender();
+    },
+  });
+  session = s;
+  if (token) {
+    try {
+      s.me = await s.api.get("/me");
+    } catch (e) {
+      if (e.status === 401) {
+        storage()?.removeItem(tokenKey(tenant));
+        s.api.token = null;
+        s.client.token = null;
+      }
+    }
+  }
+  rememberTenant(tenant);
+  s.client.connect();
+  return s;
+}
+
+function setToken(s, token, user) {
+  const st = storage();
+  if (token) st?.setItem(tokenKey(s.tenant), token);
+  else st?.removeItem(tokenKey(s.tenant));
+  s.api.token = token;
+  s.me = user;
+  s.client.setToken(token);
+}
+
+function rememberTenant(tenant) {
+  const st = storage();
+  if (!st) return;
+  const list = JSON.parse(st.getItem("agora:tenants") || "[]").filter((t) => t !== tenant);
+  list.unshift(tenant);
+  st.setItem("agora:tenants", JSON.stringify(list.slice(0, 10)));
+}
+
+export function knownTenants() {
+  try {
+    return JSON.parse(storage()?.getItem("agora:tenants") || "[]");
+  } catch {
+    return [];
+  }
+}
+
+// The context pages get: everything they may use, nothing global.
+function pageContext(s) {
+  const base = `/t/${s.tenant}`;
+  return {
+    tenant: s.tenant,
+    api: s.api,
+    client: s.client,
+    get me() {
+      return s.me;
+    },
+    url: (p = "/") => base + p,
+    navigate,
+    announce,
+    toast,
+    setTitle,
+    setCrumbs,
+    storage,
+    async signIn(token, user, next) {
+      setToken(s, token, user);
+      renderAccount();
+      navigate(next && next.startsWith(`${base}/`) ? next : `${base}/`, { replace: true });
+    },
+    rerender,
+  };
+}
+
+async function render() {
+  const seq = ++renderSeq;
+  if (unmount) {
+    try {
+      unmount();
+    } catch (e) {
+      setTimeout(() => {
+        throw e;
+      });
+    }
+    unmount = null;
+  }
+  const path = location.pathname;
+  let page = null;
+  let params = null;
+  for (const [re, mod] of routes) {
+    const m = re.exec(path);
+    if (m) {
+      page = mod;
+      params = m.slice(1);
+      break;
+    }
+  }
+  setCrumbs([]);
+  if (!page) {
+    if (path === "/" || path === "/index.html") {
+      session?.client.close();
+      session = null;
+      renderAccount();
+      renderConn();
+      setTitle("");
+      unmount = landing.mount(main, { navigate, setTitle, knownTenants });
+      return;
+    }
+    setTitle("Not found");
+    setChildren(
+      main,
+      h("h1", { tabindex: "-1" }, "Page not found"),
+      h("p", null, "There is nothing here. ", h("a", { href: "/" }, "Go to the start page.")),
+    );
+    return;
+  }
+  setChildren(main, h("p", { class: "loading", "aria-busy": "true" }, "Loading…"));
+  const s = await openSession(params[0]);
+  if (seq !== renderSeq) return; // a later navigation won
+  renderAccount();
+  renderConn();
+  const result = page.mount(main, pageContext(s), params.slice(1));
+  unmount = typeof result === "function" ? result : null;
+}
+
+function rerender() {
+  render().catch(showFatal);
+}
+
+function showFatal(e) {
+  setChildren(main, h("h1", null, "Something went wrong"), h("p", null, String(e?.message || e)));
+  setTimeout(() => {
+    throw e;
+  });
+}
+
+export function navigate(path, { replace = false } = {}) {
+  if (replace) history.replaceState(null, "", path);
+  else history.pushState(null, "", path);
+  rerender();
+  window.scrollTo(0, 0);
+}
+
+function setTitle(t) {
+  const parts = [t, session && session.tenant, "Agora"].filter(Boolean);
+  document.title = parts.join(" · ");
+}
+
+/** crumbs: [[label, href], ...]; the last one is the current page. */
+function setCrumbs(list) {
+  if (!session) {
+    setChildren(crumbs);
+    return;
+  }
+  const items = [[session.tenant, `/t/${session.tenant}/`], ...list];
+  setChildren(
+    crumbs,
+    h(
+      "ol",
+      null,
+      items.map(([label, href], i) =>
+        h(
+          "li",
+          null,
+          i === items.length - 1 && list.length > 0
+            ? h("span", { "aria-current": "page" }, label)
+            : h("a", { href, class: i === 0 ? "tenant" : "" }, label),
+        ),
+      ),
+    ),
+  );
+}
+
+function renderAccount() {
+  if (!session) {
+    setChildren(account);
+    return;
+  }
+  const s = session;
+  const base = `/t/${s.tenant}`;
+  if (!s.me) {
+    const next = encodeURIComponent(location.pathname);
+    setChildren(
+      account,
+      h("a", { href: `${base}/login?next=${next}`, class: "button small" }, "Log in"),
+      h("a", { href: `${base}/register?next=${next}`, class: "button small primary" }, "Register"),
+    );
+    return;
+  }
+  const logout = h("button", { type: "button", class: "small", id: "logout" }, "Log out");
+  logout.addEventListener("click", async () => {
+    logout.disabled = true;
+    try {
+      await s.api.post("/auth/logout");
+    } catch {
+      // The token is dropped either way.
+    }
+    setToken(s, null, null);
+    renderAccount();
+    toast("You are signed out.");
+    rerender();
+  });
+  setChildren(
+    account,
+    isMod(s.me)
+      ? h(
+          "span",
+          { class: "modnav" },
+          h("a", { href: `${base}/mod/reports` }, "Reports"),
+          h("a", { href: `${base}/mod/audit` }, "Audit log"),
+        )
+      : null,
+    h(
+      "span",
+      { class: "me", id: "me", dataset: { username: s.me.username, role: s.me.role } },
+      avatar(s.me, "sm"),
+      h("span", { class: "me-name" }, s.me.username),
+      s.me.role !== "member" ? h("span", { class: "badge role" }, s.me.role) : null,
+    ),
+    logout,
+  );
+}
+
+// Connection state -------------------------------------------------------
+
+let connTimer = null;
+let lastAnnounced = "";
+
+function renderConn() {
+  clearInterval(connTimer);
+  connTimer = null;
+  if (!session) {
+    conn.hidden = true;
+    return;
+  }
+  conn.hidden = false;
+  const st = session.conn;
+  const paint = () => {
+    let text;
+    let cls = st.state;
+    let retry = false;
+    switch (st.state) {
+      case State.LIVE:
+        text = "Live";
+        break;
+      case State.CONNECTING:
+        text = st.attempt > 0 ? "Reconnecting…" : "Connecting…";
+        if (st.attempt > 0) cls = "reconnecting";
+        break;
+      case State.RECONNECTING: {
+        const s = Math.ceil((st.retryAt - Date.now()) / 1000);
+        text = s > 0 ? `Reconnecting in ${s} s` : "Reconnecting…";
+        retry = s > 1;
+        break;
+      }
+      default:
+        text = st.reason ? `Offline: ${st.reason}` : "Offline";
+        retry = true;
+    }
+    conn.className = `conn ${cls}`;
+    conn.dataset.state = st.state;
+    setChildren(
+      conn,
+      h("span", { class: "dot", "aria-hidden": "true" }),
+      h("span", { class: "conn-text" }, text),
+      retry
+        ? h("button", { type: "button", class: "link small", onclick: () => session?.client.reconnectNow() }, "Retry now")
+        : null,
+    );
+  };
+  paint();
+  if (st.state === State.RECONNECTING) connTimer = setInterval(paint, 1000);
+  // Screen readers hear state changes, not the countdown.
+  const said = { live: "Live updates connected.", offline: "Live updates offline.", reconnecting: "Live updates interrupted, reconnecting." }[st.state];
+  if (said && said !== lastAnnounced) {
+    lastAnnounced = said;
+    connAnnounce.textContent = said;
+  }
+}
+
+// Announcements and toasts ------------------------------------------------
+
+function announce(text) {
+  // A fresh node per message: screen readers announce additions.
+  announcer.appendChild(h("p", null, text));
+  while (announcer.childElementCount > 5) announcer.firstElementChild.remove();
+}
+
+function toast(text) {
+  const el = h("div", { class: "toast", role: "status" }, text);
+  toaster.appendChild(el);
+  setTimeout(() => el.classList.add("out"), 3500);
+  setTimeout(() => el.remove(), 4000);
+}
+
+// Links: same-origin anchors route in the page.
+document.addEventListener("click", (e) => {
+  if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  const a = e.target.closest("a[href]");
+  if (!a || a.target || a.hasAttribute("download")) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin || url.pathname.startsWith("/api/") || url.pathname.startsWith("/static/")) return;
+  if (url.pathname === location.pathname && url.search === location.search && url.hash) return;
+  e.preventDefault();
+  navigate(url.pathname + url.search);
+});
+
+window.addEventListener("popstate", rerender);
+startClock();
+rerender();

@@ -1,0 +1,298 @@
+// Pieces shared by the pages: a live room bound to REST state, presence,
+// typing, badges, inline confirmations and the ban dialog.
+
+import { describeError } from "./api.js";
+import { avatar, h, setChildren } from "./dom.js";
+
+/**
+ * liveRoom keeps a page's REST state and a realtime room in step:
+ * subscribe first, read over REST after `subscribed` (or read at once and
+ * again after `subscribed` when the connection is not up yet), queue
+ * events while a read is in flight and apply them after it. `apply` must
+ * be idempotent by id and version. `reset` (lost history) reads again.
+ */
+export function liveRoom(ctx, room, { load, apply, onPresence, onTyping, onError }) {
+  let disposed = false;
+  let ready = false;
+  let queue = [];
+  let subscribedOnce = false;
+  let loadedBeforeSubscribed = false;
+  let running = null;
+  let again = false;
+  let firstSubscribed;
+  const subscribed = new Promise((resolve) => (firstSubscribed = resolve));
+
+  const loadOnce = async () => {
+    ready = false;
+    if (!subscribedOnce) loadedBeforeSubscribed = true;
+    await load();
+    if (disposed) return;
+    ready = true;
+    const q = queue;
+    queue = [];
+    for (const ev of q) apply(ev);
+  };
+  // Reads never overlap; a request during a read runs one more after it.
+  const reload = () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          await loadOnce();
+        } while (again && !disposed);
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  };
+
+  const sub = ctx.client.subscribe(room, {
+    onSubscribed() {
+      if (subscribedOnce) return;
+      subscribedOnce = true;
+      firstSubscribed();
+      if (loadedBeforeSubscribed) reload().catch(() => {});
+    },
+    onEvent(ev) {
+      if (disposed) return;
+      if (ready) apply(ev);
+      else queue.push(ev);
+    },
+    onReset() {
+      if (!disposed) reload().catch(() => {});
+    },
+    onPresence: (m) => !disposed && onPresence?.(m),
+    onTyping: (m) => !disposed && onTyping?.(m),
+    onError: (e) => !disposed && onError?.(e),
+  });
+
+  return {
+    /** The first read; resolves when the page can render. */
+    async start() {
+      if (ctx.client.state.state === "live") {
+        await Promise.race([subscribed, new Promise((r) => setTimeout(r, 1500))]);
+      }
+      await reload();
+    },
+    reload,
+    typing: () => sub.typing(),
+    dispose() {
+      disposed = true;
+      sub.unsubscribe();
+    },
+  };
+}
+
+/** "Who's here": initials avatars, a count, anonymous readers. */
+export function presenceView() {
+  const users = new Map();
+  let anonymous = 0;
+  const el = h("div", { class: "presence", id: "presence", "aria-label": "Who's here" });
+
+  const render = () => {
+    const list = [...users.values()].sort((a, b) => a.username.localeCompare(b.username));
+    const shown = list.slice(0, 8);
+    const total = list.length + anonymous;
+    const names = list.map((u) => u.username).join(", ");
+    setChildren(
+      el,
+      h(
+        "span",
+        { class: "avatars", title: names },
+        shown.map((u) => avatar(u, "sm")),
+        list.length > shown.length ? h("span", { class: "avatar sm more" }, `+${list.length - shown.length}`) : null,
+      ),
+      h(
+        "span",
+        { class: "presence-count", dataset: { users: String(list.length), anonymous: String(anonymous) } },
+        total === 0 ? "" : `${total} here`,
+        anonymous > 0 && list.length > 0 ? ` (${anonymous} anonymous)` : "",
+        anonymous > 0 && list.length === 0 ? ` (anonymous)` : "",
+      ),
+      h("span", { class: "sr-only" }, names ? `Here now: ${names}` : ""),
+    );
+  };
+
+  const entries = (xs) => (Array.isArray(xs) ? xs : []);
+  return {
+    el,
+    update(msg) {
+      if (Array.isArray(msg.state)) {
+        users.clear();
+        for (const p of msg.state) users.set(p.user.id, p.user);
+      } else {
+        for (const p of entries(msg.joins)) users.set(p.user.id, p.user);
+        for (const p of entries(msg.leaves)) users.delete(p.user.id);
+      }
+      if (typeof msg.anonymous === "number") anonymous = msg.anonymous;
+      render();
+    },
+  };
+}
+
+/** "alice is typing…", each name fading out ~3 s after its last signal. */
+export function typingView(me) {
+  const typing = new Map(); // user id -> {user, timer}
+  const el = h("div", { class: "typing", id: "typing", "aria-hidden": "true" });
+  const render = () => {
+    const names = [...typing.values()].map((t) => t.user.username);
+    if (names.length === 0) {
+      el.classList.remove("visible");
+      return;
+    }
+    let s;
+    if (names.length === 1) s = `${names[0]} is typing…`;
+    else if (names.length === 2) s = `${names[0]} and ${names[1]} are typing…`;
+    else s = "Several people are typing…";
+    el.textContent = s;
+    el.classList.add("visible");
+  };
+  return {
+    el,
+    update(msg) {
+      const u = msg.user;
+      if (!u || (me && u.id === me.id)) return;
+      const t = typing.get(u.id);
+      if (t) clearTimeout(t.timer);
+      typing.set(u.id, {
+        user: u,
+        timer: setTimeout(() => {
+          typing.delete(u.id);
+          render();
+        }, 3000),
+      });
+      render();
+    },
+    /** Someone's comment arrived: they stopped typing. */
+    stop(userId) {
+      const t = typing.get(userId);
+      if (!t) return;
+      clearTimeout(t.timer);
+      typing.delete(userId);
+      render();
+    },
+    dispose() {
+      for (const t of typing.values()) clearTimeout(t.timer);
+      typing.clear();
+    },
+  };
+}
+
+export function badge(text, kind) {
+  return h("span", { class: `badge ${kind || text.toLowerCase()}` }, text);
+}
+
+/** A message area for a form: errors are announced (role=alert). */
+export function formError() {
+  const el = h("p", { class: "form-error", role: "alert", hidden: true });
+  return {
+    el,
+    show(err) {
+      el.textContent = typeof err === "string" ? err : describeError(err);
+      el.hidden = false;
+    },
+    clear() {
+      el.textContent = "";
+      el.hidden = true;
+    },
+  };
+}
+
+/**
+ * A button that asks "Sure?" in place instead of a modal confirm(): the
+ * first press swaps in Yes/Cancel, Escape or Cancel swaps back.
+ */
+export function confirmButton(label, question, onConfirm, cls = "link danger") {
+  const wrap = h("span", { class: "confirm" });
+  const btn = h("button", { type: "button", class: cls }, label);
+  const ask = () => {
+    const yes = h("button", { type: "button", class: "small danger" }, `Yes, ${label.toLowerCase()}`);
+    const no = h("button", { type: "button", class: "small" }, "Cancel");
+    const back = () => {
+      setChildren(wrap, btn);
+      btn.focus();
+    };
+    yes.addEventListener("click", async () => {
+      yes.disabled = no.disabled = true;
+      try {
+        await onConfirm();
+      } finally {
+        if (wrap.isConnected) back();
+      }
+    });
+    no.addEventListener("click", back);
+    wrap.addEventListener("keydown", (e) => e.key === "Escape" && wrap.contains(no) && back());
+    setChildren(wrap, h("span", { class: "muted" }, question, " "), yes, " ", no);
+    no.focus();
+  };
+  btn.addEventListener("click", ask);
+  wrap.appendChild(btn);
+  return wrap;
+}
+
+/** A modal <dialog> to ban a user, with a reason and a duration. */
+export function banDialog(ctx, user, onDone) {
+  const err = formError();
+  const reason = h("textarea", { id: "ban-reason", name: "reason", required: true, rows: "3", maxlength: "500" });
+  const until = h(
+    "select",
+    { id: "ban-until", name: "until" },
+    h("option", { value: "" }, "Until lifted"),
+    h("option", { value: String(24) }, "1 day"),
+    h("option", { value: String(24 * 7) }, "7 days"),
+    h("option", { value: String(24 * 30) }, "30 days"),
+  );
+  const dlg = h(
+    "dialog",
+    { class: "dialog", "aria-labelledby": "ban-title" },
+    h(
+      "form",
+      { method: "dialog" },
+      h("h2", { id: "ban-title" }, `Ban ${user.username}`),
+      h("p", { class: "muted" }, "They can still read, but cannot post, comment or react. Their live connections close."),
+      h("label", { for: "ban-reason" }, "Reason (shown to them and in the audit log)"),
+      reason,
+      h("label", { for: "ban-until" }, "Duration"),
+      until,
+      err.el,
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "submit", class: "danger", value: "ban" }, "Ban"),
+        h("button", { type: "button", value: "cancel", onclick: () => dlg.close() }, "Cancel"),
+      ),
+    ),
+  );
+  dlg.querySelector("form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    err.clear();
+    const body = { reason: reason.value.trim() };
+    if (until.value) body.until = new Date(Date.now() + Number(until.value) * 3600e3).toISOString();
+    try {
+      await ctx.api.post(`/mod/users/${encodeURIComponent(user.id)}/ban`, body);
+      dlg.close();
+      ctx.toast(`${user.username} is banned.`);
+      onDone?.();
+    } catch (e2) {
+      err.show(e2);
+    }
+  });
+  dlg.addEventListener("close", () => dlg.remove());
+  document.body.appendChild(dlg);
+  dlg.showModal();
+  reason.focus();
+}
+
+/** Where the page's header and the pages ask for a moderator's view. */
+export function isMod(me) {
+  return !!me && (me.role === "moderator" || me.role === "admin");
+}
+
+export function canWrite(me) {
+  return !!me && !me.banned;
+}

@@ -1,0 +1,613 @@
+// A post and its comments, live through the post's room: new comments in
+// order, edits and deletes applied in place, presence, typing, and the
+// moderation controls.
+
+import { h, setChildren, timeEl, avatar, compareIds, excerpt } from "../dom.js";
+import { describeError } from "../api.js";
+import { badge, banDialog, canWrite, confirmButton, formError, isMod, liveRoom, presenceView, typingView } from "../components.js";
+import { Seen } from "../seen.js";
+
+export function mount(root, ctx, [postId]) {
+  const me = ctx.me;
+  const mod = isMod(me);
+  const seen = new Seen(ctx.storage(), ctx.tenant);
+  /** @type {Map<string, {c: object, el: HTMLElement, editing: boolean}>} */
+  const comments = new Map();
+  let post = null;
+  let gone = null; // "deleted" | "hidden" once the post disappears for us
+  let boardName = null;
+  let loaded = false;
+
+  const presence = presenceView();
+  const typing = typingView(me);
+  const article = h("article", { class: "post card", id: "post", "aria-labelledby": "post-title" });
+  const countHeading = h("h2", { id: "comments-heading" }, "Comments");
+  const list = h("ol", { class: "comments", id: "comments", "aria-labelledby": "comments-heading" });
+  const composeSlot = h("div", { class: "compose-slot" });
+  const section = h(
+    "section",
+    { class: "thread", "aria-labelledby": "comments-heading" },
+    countHeading,
+    list,
+    typing.el,
+    composeSlot,
+  );
+
+  // The post ------------------------------------------------------------
+
+  const renderPost = () => {
+    if (gone) {
+      setChildren(
+        article,
+        h("h1", { id: "post-title", tabindex: "-1" }, gone === "deleted" ? "This post was deleted" : "This post was hidden by a moderator"),
+        h("p", null, h("a", { href: post ? ctx.url(`/b/${post.board_id}`) : ctx.url("/") }, "Back to the board")),
+      );
+      section.hidden = true;
+      return;
+    }
+    section.hidden = false;
+    const p = post;
+    article.classList.toggle("is-hidden", !!p.hidden);
+    const title = h("h1", { id: "post-title", tabindex: "-1" }, p.title);
+    const canEdit = canWrite(me) && (mod || (me.id === p.author.id && !p.locked));
+    const actions = h("div", { class: "actions post-actions" });
+    if (canEdit) {
+      actions.append(
+        h("button", { type: "button", class: "link", id: "edit-post", onclick: () => editPost() }, "Edit"),
+        confirmButton("Delete", "Delete this post and its comments?", async () => {
+          try {
+            await ctx.api.del(`/posts/${p.id}`);
+            ctx.toast("Post deleted.");
+            ctx.navigate(ctx.url(`/b/${p.board_id}`));
+          } catch (e) {
+            ctx.toast(describeError(e));
+          }
+        }),
+      );
+    }
+    if (canWrite(me) && me.id !== p.author.id) actions.append(reportButton(ctx, "post", p.id));
+    setChildren(
+      article,
+      h(
+        "header",
+        { class: "post-head" },
+        h(
+          "div",
+          { class: "badges" },
+          p.pinned ? badge("Pinned") : null,
+          p.locked ? badge("Locked") : null,
+          p.hidden ? badge("Hidden") : null,
+        ),
+        title,
+        h(
+          "div",
+          { class: "meta" },
+          avatar(p.author, "sm"),
+          h("span", { class: "author" }, p.author.username),
+          " · ",
+          timeEl(p.created_at),
+          p.version > 1 && !sameTime(p.updated_at, p.created_at) ? h("span", { class: "edited", title: `edited ${new Date(p.updated_at).toLocaleString()}` }, " · edited") : null,
+        ),
+      ),
+      h("div", { class: "body", id: "post-body" }, p.body),
+      actions.childElementCount ? actions : null,
+      mod ? modBar() : null,
+    );
+  };
+
+  const modBar = () => {
+    const p = post;
+    const act = (verb) => async (e) => {
+      e.currentTarget.disabled = true;
+      try {
+        const res = await ctx.api.post(`/mod/posts/${p.id}/${verb}`);
+        if (res && res.id === p.id) applyPostSnapshot(res);
+        ctx.toast(`Post ${doneWords[verb]}.`);
+      } catch (e2) {
+        ctx.toast(describeError(e2));
+      } finally {
+        renderPost();
+      }
+    };
+    return h(
+      "div",
+      { class: "modbar", role: "group", "aria-label": "Moderation" },
+      h("span", { class: "modbar-label" }, "Moderate:"),
+      h("button", { type: "button", class: "small", dataset: { action: p.locked ? "unlock" : "lock" }, onclick: act(p.locked ? "unlock" : "lock") }, p.locked ? "Unlock" : "Lock"),
+      h("button", { type: "button", class: "small", dataset: { action: p.pinned ? "unpin" : "pin" }, onclick: act(p.pinned ? "unpin" : "pin") }, p.pinned ? "Unpin" : "Pin"),
+      h("button", { type: "button", class: "small", dataset: { action: p.hidden ? "unhide" : "hide" }, onclick: act(p.hidden ? "unhide" : "hide") }, p.hidden ? "Unhide" : "Hide"),
+      me.id !== p.author.id
+        ? h("button", { type: "button", class: "small danger", onclick: () => banDialog(ctx, p.author) }, `Ban ${p.author.username}`)
+        : null,
+    );
+  };
+
+  const editPost = () => {
+    const err = formError();
+    const title = h("input", { id: "edit-post-title", value: post.title, required: true, maxlength: "200" });
+    const body = h("textarea", { id: "edit-post-body", rows: "8", required: true, maxlength: "20000" });
+    body.value = post.body;
+    const form = h(
+      "form",
+      { class: "stack", id: "edit-post-form" },
+      h("label", { for: "edit-post-title" }, "Title"),
+      title,
+      h("label", { for: "edit-post-body" }, "Body"),
+      body,
+      err.el,
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "submit", class: "primary" }, "Save"),
+        h("button", { type: "button", onclick: () => renderPost() }, "Cancel"),
+      ),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      err.clear();
+      const patch = {};
+      if (title.value !== post.title) patch.title = title.value;
+      if (body.value !== post.body) patch.body = body.value;
+      try {
+        if (Object.keys(patch).length) applyPostSnapshot(await ctx.api.patch(`/posts/${post.id}`, patch));
+        renderPost();
+        article.querySelector("#edit-post")?.focus();
+      } catch (e2) {
+        err.show(e2);
+      }
+    });
+    form.addEventListener("keydown", (e) => e.key === "Escape" && renderPost());
+    setChildren(article, form);
+    title.focus();
+  };
+
+  const applyPostSnapshot = (p) => {
+    if (post && p.version < post.version) return;
+    post = { ...post, ...p };
+    renderCompose();
+  };
+
+  // Comments --------------------------------------------------------------
+
+  const commentVisible = (c) => !c.hidden || mod;
+
+  const renderComment = (entry) => {
+    const c = entry.c;
+    const el = entry.el;
+    el.dataset.version = String(c.version);
+    el.classList.toggle("is-hidden", !!c.hidden);
+    el.classList.toggle("mine", !!me && c.author.id === me.id);
+    if (entry.editing) return;
+    const canEdit = canWrite(me) && (mod || (c.author.id === me.id && !post?.locked));
+    const actions = h("div", { class: "actions comment-actions" });
+    if (canEdit) {
+      actions.append(
+        h("button", { type: "button", class: "link", dataset: { action: "edit" }, onclick: () => editComment(entry) }, "Edit"),
+        confirmButton("Delete", "Delete this comment?", async () => {
+          try {
+            await ctx.api.del(`/comments/${c.id}`);
+            removeComment(c.id);
+          } catch (e) {
+            ctx.toast(describeError(e));
+          }
+        }),
+      );
+    }
+    if (mod) {
+      const verb = c.hidden ? "unhide" : "hide";
+      actions.append(
+        h(
+          "button",
+          {
+            type: "button",
+            class: "link",
+            dataset: { action: verb },
+            onclick: async (e) => {
+              e.currentTarget.disabled = true;
+              try {
+                const res = await ctx.api.post(`/mod/comments/${c.id}/${verb}`);
+                applyComment(res && res.id === c.id ? res : { ...c, hidden: !c.hidden, version: c.version });
+              } catch (e2) {
+                ctx.toast(describeError(e2));
+                renderComment(entry);
+              }
+            },
+          },
+          c.hidden ? "Unhide" : "Hide",
+        ),
+      );
+      if (c.author.id !== me.id) {
+        actions.append(h("button", { type: "button", class: "link danger", onclick: () => banDialog(ctx, c.author) }, "Ban"));
+      }
+    }
+    if (canWrite(me) && c.author.id !== me.id) actions.append(reportButton(ctx, "comment", c.id));
+    setChildren(
+      el,
+      avatar(c.author),
+      h(
+        "div",
+        { class: "comment-main" },
+        h(
+          "div",
+          { class: "meta" },
+          h("span", { class: "author" }, c.author.username),
+          " · ",
+          timeEl(c.created_at),
+          c.version > 1 && !sameTime(c.updated_at, c.created_at) ? h("span", { class: "edited" }, " · edited") : null,
+          c.hidden ? badge("Hidden") : null,
+        ),
+        h("div", { class: "body comment-body" }, c.body),
+        actions.childElementCount ? actions : null,
+      ),
+    );
+  };
+
+  const editComment = (entry) => {
+    const c = entry.c;
+    entry.editing = true;
+    const id = `edit-${c.id}`;
+    const err = formError();
+    const ta = h("textarea", { id, rows: "4", required: true, maxlength: "20000" });
+    ta.value = c.body;
+    const done = () => {
+      entry.editing = false;
+      renderComment(entry);
+      entry.el.querySelector("[data-action=edit]")?.focus();
+    };
+    const form = h(
+      "form",
+      { class: "stack edit-comment" },
+      h("label", { for: id }, "Edit your comment"),
+      ta,
+      err.el,
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "submit", class: "primary small" }, "Save"),
+        h("button", { type: "button", class: "small", onclick: done }, "Cancel"),
+      ),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      err.clear();
+      if (ta.value === c.body) return done();
+      try {
+        const res = await ctx.api.patch(`/comments/${c.id}`, { body: ta.value });
+        entry.editing = false;
+        applyComment(res);
+        done();
+      } catch (e2) {
+        err.show(e2);
+      }
+    });
+    form.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") done();
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit();
+    });
+    setChildren(entry.el, avatar(c.author), h("div", { class: "comment-main" }, form));
+    ta.focus();
+  };
+
+  // insertComment puts a new element in id order (the order REST lists).
+  const insertComment = (c) => {
+    const el = h("li", { class: "comment", id: `c${c.id}`, dataset: { id: c.id } });
+    const entry = { c, el, editing: false };
+    comments.set(c.id, entry);
+    renderComment(entry);
+    let before = null;
+    for (let n = list.lastElementChild; n; n = n.previousElementSibling) {
+      if (compareIds(n.dataset.id, c.id) < 0) break;
+      before = n;
+    }
+    list.insertBefore(el, before);
+    return entry;
+  };
+
+  const removeComment = (id) => {
+    const e = comments.get(id);
+    if (!e) return false;
+    comments.delete(id);
+    e.el.remove();
+    if (post) post.comment_count = Math.max(0, post.comment_count - 1);
+    renderCount();
+    return true;
+  };
+
+  // applyComment merges a full comment (REST answer or created event):
+  // stale versions are ignored, so it is safe in any order.
+  const applyComment = (c) => {
+    const e = comments.get(c.id);
+    if (e && c.version < e.c.version) return;
+    if (!commentVisible(c)) {
+      if (e) removeComment(c.id);
+      return;
+    }
+    if (e) {
+      e.c = c;
+      renderComment(e);
+    } else {
+      insertComment(c);
+      if (post) post.comment_count += 1;
+      renderCount();
+    }
+    markSeen();
+  };
+
+  const renderCount = () => {
+    const n = comments.size;
+    countHeading.textContent = n === 0 ? "No comments yet" : n === 1 ? "1 comment" : `${n} comments`;
+  };
+
+  // Compose ---------------------------------------------------------------
+
+  const renderCompose = () => {
+    if (!post || gone) {
+      setChildren(composeSlot);
+      return;
+    }
+    if (!me) {
+      const next = encodeURIComponent(location.pathname);
+      setChildren(
+        composeSlot,
+        h(
+          "p",
+          { class: "notice", id: "signin-to-comment" },
+          h("a", { href: ctx.url(`/login?next=${next}`) }, "Log in"),
+          " or ",
+          h("a", { href: ctx.url(`/register?next=${next}`) }, "register"),
+          " to join the discussion.",
+        ),
+      );
+      return;
+    }
+    if (me.banned) {
+      setChildren(composeSlot, h("p", { class: "notice" }, "You are banned from writing here", me.ban_reason ? `: ${me.ban_reason}` : "", "."));
+      return;
+    }
+    if (post.locked && !mod) {
+      setChildren(composeSlot, h("p", { class: "notice", id: "locked-notice" }, "This discussion is locked: no new comments."));
+      return;
+    }
+    if (composeSlot.querySelector("#compose")) {
+      composeSlot.querySelector("#locked-note")?.toggleAttribute("hidden", !post.locked);
+      return; // keep what is being typed
+    }
+    setChildren(composeSlot, composeForm());
+  };
+
+  const composeForm = () => {
+    const err = formError();
+    const ta = h("textarea", {
+      id: "comment-body",
+      name: "body",
+      rows: "3",
+      required: true,
+      maxlength: "20000",
+      placeholder: "Write a comment…",
+      "aria-describedby": "compose-hint",
+    });
+    const submit = h("button", { type: "submit", class: "primary", id: "comment-submit" }, "Post comment");
+    const form = h(
+      "form",
+      { class: "compose card", id: "compose" },
+      h("label", { for: "comment-body" }, "Add a comment"),
+      h("p", { class: "notice small", id: "locked-note", hidden: !post.locked }, "Locked: only moderators can comment."),
+      ta,
+      err.el,
+      h(
+        "div",
+        { class: "actions" },
+        h("span", { class: "muted small", id: "compose-hint" }, "Ctrl+Enter to post"),
+        submit,
+      ),
+    );
+    ta.addEventListener("input", () => {
+      if (ta.value.trim()) room.typing();
+    });
+    ta.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit();
+    });
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      err.clear();
+      if (!ta.value.trim()) {
+        err.show("Write something first.");
+        ta.focus();
+        return;
+      }
+      submit.disabled = true;
+      try {
+        const c = await ctx.api.post(`/posts/${postId}/comments`, { body: ta.value });
+        ta.value = "";
+        applyComment(c);
+      } catch (e2) {
+        err.show(e2);
+      } finally {
+        submit.disabled = false;
+        ta.focus();
+      }
+    });
+    return form;
+  };
+
+  // Seen ------------------------------------------------------------------
+
+  const markSeen = () => {
+    if (!post || !loaded) return;
+    let at = post.last_activity_at || post.created_at;
+    for (const { c } of comments.values()) if (c.created_at > at) at = c.created_at;
+    seen.mark(post.id, at, post.comment_count);
+  };
+
+  // The room --------------------------------------------------------------
+
+  const room = liveRoom(ctx, `post:${postId}`, {
+    async load() {
+      const [p, items] = await Promise.all([ctx.api.get(`/posts/${postId}`), ctx.api.all(`/posts/${postId}/comments`)]);
+      post = p;
+      gone = null;
+      if (boardName === null) {
+        boardName = "Board";
+        ctx.api
+          .all("/boards")
+          .then((bs) => {
+            boardName = bs.find((b) => b.id === p.board_id)?.name || "Board";
+            setCrumbs();
+          })
+          .catch(() => {});
+      }
+      setCrumbs();
+      ctx.setTitle(p.title);
+      // Reconcile: keep elements (and open editors) of comments that stay.
+      const ids = new Set(items.map((c) => c.id));
+      for (const id of [...comments.keys()]) if (!ids.has(id)) removeComment(id);
+      for (const c of items) {
+        const e = comments.get(c.id);
+        if (e) {
+          e.c = c;
+          renderComment(e);
+        } else insertComment(c);
+      }
+      post.comment_count = p.comment_count;
+      loaded = true;
+      renderCount();
+      renderPost();
+      renderCompose();
+      markSeen();
+    },
+    apply(ev) {
+      const d = ev.data;
+      switch (ev.type) {
+        case "comment.created":
+          if (comments.has(d.id)) return;
+          applyComment(d);
+          if (comments.has(d.id) && d.author.id !== me?.id) {
+            typing.stop(d.author.id);
+            ctx.announce(`New comment from ${d.author.username}: ${excerpt(d.body)}`);
+            comments.get(d.id).el.classList.add("arrived");
+          }
+          return;
+        case "comment.updated": {
+          const e = comments.get(d.id);
+          if (!e) {
+            // Unhidden: members have never seen it; read the thread again.
+            if (d.changes.hidden === false) room.reload();
+            return;
+          }
+          if (d.version <= e.c.version) return;
+          applyComment({ ...e.c, ...d.changes, version: d.version, updated_at: ev.at || e.c.updated_at });
+          return;
+        }
+        case "comment.deleted":
+          removeComment(d.id);
+          return;
+        case "post.updated": {
+          if (!post || d.version <= post.version) return;
+          post = { ...post, ...d.changes, version: d.version, updated_at: ev.at || post.updated_at };
+          if (post.hidden && !mod) gone = "hidden";
+          else if (gone === "hidden") {
+            // Unhidden while we looked: what we hold may be incomplete.
+            gone = null;
+            room.reload();
+          }
+          renderPost();
+          // Lock or unlock changes who may edit: redraw the comments' buttons.
+          for (const e of comments.values()) renderComment(e);
+          renderCompose();
+          return;
+        }
+        case "post.deleted":
+          gone = "deleted";
+          renderPost();
+          renderCompose();
+          return;
+      }
+    },
+    onPresence: (m) => presence.update(m),
+    onTyping: (m) => typing.update(m),
+  });
+
+  const setCrumbs = () => {
+    if (!post) return;
+    ctx.setCrumbs([
+      [boardName || "Board", ctx.url(`/b/${post.board_id}`)],
+      [excerpt(post.title, 40), ctx.url(`/p/${post.id}`)],
+    ]);
+  };
+
+  setChildren(root, h("div", { class: "post-wrap" }, h("div", { class: "thread-bar" }, presence.el), article, section));
+  article.appendChild(h("p", { class: "loading" }, "Loading…"));
+  section.hidden = true;
+
+  room.start().catch((e) => {
+    if (e.status === 404) {
+      gone = "deleted";
+      setChildren(
+        article,
+        h("h1", { tabindex: "-1" }, "Post not found"),
+        h("p", null, "It may have been deleted or hidden. ", h("a", { href: ctx.url("/") }, "All boards")),
+      );
+      return;
+    }
+    setChildren(article, h("h1", { tabindex: "-1" }, "Cannot load this post"), h("p", null, describeError(e)));
+  });
+  return () => {
+    room.dispose();
+    typing.dispose();
+  };
+}
+
+const doneWords = { lock: "locked", unlock: "unlocked", pin: "pinned", unpin: "unpinned", hide: "hidden", unhide: "visible again" };
+
+function sameTime(a, b) {
+  return Math.abs(Date.parse(a) - Date.parse(b)) < 1000;
+}
+
+/** "Report": asks for a reason in a small dialog and files it. */
+function reportButton(ctx, targetType, targetId) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "link muted",
+      onclick: () => {
+        const err = formError();
+        const id = `report-reason`;
+        const reason = h("textarea", { id, rows: "3", required: true, maxlength: "500" });
+        const dlg = h(
+          "dialog",
+          { class: "dialog", "aria-labelledby": "report-title" },
+          h(
+            "form",
+            { method: "dialog" },
+            h("h2", { id: "report-title" }, `Report this ${targetType}`),
+            h("label", { for: id }, "What is wrong with it?"),
+            reason,
+            err.el,
+            h(
+              "div",
+              { class: "actions" },
+              h("button", { type: "submit", class: "primary" }, "Send report"),
+              h("button", { type: "button", onclick: () => dlg.close() }, "Cancel"),
+            ),
+          ),
+        );
+        dlg.querySelector("form").addEventListener("submit", async (e) => {
+          e.preventDefault();
+          try {
+            await ctx.api.post("/reports", { target_type: targetType, target_id: targetId, reason: reason.value.trim() });
+            dlg.close();
+            ctx.toast("Thanks: the moderators will have a look.");
+          } catch (e2) {
+            err.show(e2);
+          }
+        });
+        dlg.addEventListener("close", () => dlg.remove());
+        document.body.appendChild(dlg);
+        dlg.showModal();
+        reason.focus();
+      },
+    },
+    "Report",
+  );
+}
