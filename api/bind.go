@@ -28,8 +28,10 @@ func decode(c echo.Context, v any) error {
 	}
 	var tooBig *http.MaxBytesError
 	var typeErr *json.UnmarshalTypeError
+	var httpErr *echo.HTTPError // the body limit middleware's reader fails with 413
 	switch {
-	case errors.As(err, &tooBig):
+	case errors.As(err, &tooBig),
+		errors.As(err, &httpErr) && httpErr.Code == http.StatusRequestEntityTooLarge:
 		return apiError(codeTooLarge, "request body is larger than 1 MiB")
 	case errors.As(err, &typeErr) && typeErr.Field != "":
 		return &store.Error{Code: store.CodeInvalid, Message: "validation failed",

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"testing"
 
 	"agora/api"
@@ -76,5 +75,3 @@ type page[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"next_cursor"`
 }
-
-var _ = http.MethodGet

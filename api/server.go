@@ -63,7 +63,7 @@ func New(cfg Config) *Server {
 
 	e.Use(cfg.Middleware...)
 	e.Use(requestID, s.accessLog, s.recoverPanic)
-	e.Use(middleware.BodyLimit("1M"))
+	e.Use(middleware.BodyLimit("1MiB"))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)

@@ -38,7 +38,7 @@ func startInstance(t *testing.T, dbURL string, tune func(*realtime.Config)) *ins
 		dbURL = pgtest.NewDatabase(t)
 	}
 	var hub *realtime.Hub
-	srv := apitest.Start(t, apitest.Options{DatabaseURL: dbURL, Hasher: cheap, Configure: func(tb testing.TB, db *store.DB, cfg *api.Config) {
+	srv := apitest.Start(t, apitest.Options{DatabaseURL: dbURL, Hasher: cheap, Verbose: testing.Verbose(), Configure: func(tb testing.TB, db *store.DB, cfg *api.Config) {
 		rc := realtime.Config{Store: db, Log: cfg.Log, ListenURL: dbURL,
 			Heartbeat: 200 * time.Millisecond, PresenceFlush: 50 * time.Millisecond}
 		if tune != nil {
@@ -273,3 +273,5 @@ func newForum(t *testing.T, s *instance, slug string) forum {
 	f.post = s.CreatePost(t, slug, f.admin, f.board.ID, "Hello", "First post")
 	return f
 }
+
+func decode(line string, v any) error { return json.Unmarshal([]byte(line), v) }

@@ -10,6 +10,10 @@ import (
 	"agora/store"
 )
 
+// ListenerApplicationName is the application_name of every instance's
+// LISTEN connection.
+const ListenerApplicationName = "agora-listener"
+
 // listen keeps one dedicated connection LISTENing on the event doorbell,
 // the control channel and presence, reconnecting with backoff. After every
 // (re)connect it re-reads every local room from its last delivered seq, so
@@ -34,7 +38,13 @@ func (h *Hub) listen(ctx context.Context) {
 }
 
 func (h *Hub) listenOnce(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, h.cfg.ListenURL)
+	cc, err := pgx.ParseConfig(h.cfg.ListenURL)
+	if err != nil {
+		return fmt.Errorf("parse listen url: %w", err)
+	}
+	// Named, so operators (and tests) can find it in pg_stat_activity.
+	cc.RuntimeParams["application_name"] = ListenerApplicationName
+	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

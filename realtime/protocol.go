@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -28,12 +27,11 @@ type inbound struct {
 // send back in an error frame.
 func decodeInbound(b []byte) (inbound, error) {
 	var in inbound
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&in); err != nil {
-		return in, errors.New("message must be a JSON object with an op")
-	}
-	if dec.More() {
-		return in, errors.New("a frame carries exactly one message")
+	// Unmarshal, not a Decoder: it refuses anything after the object
+	// (Decoder.More misses a trailing "}" or "]"), so a frame carries
+	// exactly one message.
+	if err := json.Unmarshal(b, &in); err != nil {
+		return in, errors.New("message must be exactly one JSON object with an op")
 	}
 	switch in.Op {
 	case opSubscribe, opUnsubscribe, opTyping:

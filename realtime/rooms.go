@@ -109,6 +109,7 @@ type room struct {
 	subs    map[*client]*sub
 	lastSeq int64
 	target  int64 // highest seq any notification announced
+	started bool  // lastSeq is set: drains may run
 	running bool  // a drain goroutine is at work
 	recheck bool  // read events even without a newer notification
 }
@@ -273,6 +274,7 @@ func (h *Hub) startRoom(ctx context.Context, r *room) {
 	h.metrics.Rooms.Inc()
 	r.mu.Lock()
 	r.lastSeq = st.Seq
+	r.started = true
 	r.mu.Unlock()
 	h.schedule(r, 0, true)
 }
@@ -294,7 +296,7 @@ func (h *Hub) schedule(r *room, seq int64, recheck bool) {
 		r.target = seq
 	}
 	r.recheck = r.recheck || recheck
-	start := !r.running && (r.target > r.lastSeq || r.recheck)
+	start := r.started && !r.running && (r.target > r.lastSeq || r.recheck)
 	if start {
 		r.running = true
 	}
@@ -311,8 +313,8 @@ func (h *Hub) drain(r *room) {
 	backoff := 50 * time.Millisecond
 	for {
 		r.mu.Lock()
-		after := r.lastSeq
-		if r.target <= after && !r.recheck {
+		after, want := r.lastSeq, r.target
+		if want <= after && !r.recheck {
 			r.running = false
 			r.mu.Unlock()
 			return
@@ -338,11 +340,15 @@ func (h *Hub) drain(r *room) {
 		}
 		backoff = 50 * time.Millisecond
 		if len(evs) == 0 {
-			// Announced but not readable (pruned, or a notification
-			// from a room that was reset): settle at what exists.
+			// A notification is sent only after its commit is visible, so
+			// a seq announced before this read began and still not found
+			// is gone (pruned): settle. One announced during the read
+			// (target moved) is simply read again.
 			r.mu.Lock()
-			if r.target > r.lastSeq {
-				r.target = r.lastSeq
+			if r.target == want && r.lastSeq == after && want > after {
+				h.log.Warn().Str("room", r.key.name).Int64("announced", want).Int64("found", after).
+					Msg("announced events are not in history")
+				r.target = after
 			}
 			r.mu.Unlock()
 			continue

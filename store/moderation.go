@@ -141,11 +141,12 @@ func banStateOf(u User) banState {
 }
 
 // lockUserForMod reads the target of a ban or role change under a row
-// lock, with the database's clock, after the checks every such action
+// lock (NO KEY UPDATE: it does not hold up the user's own writes, whose
+// foreign keys only need KEY SHARE), with the database's clock, after the checks every such action
 // shares: nobody acts on themselves, and only admins act on staff.
 func lockUserForMod(ctx context.Context, tx pgx.Tx, actor Actor, userID int64) (User, time.Time, error) {
 	var now time.Time
-	rows, err := tx.Query(ctx, `SELECT now(), `+userColumns+` FROM users u WHERE u.id = $1 FOR UPDATE`, userID)
+	rows, err := tx.Query(ctx, `SELECT now(), `+userColumns+` FROM users u WHERE u.id = $1 FOR NO KEY UPDATE`, userID)
 	if err != nil {
 		return User{}, now, mapErr(err, "user")
 	}
@@ -283,7 +284,9 @@ func (db *DB) SetRole(ctx context.Context, tenantID int64, actor Actor, userID i
 		if role != RoleAdmin {
 			// Two admins demoting each other at once must not both win:
 			// every demotion takes the admin rows' locks first, in id order.
-			if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE`); err != nil {
+			// NO KEY UPDATE (like the UPDATE itself) leaves foreign-key
+			// checks alone, so the locked users can go on writing meanwhile.
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE role = 'admin' ORDER BY id FOR NO KEY UPDATE`); err != nil {
 				return mapErr(err, "user")
 			}
 		}

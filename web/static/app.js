@@ -186,6 +186,9 @@ async function render() {
   renderConn();
   const result = page.mount(main, pageContext(s), params.slice(1));
   unmount = typeof result === "function" ? result : null;
+  // After an in-app navigation, start screen readers and the Tab key at
+  // the new content (a full load starts there anyway).
+  if (seq > 1 && !main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 function rerender() {
@@ -203,7 +206,7 @@ export function navigate(path, { replace = false } = {}) {
   if (replace) history.replaceState(null, "", path);
   else history.pushState(null, "", path);
   rerender();
-  window.scrollTo(0, 0);
+  if (!location.hash) window.scrollTo(0, 0);
 }
 
 function setTitle(t) {
@@ -367,7 +370,7 @@ document.addEventListener("click", (e) => {
   if (url.origin !== location.origin || url.pathname.startsWith("/api/") || url.pathname.startsWith("/static/")) return;
   if (url.pathname === location.pathname && url.search === location.search && url.hash) return;
   e.preventDefault();
-  navigate(url.pathname + url.search);
+  navigate(url.pathname + url.search + url.hash);
 });
 
 window.addEventListener("popstate", rerender);

@@ -17,6 +17,7 @@ export function mount(root, ctx, [postId]) {
   let gone = null; // "deleted" | "hidden" once the post disappears for us
   let boardName = null;
   let loaded = false;
+  let scrolled = false;
 
   const presence = presenceView();
   const typing = typingView(me);
@@ -86,7 +87,7 @@ export function mount(root, ctx, [postId]) {
           h("span", { class: "author" }, p.author.username),
           " · ",
           timeEl(p.created_at),
-          p.version > 1 && !sameTime(p.updated_at, p.created_at) ? h("span", { class: "edited", title: `edited ${new Date(p.updated_at).toLocaleString()}` }, " · edited") : null,
+          edited(p) ? h("span", { class: "edited", title: `edited ${new Date(p.updated_at).toLocaleString()}` }, " · edited") : null,
         ),
       ),
       h("div", { class: "body", id: "post-body" }, p.body),
@@ -149,7 +150,7 @@ export function mount(root, ctx, [postId]) {
       if (title.value !== post.title) patch.title = title.value;
       if (body.value !== post.body) patch.body = body.value;
       try {
-        if (Object.keys(patch).length) applyPostSnapshot(await ctx.api.patch(`/posts/${post.id}`, patch));
+        if (Object.keys(patch).length) applyPostSnapshot({ ...(await ctx.api.patch(`/posts/${post.id}`, patch)), edited: true });
         renderPost();
         article.querySelector("#edit-post")?.focus();
       } catch (e2) {
@@ -233,7 +234,7 @@ export function mount(root, ctx, [postId]) {
           h("span", { class: "author" }, c.author.username),
           " · ",
           timeEl(c.created_at),
-          c.version > 1 && !sameTime(c.updated_at, c.created_at) ? h("span", { class: "edited" }, " · edited") : null,
+          edited(c) ? h("span", { class: "edited", title: `edited ${new Date(c.updated_at).toLocaleString()}` }, " · edited") : null,
           c.hidden ? badge("Hidden") : null,
         ),
         h("div", { class: "body comment-body" }, c.body),
@@ -274,7 +275,7 @@ export function mount(root, ctx, [postId]) {
       try {
         const res = await ctx.api.patch(`/comments/${c.id}`, { body: ta.value });
         entry.editing = false;
-        applyComment(res);
+        applyComment({ ...res, edited: true });
         done();
       } catch (e2) {
         err.show(e2);
@@ -474,6 +475,12 @@ export function mount(root, ctx, [postId]) {
       renderPost();
       renderCompose();
       markSeen();
+      if (!scrolled && /^#c\d+$/.test(location.hash)) {
+        scrolled = true;
+        const target = document.getElementById(location.hash.slice(1));
+        target?.classList.add("arrived");
+        target?.scrollIntoView({ block: "center" });
+      }
     },
     apply(ev) {
       const d = ev.data;
@@ -495,7 +502,7 @@ export function mount(root, ctx, [postId]) {
             return;
           }
           if (d.version <= e.c.version) return;
-          applyComment({ ...e.c, ...d.changes, version: d.version, updated_at: ev.at || e.c.updated_at });
+          applyComment({ ...e.c, ...d.changes, version: d.version, updated_at: ev.at || e.c.updated_at, edited: e.c.edited || "body" in d.changes });
           return;
         }
         case "comment.deleted":
@@ -503,7 +510,7 @@ export function mount(root, ctx, [postId]) {
           return;
         case "post.updated": {
           if (!post || d.version <= post.version) return;
-          post = { ...post, ...d.changes, version: d.version, updated_at: ev.at || post.updated_at };
+          post = { ...post, ...d.changes, version: d.version, updated_at: ev.at || post.updated_at, edited: post.edited || "body" in d.changes || "title" in d.changes };
           if (post.hidden && !mod) gone = "hidden";
           else if (gone === "hidden") {
             // Unhidden while we looked: what we hold may be incomplete.
@@ -559,8 +566,11 @@ export function mount(root, ctx, [postId]) {
 
 const doneWords = { lock: "locked", unlock: "unlocked", pin: "pinned", unpin: "unpinned", hide: "hidden", unhide: "visible again" };
 
-function sameTime(a, b) {
-  return Math.abs(Date.parse(a) - Date.parse(b)) < 1000;
+// edited: the text changed after it was written. Live diffs say so
+// exactly; a REST read only has the version and the times (moderation
+// also bumps them, so a hidden-then-restored item may count as edited).
+function edited(x) {
+  return !!x.edited || (x.version > 1 && Date.parse(x.updated_at) - Date.parse(x.created_at) > 1000);
 }
 
 /** "Report": asks for a reason in a small dialog and files it. */

@@ -1,0 +1,303 @@
+package realtime_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"agora/realtime"
+	"agora/store"
+)
+
+func TestListenerLossLosesNothing(t *testing.T) {
+	s := startInstance(t, "", nil)
+	f := newForum(t, s, "acme")
+	room := store.PostRoom(f.post.ID)
+	c := mustDial(t, s.URL, "acme", "")
+	c.subscribe(room, nil)
+
+	const n = 60
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			s.CreateComment(t, "acme", f.admin, f.post.ID, fmt.Sprintf("c%d", i))
+		}
+	}()
+	// Cut the LISTEN connection while the writes stream in.
+	c.events(room, 10, 10*time.Second)
+	conn, err := pgx.Connect(context.Background(), s.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var killed int
+	err = conn.QueryRow(context.Background(), `
+		SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database()`,
+		realtime.ListenerApplicationName).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminated %d listener connections (err %v), want 1", killed, err)
+	}
+	<-done
+	rest := c.events(room, n-10, 20*time.Second)
+	assertConsecutive(t, seqs(rest), 12) // post.created=1, first ten comments 2..11
+	waitFor(t, 10*time.Second, "listener back", func() bool { return s.Hub.Ready(context.Background()) == nil })
+}
+
+// bulkEvents appends n comment-sized events to a room in one transaction
+// and rings the doorbell once, as a burst of writers would, but fast. It
+// writes the outbox tables directly: the write path itself has its own
+// tests, this one is about fan-out under load.
+func bulkEvents(t *testing.T, db *store.DB, tenantID int64, room string, n int) {
+	t.Helper()
+	err := db.WithTenant(context.Background(), tenantID, func(tx pgx.Tx) error {
+		var last int64
+		err := tx.QueryRow(context.Background(), `
+			WITH r AS (
+				UPDATE rooms SET seq = seq + $2 WHERE name = $1 RETURNING seq - $2 AS base, seq
+			), e AS (
+				INSERT INTO events (tenant_id, room, seq, type, payload)
+				SELECT $3, $1, r.base + g, 'comment.created',
+				       jsonb_build_object('id', g::text, 'body', repeat('x', 300))
+				FROM r, generate_series(1, $2::int) g
+			)
+			SELECT seq FROM r`, room, n, tenantID).Scan(&last)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(context.Background(), `SELECT pg_notify($1, $2)`, store.NotifyChannel,
+			fmt.Sprintf("%d %s %d", tenantID, room, last))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("bulk events: %v", err)
+	}
+}
+
+func TestSlowConsumerIsClosedAndResumesFully(t *testing.T) {
+	s := startInstance(t, "", func(c *realtime.Config) { c.SendQueue = 4; c.WriteTimeout = 2 * time.Second })
+	f := newForum(t, s, "acme")
+	room := store.PostRoom(f.post.ID)
+
+	fast := mustDial(t, s.URL, "acme", "")
+	fast.subscribe(room, nil)
+
+	// The slow client has a tiny receive window and does not read.
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var nd net.Dialer
+		conn, err := nd.DialContext(ctx, network, addr)
+		if err == nil {
+			_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return conn, err
+	}}
+	u := "ws" + strings.TrimPrefix(s.URL, "http") + "/api/v1/t/acme/ws"
+	slow, _, err := d.Dial(u, http.Header{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if err := slow.WriteJSON(map[string]any{"op": "subscribe", "room": room}); err != nil {
+		t.Fatal(err)
+	}
+	var m msg
+	if err := slow.ReadJSON(&m); err != nil || m.Op != "subscribed" {
+		t.Fatalf("slow subscribe: %v %+v", err, m)
+	}
+	// Wait until the hub has registered it (the presence count says so).
+	fast.next(5*time.Second, "slow client's presence", func(m msg) bool { return m.Op == "presence" && m.Anonymous == 2 })
+
+	const n = 10000
+	bulkEvents(t, s.DB, f.tenant.ID, room, n)
+	got := fast.events(room, n, 30*time.Second)
+	assertConsecutive(t, seqs(got), 2)
+
+	// The slow one is cut off; it reads what reached it, then resumes.
+	var last int64 = 1
+	slowClosed := false
+	for !slowClosed {
+		_ = slow.SetReadDeadline(time.Now().Add(15 * time.Second))
+		_, data, err := slow.ReadMessage()
+		if err != nil {
+			slowClosed = true
+			break
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			var e msg
+			if json := decode(line, &e); json == nil && e.Op == "event" {
+				if e.Seq != last+1 {
+					t.Fatalf("slow client saw seq %d after %d", e.Seq, last)
+				}
+				last = e.Seq
+			}
+		}
+	}
+	if last >= int64(n)+1 {
+		t.Fatalf("slow client received all %d events: it was never slow, the test proves nothing", n)
+	}
+	re := mustDial(t, s.URL, "acme", "")
+	re.subscribe(room, &last)
+	rest := re.events(room, int(int64(n)+1-last), 20*time.Second)
+	assertConsecutive(t, seqs(rest), last+1)
+}
+
+func TestSilentClientLeavesPresence(t *testing.T) {
+	const pong = time.Second
+	s := startInstance(t, "", func(c *realtime.Config) { c.PingInterval = 200 * time.Millisecond; c.PongTimeout = pong })
+	f := newForum(t, s, "acme")
+	room := store.PostRoom(f.post.ID)
+	_, tok := s.Register(t, "acme", "bob")
+
+	watcher := mustDial(t, s.URL, "acme", f.admin)
+	watcher.subscribe(room, nil)
+
+	// bob subscribes, then never reads again: pings go unanswered.
+	u := "ws" + strings.TrimPrefix(s.URL, "http") + "/api/v1/t/acme/ws"
+	silent, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {"Bearer " + tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	if err := silent.WriteJSON(map[string]any{"op": "subscribe", "room": room}); err != nil {
+		t.Fatal(err)
+	}
+	watcher.next(5*time.Second, "bob joins", func(m msg) bool {
+		return m.Op == "presence" && len(m.Joins) == 1 && m.Joins[0].User.Username == "bob"
+	})
+	silentSince := time.Now()
+	watcher.next(pong+2*time.Second, "bob leaves", func(m msg) bool {
+		return m.Op == "presence" && len(m.Leaves) == 1 && m.Leaves[0].User.Username == "bob"
+	})
+	if took := time.Since(silentSince); took > pong+time.Second {
+		t.Fatalf("bob left after %v, want within pong timeout + 1s", took)
+	}
+}
+
+func TestPresenceAndTypingCrossInstances(t *testing.T) {
+	a := startInstance(t, "", nil)
+	b := startInstance(t, a.DatabaseURL, nil)
+	f := newForum(t, a, "acme")
+	room := store.PostRoom(f.post.ID)
+	_, bob := a.Register(t, "acme", "bob")
+
+	onA := mustDial(t, a.URL, "acme", f.admin)
+	onA.subscribe(room, nil)
+	onB := mustDial(t, b.URL, "acme", bob)
+	onB.subscribe(room, nil)
+	onA.next(5*time.Second, "bob's join from B", func(m msg) bool {
+		return m.Op == "presence" && len(m.Joins) == 1 && m.Joins[0].User.Username == "bob"
+	})
+	// A second tab of bob on A: still one bob.
+	tab2 := mustDial(t, a.URL, "acme", bob)
+	st := tab2.subscribe(room, nil)
+	_ = st
+	state := tab2.next(5*time.Second, "presence state", op("presence"))
+	names := map[string]int{}
+	for _, e := range state.State {
+		names[e.User.Username]++
+	}
+	if names["bob"] != 1 || names["admin_acme"] != 1 || len(state.State) != 2 {
+		t.Fatalf("presence state = %s, want admin_acme and bob once each", state.raw)
+	}
+
+	onB.send(map[string]any{"op": "typing", "room": room})
+	ty := onA.next(5*time.Second, "typing from B", op("typing"))
+	if ty.User == nil || ty.User.Username != "bob" {
+		t.Fatalf("typing = %s", ty.raw)
+	}
+}
+
+func TestDeadInstanceUsersLeaveEverywhere(t *testing.T) {
+	tune := func(c *realtime.Config) {
+		c.Heartbeat = 100 * time.Millisecond
+		c.HeartbeatTimeout = 500 * time.Millisecond
+	}
+	a := startInstance(t, "", tune)
+	b := startInstance(t, a.DatabaseURL, tune)
+	f := newForum(t, a, "acme")
+	room := store.PostRoom(f.post.ID)
+	_, bob := a.Register(t, "acme", "bob")
+
+	watcher := mustDial(t, a.URL, "acme", f.admin)
+	watcher.subscribe(room, nil)
+	onB := mustDial(t, b.URL, "acme", bob)
+	onB.subscribe(room, nil)
+	watcher.next(5*time.Second, "bob joins", func(m msg) bool {
+		return m.Op == "presence" && len(m.Joins) == 1 && m.Joins[0].User.Username == "bob"
+	})
+
+	// B loses its database: it can no longer send heartbeats, as if it
+	// had died. Its sockets stay open, so only the heartbeat can tell.
+	b.DB.Close()
+	died := time.Now()
+	watcher.next(5*time.Second, "bob leaves", func(m msg) bool {
+		return m.Op == "presence" && len(m.Leaves) == 1 && m.Leaves[0].User.Username == "bob"
+	})
+	if took := time.Since(died); took > 500*time.Millisecond+time.Second {
+		t.Fatalf("bob left %v after B died, want within the heartbeat timeout + 1s", took)
+	}
+}
+
+func TestBanClosesSocketsOnEveryInstance(t *testing.T) {
+	a := startInstance(t, "", nil)
+	b := startInstance(t, a.DatabaseURL, nil)
+	f := newForum(t, a, "acme")
+	bobUser, bob := a.Register(t, "acme", "bob")
+
+	var clients []*wsClient
+	for _, inst := range []*instance{a, b} {
+		c := mustDial(t, inst.URL, "acme", bob)
+		c.subscribe("tenant", nil)
+		clients = append(clients, c)
+	}
+	bystander := mustDial(t, b.URL, "acme", f.admin)
+	bystander.subscribe("tenant", nil)
+
+	banned := time.Now()
+	a.MustDo(t, "POST", fmt.Sprintf("/api/v1/t/acme/mod/users/%d/ban", bobUser.ID), f.admin,
+		map[string]any{"reason": "spam"}, 200, nil)
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code := c.closeCode(2 * time.Second); code != websocket.ClosePolicyViolation {
+				t.Errorf("close code %d, want 1008", code)
+			}
+		}()
+	}
+	wg.Wait()
+	if took := time.Since(banned); took > time.Second+200*time.Millisecond {
+		t.Fatalf("sockets closed %v after the ban, want within 1s", took)
+	}
+	// The admin's session is untouched.
+	bystander.send(map[string]any{"op": "subscribe", "room": "tenant"})
+	bystander.next(2*time.Second, "bystander still served", op("subscribed"))
+}
+
+func TestShutdownClosesWithGoingAway(t *testing.T) {
+	s := startInstance(t, "", nil)
+	newForum(t, s, "acme")
+	c := mustDial(t, s.URL, "acme", "")
+	c.subscribe("tenant", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Hub.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.closeCode(2 * time.Second); code != websocket.CloseGoingAway {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+	if s.Hub.Ready(ctx) == nil {
+		t.Fatal("hub still ready after shutdown")
+	}
+}
