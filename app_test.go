@@ -261,6 +261,23 @@ func TestServe(t *testing.T) {
 		t.Fatalf("websocket: %v (%v)", err, wsResp)
 	}
 	defer ws.Close()
+	// Wait until the session is established on the server side (it
+	// answers a subscribe), so the close code tested below is the one
+	// shutdown sends to a live session.
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"op":"subscribe","room":"tenant"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for subscribed := false; !subscribed; {
+		_, frame, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for subscribed: %v", err)
+		}
+		for _, line := range strings.Split(string(frame), "\n") {
+			var m struct{ Op string }
+			subscribed = subscribed || json.Unmarshal([]byte(line), &m) == nil && m.Op == "subscribed"
+		}
+	}
 	closed := make(chan error, 1)
 	go func() {
 		for {

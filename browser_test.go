@@ -345,6 +345,15 @@ func (tb *tab) setValue(selector, value string) {
 	}
 }
 
+// postComment writes a comment through the compose box and waits until
+// the server has taken it (the box empties).
+func (tb *tab) postComment(body string) {
+	tb.t.Helper()
+	tb.setValue("#comment-body", body)
+	tb.do(chromedp.Click(chromedp.ID("comment-submit")))
+	tb.waitFor("the compose box to be sent", `document.querySelector("#comment-body").value === "" && !document.querySelector("#comment-submit").disabled`, 10*time.Second)
+}
+
 // open navigates and waits for the page to be live with its content.
 func (tb *tab) open(url, readySelector string) {
 	tb.t.Helper()
@@ -442,6 +451,9 @@ func TestBrowserForum(t *testing.T) {
 	bob.signIn(srv.URL, "acme", f.tokens["bob"])
 	bob.open(postURL, "#compose")
 
+	mod := b.newTab(t, "admin")
+	mod.signIn(srv.URL, "acme", f.tokens["admin"])
+
 	t.Run("PresenceShowsBoth", func(t *testing.T) {
 		alice, bob := alice.in(t), bob.in(t)
 		for _, tb := range []*tab{alice, bob} {
@@ -488,14 +500,14 @@ func TestBrowserForum(t *testing.T) {
 		)
 		bob.setValue("#edit-"+firstID, "Hello from Bob, edited.")
 		bob.do(chromedp.Click(chromedp.CSS(sel + ` button[type="submit"]`)))
-		alice.waitFor("the edit on alice's page", `document.querySelector("`+sel+` .comment-body")?.textContent === "Hello from Bob, edited."`, 2*time.Second)
+		alice.waitFor("the edit on alice's page", `document.querySelector("`+sel+` .comment-body")?.textContent === "Hello from Bob, edited."`, 5*time.Second)
 		if m := eval[string](alice, `document.querySelector("`+sel+`").__marker || ""`); m != "same element" {
 			t.Fatal("the edited comment was re-created, not updated in place")
 		}
 		if n := eval[int](alice, `document.querySelectorAll("#comments > li").length`); n != 1 {
 			t.Fatalf("alice sees %d comments after the edit, want 1", n)
 		}
-		alice.waitFor("the edited marker", `document.querySelector("`+sel+` .edited") !== null`, 2*time.Second)
+		alice.waitFor("the edited marker", `document.querySelector("`+sel+` .edited") !== null`, 5*time.Second)
 	})
 
 	t.Run("AnonymousReadsWithoutComposeBox", func(t *testing.T) {
@@ -520,9 +532,8 @@ func TestBrowserForum(t *testing.T) {
 		alice, bob := alice.in(t), bob.in(t)
 		payloads := []string{`<img src=x onerror=alert(1)>`, `<script>alert(2)</script>`}
 		for _, p := range payloads {
-			bob.setValue("#comment-body", p)
-			bob.do(chromedp.Click(chromedp.ID("comment-submit")))
-			alice.waitFor("the payload as text", fmt.Sprintf(`[...document.querySelectorAll("#comments .comment-body")].some((el) => el.textContent === %q)`, p), 2*time.Second)
+			bob.postComment(p)
+			alice.waitFor("the payload as text", fmt.Sprintf(`[...document.querySelectorAll("#comments .comment-body")].some((el) => el.textContent === %q)`, p), 5*time.Second)
 		}
 		for _, tb := range []*tab{alice, bob} {
 			if n := eval[int](tb, `document.querySelectorAll("#comments img, #comments script").length`); n != 0 {
@@ -539,12 +550,11 @@ func TestBrowserForum(t *testing.T) {
 		if firstID == "" {
 			t.Skip("needs the comment of the first subtest")
 		}
-		mod := b.newTab(t, "admin")
-		mod.signIn(srv.URL, "acme", f.tokens["admin"])
+		mod := mod.in(t)
 		mod.open(postURL, commentSelector(firstID))
 		mod.do(chromedp.Click(chromedp.CSS(commentSelector(firstID) + ` [data-action="hide"]`)))
-		alice.waitFor("the hidden comment to disappear", `document.querySelector("`+commentSelector(firstID)+`") === null`, 2*time.Second)
-		mod.waitFor("the moderator's dimmed copy", `(() => { const li = document.querySelector("`+commentSelector(firstID)+`"); return li?.classList.contains("is-hidden") && li.querySelector(".badge.hidden") !== null; })()`, 2*time.Second)
+		alice.waitFor("the hidden comment to disappear", `document.querySelector("`+commentSelector(firstID)+`") === null`, 5*time.Second)
+		mod.waitFor("the moderator's dimmed copy", `(() => { const li = document.querySelector("`+commentSelector(firstID)+`"); return li?.classList.contains("is-hidden") && li.querySelector(".badge.hidden") !== null; })()`, 5*time.Second)
 		if n := eval[int](alice, `document.querySelectorAll("#comments > li").length`); n != 2 {
 			t.Fatalf("alice sees %d comments, want the 2 that are not hidden", n)
 		}
@@ -554,6 +564,55 @@ func TestBrowserForum(t *testing.T) {
 		// The audit log shows both actions.
 		mod.open(srv.URL+"/t/acme/mod/audit", "#audit tr")
 		mod.waitFor("hide and unhide in the audit log", `(() => { const t = document.querySelector("#audit").textContent; return t.includes("hid comment") && t.includes("unhid comment"); })()`, 5*time.Second)
+	})
+
+	t.Run("ReportAndResolve", func(t *testing.T) {
+		bob, mod := bob.in(t), mod.in(t)
+		bob.do(chromedp.Click(chromedp.CSS(`#post [data-action="report"]`)), chromedp.WaitVisible(chromedp.ID("report-reason")))
+		bob.setValue("#report-reason", "Off-topic, says bob")
+		bob.do(chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)))
+		bob.waitFor("the report dialog to close", `document.querySelector("dialog[open]") === null`, 5*time.Second)
+		mod.open(srv.URL+"/t/acme/mod/reports", "#reports > li")
+		mod.waitFor("bob's report in the queue", `(() => { const t = document.querySelector("#reports").textContent; return t.includes("Off-topic, says bob") && t.includes("bob reported post"); })()`, 5*time.Second)
+		mod.setValue("#reports > li input[name=note]", "Looked fine to me")
+		mod.do(chromedp.Click(chromedp.CSS(`#reports > li button[type="submit"]`)))
+		mod.waitFor("the queue to empty", `document.querySelector("#reports > li") === null`, 5*time.Second)
+		mod.open(srv.URL+"/t/acme/mod/reports?status=resolved", "#reports > li")
+		mod.waitFor("the resolved report", `document.querySelector("#reports").textContent.includes("Resolved by admin: Looked fine to me")`, 5*time.Second)
+	})
+
+	t.Run("BanEndsLiveAndWriting", func(t *testing.T) {
+		bob, mod := bob.in(t), mod.in(t)
+		mod.open(postURL, `#comments [data-action="ban"]`)
+		mod.do(chromedp.Click(chromedp.CSS(`#comments [data-action="ban"]`)), chromedp.WaitVisible(chromedp.ID("ban-reason")))
+		mod.setValue("#ban-reason", "Posting markup all day")
+		mod.do(chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)))
+		mod.waitFor("the ban dialog to close", `document.querySelector("dialog[open]") === null`, 5*time.Second)
+		bob.waitFor("bob's page offline, saying why", `(() => { const c = document.querySelector("#conn"); return c.dataset.state === "offline" && c.textContent.includes("banned"); })()`, 5*time.Second)
+		bob.waitFor("no compose box for a banned user", `document.querySelector("#compose") === null && document.querySelector(".compose-slot").textContent.includes("banned")`, 5*time.Second)
+		mod.open(srv.URL+"/t/acme/mod/audit", "#audit tr")
+		mod.waitFor("the ban in the audit log", `document.querySelector("#audit").textContent.includes("banned user")`, 5*time.Second)
+	})
+
+	t.Run("BoardShowsPostsLive", func(t *testing.T) {
+		alice := alice.in(t)
+		alice.open(boardURL, "#posts > li")
+		titles := `[...document.querySelectorAll("#posts > li")].map((li) => li.querySelector(".post-link").textContent + (li.querySelector(".unread") ? " [" + li.querySelector(".unread").textContent + "]" : "") + (li.classList.contains("pinned") ? " (pinned)" : ""))`
+		var fresh idOnly
+		f.call(srv, "bob", http.MethodPost, "/boards/"+board.ID+"/posts", map[string]string{"title": "Fresh topic", "body": "Just in."}, &fresh)
+		alice.waitFor("the new post under the pinned one, marked new",
+			titles+`.join("|").startsWith("Read me first: house rules (pinned)|Fresh topic [New]|")`, 5*time.Second)
+		f.call(srv, "admin", http.MethodPost, "/mod/posts/"+fresh.ID+"/pin", nil, nil)
+		alice.waitFor("the pinned post first", titles+`[0] === "Fresh topic [New] (pinned)"`, 5*time.Second)
+		f.call(srv, "bob", http.MethodPatch, "/posts/"+fresh.ID, map[string]string{"title": "Fresh topic, retitled"}, nil)
+		alice.waitFor("the new title in place", titles+`[0] === "Fresh topic, retitled [New] (pinned)"`, 5*time.Second)
+		f.call(srv, "admin", http.MethodPost, "/mod/posts/"+fresh.ID+"/unpin", nil, nil)
+		alice.waitFor("the post back among the others", titles+`[1] === "Fresh topic, retitled [New]"`, 5*time.Second)
+		// Opening it marks it read.
+		alice.do(chromedp.Click(chromedp.CSS(`#posts > li[data-id="` + fresh.ID + `"] .post-link`)))
+		alice.waitFor("the post page", `document.querySelector("#post-title")?.textContent === "Fresh topic, retitled"`, 5*time.Second)
+		alice.do(chromedp.NavigateBack())
+		alice.waitFor("the board without the marker", titles+`[1] === "Fresh topic, retitled"`, 5*time.Second)
 	})
 
 	t.Run("Screenshots", func(t *testing.T) {
@@ -605,6 +664,10 @@ func TestBrowserResume(t *testing.T) {
 	alice.open(first.URL+"/t/resume/p/"+post.ID, "#compose")
 	eval[chromedp.Void](alice, `window.__sameDocument = true`)
 
+	// Resuming must replay the missed events, not read the thread again.
+	const commentReads = `performance.getEntriesByType("resource").filter((e) => /\/posts\/\d+\/comments/.test(e.name)).length`
+	readsBefore := eval[int](alice, commentReads)
+
 	// While the server is down, failed connection attempts are expected.
 	addr := first.app.lis.Addr().String()
 	alice.tolerate(func(e *cdplog.Entry) bool {
@@ -620,12 +683,14 @@ func TestBrowserResume(t *testing.T) {
 		want = append(want, body)
 	}
 
+	down := time.Now()
 	restarted := startServer(t, dbURL, addr)
 	if restarted.URL != first.URL {
 		t.Fatalf("restarted on %s, want %s", restarted.URL, first.URL)
 	}
 	alice.waitFor("all five missed comments", `document.querySelectorAll("#comments > li").length >= 5`, 45*time.Second)
 	alice.waitFor("the live state", `document.querySelector("#conn").dataset.state === "live"`, 10*time.Second)
+	t.Logf("resumed %v after the restart began", time.Since(down).Round(time.Millisecond))
 	// Let anything duplicated arrive before counting: one more comment, sent
 	// after the resume, must be the sixth and last.
 	f.call(restarted, "bob", http.MethodPost, "/posts/"+post.ID+"/comments", map[string]string{"body": "live again"}, nil)
@@ -647,5 +712,8 @@ func TestBrowserResume(t *testing.T) {
 	}
 	if !eval[bool](alice, `window.__sameDocument === true`) {
 		t.Fatal("the page reloaded instead of resuming")
+	}
+	if n := eval[int](alice, commentReads); n != readsBefore {
+		t.Errorf("the comments were read over REST %d more times: the resume should replay them", n-readsBefore)
 	}
 }

@@ -102,7 +102,7 @@ func TestForumHappyPaths(t *testing.T) {
 }
 
 func TestPlatformTenants(t *testing.T) {
-	s := apitest.Start(t, apitest.Options{AdminToken: "operator-secret"})
+	s := apitest.Start(t, apitest.Options{AdminToken: "operator-secret", Hasher: fastHasher})
 	var tn store.Tenant
 	s.MustDo(t, "POST", "/api/v1/tenants", "operator-secret", map[string]string{"slug": "acme", "name": "Acme"}, http.StatusCreated, &tn)
 	if tn.Slug != "acme" || tn.Name != "Acme" || tn.ID == 0 {
@@ -119,7 +119,7 @@ func TestPlatformTenants(t *testing.T) {
 	}
 
 	// Without a configured token the platform endpoints do not exist.
-	s2 := apitest.Start(t, apitest.Options{DatabaseURL: s.DatabaseURL})
+	s2 := apitest.Start(t, apitest.Options{DatabaseURL: s.DatabaseURL, Hasher: fastHasher})
 	status, body := s2.Do(t, "GET", "/api/v1/tenants", "", nil)
 	wantError(t, "platform endpoints disabled", status, body, http.StatusNotFound, "not_found")
 	status, body = s2.Do(t, "GET", "/api/v1/tenants", "operator-secret", nil)

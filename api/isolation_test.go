@@ -45,7 +45,7 @@ func tenantRoutes(t *testing.T, db *store.DB) [][2]string {
 // tenant B's admin answers 404 and changes nothing; A's tokens are 401 on
 // every route of B.
 func TestIsolationREST(t *testing.T) {
-	s := apitest.Start(t, apitest.Options{Configure: noLimits})
+	s := apitest.Start(t, apitest.Options{Configure: noLimits, Hasher: fastHasher})
 	ctx := context.Background()
 	tenantA, tenantB := s.NewTenant(t, "tenant-a"), s.NewTenant(t, "tenant-b")
 	pa := func(rest string) string { return apitest.TenantPath("tenant-a", rest) }

@@ -12,6 +12,11 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m, store.MigrateUp) }
 
+// fastHasher keeps tests that are not about passwords quick under -race
+// (one production argon2id hash costs ~0.2 s there, over 1 s on a loaded
+// machine). TestAuthFlow and TestLoginTiming use the production parameters.
+var fastHasher = store.Hasher{MemoryKiB: 64, Time: 1, Threads: 1}
+
 // noLimits turns the rate limits off for tests that write more than a
 // person would.
 func noLimits(tb testing.TB, db *store.DB, cfg *api.Config) { cfg.RateLimits.Disabled = true }
@@ -31,6 +36,9 @@ type forum struct {
 
 func newForum(t *testing.T, opts apitest.Options) *forum {
 	t.Helper()
+	if opts.Hasher == (store.Hasher{}) {
+		opts.Hasher = fastHasher
+	}
 	s := apitest.Start(t, opts)
 	f := &forum{Server: s, slug: "acme"}
 	s.NewTenant(t, f.slug)

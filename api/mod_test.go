@@ -597,6 +597,16 @@ func TestMassAssignment(t *testing.T) {
 	if r.Status != store.ReportOpen || r.Reporter.ID != reg.User.ID || r.Note != nil || r.ResolvedBy != nil {
 		t.Errorf("report creation applied forbidden fields: %+v", r)
 	}
+	// Ids are strings in the contract; a number is accepted too. A missing
+	// one is a validation error, not a report on nothing.
+	f.MustDo(t, "POST", f.path("reports"), tok, map[string]any{"target_type": "comment", "target_id": f.comment.ID, "reason": "r"}, 201, &r)
+	if r.TargetID != f.comment.ID || r.PostID == nil || *r.PostID != f.post.ID {
+		t.Errorf("report with a numeric target_id: %+v", r)
+	}
+	status, body = f.Do(t, "POST", f.path("reports"), tok, map[string]any{"target_type": "post", "reason": "r"})
+	if e := wantError(t, "report without target_id", status, body, 422, "unprocessable"); e.Error.Fields["target_id"] == "" {
+		t.Errorf("report without target_id: fields %v", e.Error.Fields)
+	}
 }
 
 // TestCrossTenantModerator: a moderator of tenant B gets 404 for every

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -54,6 +55,9 @@ type presence struct {
 	sent     map[roomKey]*roomPresence
 	dirtyOut map[roomKey]bool
 	dirtyIn  map[roomKey]bool
+	// forceIn: a new subscriber was told an anonymous count that differs
+	// from sent's; the next flush sends the count even if unchanged.
+	forceIn  map[roomKey]bool
 	typingAt map[typingKey]time.Time
 }
 
@@ -66,6 +70,7 @@ func newPresence(h *Hub) *presence {
 		sent:      map[roomKey]*roomPresence{},
 		dirtyOut:  map[roomKey]bool{},
 		dirtyIn:   map[roomKey]bool{},
+		forceIn:   map[roomKey]bool{},
 		typingAt:  map[typingKey]time.Time{},
 	}
 }
@@ -150,12 +155,30 @@ func sortedIDs(rp *roomPresence) []int64 {
 	return ids
 }
 
-// state is the presence message a new subscriber gets at once.
-func (p *presence) state(k roomKey) []byte {
+// state is the presence message a new subscriber of c gets at once. Its
+// users are the view the room's subscribers were last sent, plus c's own:
+// the deltas that follow are computed against that view, so a join and a
+// leave that cancel out within one flush window cannot leave the newcomer
+// with someone who is gone (or without someone who is there). The
+// anonymous count is today's; when it differs from the one last sent the
+// next flush sends the count even if nothing else changed.
+func (p *presence) state(k roomKey, c *client) []byte {
 	p.mu.Lock()
-	m := p.merged(k)
+	cur := p.merged(k)
+	view := newRoomPresence()
+	view.anon = cur.anon
+	sent := p.sent[k]
+	if sent != nil {
+		maps.Copy(view.users, sent.users)
+	}
+	if m := cur.users[c.actor.UserID]; m != nil && !c.actor.Anonymous() {
+		view.users[c.actor.UserID] = m
+	}
+	if sent == nil || sent.anon != cur.anon {
+		p.forceIn[k], p.dirtyIn[k] = true, true
+	}
 	p.mu.Unlock()
-	b, _ := json.Marshal(presenceState{Op: "presence", Room: k.name, State: entries(m, sortedIDs(m)), Anonymous: m.anon})
+	b, _ := json.Marshal(presenceState{Op: "presence", Room: k.name, State: entries(view, sortedIDs(view)), Anonymous: view.anon})
 	return b
 }
 
@@ -304,7 +327,7 @@ func (p *presence) flushIn() {
 		} else {
 			p.sent[k] = cur
 		}
-		if len(joins) == 0 && len(leaves) == 0 && cur.anon == old.anon {
+		if len(joins) == 0 && len(leaves) == 0 && cur.anon == old.anon && !p.forceIn[k] {
 			continue
 		}
 		sort.Slice(joins, func(i, j int) bool { return joins[i] < joins[j] })
@@ -314,6 +337,7 @@ func (p *presence) flushIn() {
 		outs = append(outs, out{k, b})
 	}
 	clear(p.dirtyIn)
+	clear(p.forceIn)
 	p.mu.Unlock()
 	for _, o := range outs {
 		p.h.sendRoom(o.k, o.frame, nil)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"agora/realtime"
 	"agora/store"
@@ -84,7 +85,12 @@ func bulkEvents(t *testing.T, db *store.DB, tenantID int64, room string, n int) 
 }
 
 func TestSlowConsumerIsClosedAndResumesFully(t *testing.T) {
-	s := startInstance(t, "", func(c *realtime.Config) { c.SendQueue = 4; c.WriteTimeout = 2 * time.Second })
+	metrics := realtime.NewMetrics(nil)
+	s := startInstance(t, "", func(c *realtime.Config) {
+		c.SendQueue = 4
+		c.SocketSendBuffer = 16 << 10
+		c.Metrics = metrics
+	})
 	f := newForum(t, s, "acme")
 	room := store.PostRoom(f.post.ID)
 
@@ -120,6 +126,7 @@ func TestSlowConsumerIsClosedAndResumesFully(t *testing.T) {
 	bulkEvents(t, s.DB, f.tenant.ID, room, n)
 	got := fast.events(room, n, 30*time.Second)
 	assertConsecutive(t, seqs(got), 2)
+	t.Logf("fast client has all %d events", n)
 
 	// The slow one is cut off; it reads what reached it, then resumes.
 	var last int64 = 1
@@ -141,8 +148,14 @@ func TestSlowConsumerIsClosedAndResumesFully(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("slow client closed after seq %d", last)
 	if last >= int64(n)+1 {
 		t.Fatalf("slow client received all %d events: it was never slow, the test proves nothing", n)
+	}
+	// The close frame cannot overtake the data the client never read, so
+	// the client sees the connection drop; the server counts why.
+	if got := testutil.ToFloat64(metrics.SlowCloses); got != 1 {
+		t.Fatalf("slow-consumer closes = %v, want 1", got)
 	}
 	re := mustDial(t, s.URL, "acme", "")
 	re.subscribe(room, &last)

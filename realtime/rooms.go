@@ -171,10 +171,11 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 	s := &sub{replaying: true}
 	r.subs[c] = s
 	liveFrom := r.lastSeq
-	r.mu.Unlock()
-
+	// Still under the room lock, so no presence or typing frame for the
+	// room can reach the session before these two.
 	c.send(encodeSubscribed(name, liveFrom))
-	c.send(h.presence.state(r.key))
+	c.send(h.presence.state(r.key, c))
+	r.mu.Unlock()
 	if since != nil && *since != liveFrom {
 		if err := h.replay(ctx, c, r, *since, liveFrom); err != nil {
 			c.log.Info().Err(err).Str("room", name).Msg("replay stopped")

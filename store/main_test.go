@@ -18,6 +18,11 @@ func TestMain(m *testing.M) { pgtest.Main(m, MigrateUp) }
 
 const testPassword = "correct horse battery staple"
 
+// fastHasher keeps tests that are not about password hashing quick under
+// -race (one production hash costs ~0.2 s there, over 1 s on a loaded
+// machine). The tests of hashing itself use DefaultHasher.
+var fastHasher = Hasher{MemoryKiB: 64, Time: 1, Threads: 1}
+
 // testCtx bounds a test's database work.
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -25,9 +30,13 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// openDB opens the store on a fresh migrated database as the app role.
+// openDB opens the store on a fresh migrated database as the app role
+// (cfg.Hasher zero: fastHasher).
 func openDB(t *testing.T, cfg Config) (*DB, string) {
 	t.Helper()
+	if cfg.Hasher == (Hasher{}) {
+		cfg.Hasher = fastHasher
+	}
 	if cfg.URL == "" {
 		cfg.URL = pgtest.NewDatabase(t)
 	}

@@ -18,7 +18,7 @@ var phc = regexp.MustCompile(`^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za
 // TestPasswordHashStored reads what Register really stored and checks the
 // argon2id parameters against OWASP's minimum (m >= 19 MiB, t >= 2, p = 1).
 func TestPasswordHashStored(t *testing.T) {
-	db, _ := openDB(t, Config{}) // the production Hasher
+	db, _ := openDB(t, Config{Hasher: DefaultHasher()})
 	ctx := testCtx(t)
 	tenant, err := db.CreateTenant(ctx, "hashes", "Hashes")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -160,7 +161,7 @@ func (db *DB) ResolveReport(ctx context.Context, tenantID int64, actor Actor, re
 	if err := canModerate(actor); err != nil {
 		return Report{}, err
 	}
-	if len([]rune(note)) > maxReason {
+	if utf8.RuneCountInString(note) > maxReason {
 		return Report{}, Invalid(map[string]string{"note": "must be at most 1000 characters"})
 	}
 	var r Report

@@ -15,6 +15,7 @@ import * as mod from "./pages/mod.js";
 const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
 const account = document.getElementById("account");
+const modnav = document.getElementById("modnav");
 const conn = document.getElementById("conn");
 const connAnnounce = document.getElementById("conn-announce");
 const announcer = document.getElementById("announcer");
@@ -61,6 +62,9 @@ async function openSession(tenant) {
     onState: (st) => {
       s.conn = st;
       if (session === s) renderConn();
+      // Policy close: banned, or the token was revoked (a logout
+      // elsewhere). Find out which, and show it.
+      if (st.state === State.OFFLINE && st.code === 1008) refreshMe(s);
     },
     onUnauthorized: () => {
       // The token was revoked or expired: continue as a reader.
@@ -85,6 +89,43 @@ async function openSession(tenant) {
   s.client.connect();
   return s;
 }
+
+async function refreshMe(s) {
+  if (!s.api.token) return;
+  try {
+    s.me = await s.api.get("/me");
+  } catch (e) {
+    if (e.status !== 401) return;
+    setToken(s, null, null);
+    toast("You were signed out.");
+  }
+  if (session === s) {
+    renderAccount();
+    rerender();
+  }
+}
+
+// Another tab of this browser signed in or out of the same community:
+// follow it, so the tabs never disagree about who is writing.
+window.addEventListener("storage", async (e) => {
+  const s = session;
+  if (!s || e.key !== tokenKey(s.tenant)) return;
+  const token = e.newValue || null;
+  s.api.token = token;
+  s.me = null;
+  s.client.setToken(token);
+  if (token) {
+    try {
+      s.me = await s.api.get("/me");
+    } catch {
+      // Shown as signed out; the next action will tell.
+    }
+  }
+  if (session === s) {
+    renderAccount();
+    rerender();
+  }
+});
 
 function setToken(s, token, user) {
   const st = storage();
@@ -184,6 +225,7 @@ async function render() {
   if (seq !== renderSeq) return; // a later navigation won
   renderAccount();
   renderConn();
+  setCrumbs([]);
   const result = page.mount(main, pageContext(s), params.slice(1));
   unmount = typeof result === "function" ? result : null;
   // After an in-app navigation, start screen readers and the Tab key at
@@ -240,6 +282,7 @@ function setCrumbs(list) {
 }
 
 function renderAccount() {
+  setChildren(modnav);
   if (!session) {
     setChildren(account);
     return;
@@ -268,16 +311,11 @@ function renderAccount() {
     toast("You are signed out.");
     rerender();
   });
+  if (isMod(s.me)) {
+    setChildren(modnav, h("a", { href: `${base}/mod/reports` }, "Reports"), h("a", { href: `${base}/mod/audit` }, "Audit log"));
+  }
   setChildren(
     account,
-    isMod(s.me)
-      ? h(
-          "span",
-          { class: "modnav" },
-          h("a", { href: `${base}/mod/reports` }, "Reports"),
-          h("a", { href: `${base}/mod/audit` }, "Audit log"),
-        )
-      : null,
     h(
       "span",
       { class: "me", id: "me", dataset: { username: s.me.username, role: s.me.role } },

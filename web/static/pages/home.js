@@ -1,9 +1,9 @@
 // A community's home: its boards, live through the "tenant" room; admins
 // can add a board.
 
-import { h, setChildren, timeEl, compareIds } from "../dom.js";
+import { h, setChildren, compareIds } from "../dom.js";
 import { describeError } from "../api.js";
-import { formError, liveRoom } from "../components.js";
+import { formError, liveRoom, presenceView } from "../components.js";
 
 export function mount(root, ctx) {
   ctx.setTitle("Boards");
@@ -11,6 +11,7 @@ export function mount(root, ctx) {
   const list = h("ul", { class: "boards", id: "boards" });
   const status = h("p", { class: "muted", hidden: true });
   const heading = h("h1", { tabindex: "-1" }, "Boards");
+  const presence = presenceView();
 
   const render = () => {
     const items = [...boards.values()].sort((a, b) => a.name.localeCompare(b.name) || compareIds(a.id, b.id));
@@ -46,15 +47,17 @@ export function mount(root, ctx) {
       } else return;
       render();
     },
+    onPresence: (m) => presence.update(m),
   });
 
-  setChildren(root, h("div", { class: "page-head" }, heading), status, list);
-  if (ctx.me?.role === "admin") root.appendChild(
-      newBoardForm(ctx, (b) => {
-        if (!boards.has(b.id)) boards.set(b.id, b);
-        render();
-      }),
-    );
+  setChildren(root, h("div", { class: "page-head" }, heading, presence.el), status, list);
+  if (ctx.me?.role === "admin") {
+    const onCreated = (b) => {
+      if (!boards.has(b.id)) boards.set(b.id, b);
+      render();
+    };
+    root.appendChild(newBoardForm(ctx, onCreated));
+  }
 
   room.start().catch((e) => {
     if (e.status === 404) {

@@ -66,7 +66,7 @@ export function mount(root, ctx, [postId]) {
         }),
       );
     }
-    if (canWrite(me) && me.id !== p.author.id) actions.append(reportButton(ctx, "post", p.id));
+    if (canWrite(me) && !mod && me.id !== p.author.id) actions.append(reportButton(ctx, "post", p.id));
     setChildren(
       article,
       h(
@@ -118,7 +118,7 @@ export function mount(root, ctx, [postId]) {
       h("button", { type: "button", class: "small", dataset: { action: p.pinned ? "unpin" : "pin" }, onclick: act(p.pinned ? "unpin" : "pin") }, p.pinned ? "Unpin" : "Pin"),
       h("button", { type: "button", class: "small", dataset: { action: p.hidden ? "unhide" : "hide" }, onclick: act(p.hidden ? "unhide" : "hide") }, p.hidden ? "Unhide" : "Hide"),
       me.id !== p.author.id
-        ? h("button", { type: "button", class: "small danger", onclick: () => banDialog(ctx, p.author) }, `Ban ${p.author.username}`)
+        ? h("button", { type: "button", class: "small danger", dataset: { action: "ban" }, onclick: () => banDialog(ctx, p.author) }, `Ban ${p.author.username}`)
         : null,
     );
   };
@@ -218,10 +218,10 @@ export function mount(root, ctx, [postId]) {
         ),
       );
       if (c.author.id !== me.id) {
-        actions.append(h("button", { type: "button", class: "link danger", onclick: () => banDialog(ctx, c.author) }, "Ban"));
+        actions.append(h("button", { type: "button", class: "link danger", dataset: { action: "ban" }, onclick: () => banDialog(ctx, c.author) }, "Ban"));
       }
     }
-    if (canWrite(me) && c.author.id !== me.id) actions.append(reportButton(ctx, "comment", c.id));
+    if (canWrite(me) && !mod && c.author.id !== me.id) actions.append(reportButton(ctx, "comment", c.id));
     setChildren(
       el,
       avatar(c.author),
@@ -566,11 +566,11 @@ export function mount(root, ctx, [postId]) {
 
 const doneWords = { lock: "locked", unlock: "unlocked", pin: "pinned", unpin: "unpinned", hide: "hidden", unhide: "visible again" };
 
-// edited: the text changed after it was written. Live diffs say so
-// exactly; a REST read only has the version and the times (moderation
-// also bumps them, so a hidden-then-restored item may count as edited).
+// edited: the text changed after it was written, as seen live (a diff
+// with body or title) or done here. A REST read cannot tell: moderation
+// bumps version and updated_at too, and "edited" must not be a guess.
 function edited(x) {
-  return !!x.edited || (x.version > 1 && Date.parse(x.updated_at) - Date.parse(x.created_at) > 1000);
+  return !!x.edited;
 }
 
 /** "Report": asks for a reason in a small dialog and files it. */
@@ -580,6 +580,7 @@ function reportButton(ctx, targetType, targetId) {
     {
       type: "button",
       class: "link muted",
+      dataset: { action: "report" },
       onclick: () => {
         const err = formError();
         const id = `report-reason`;

@@ -1,0 +1,82 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestAgoraClient runs the protocol client's scenarios
+// (testdata/agora_client_test.js) in Chromium, against a fake WebSocket:
+// frame splitting, seq gaps and replays, reset, close codes, backoff,
+// tickets, typing throttle. The forum's browser tests (../browser_test.go)
+// cover the same client against the real server.
+func TestAgoraClient(t *testing.T) {
+	exe := chromium(t)
+	mux := http.NewServeMux()
+	mux.Handle("/", Handler())
+	mux.Handle("/testdata/", http.StripPrefix("/testdata/", http.FileServer(http.Dir("testdata"))))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe), chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.Flag("disable-dev-shm-usage", true))
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelT()
+
+	// The landing page has no server behind it here; any page of the
+	// origin will do to import modules from.
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/static/favicon.svg")); err != nil {
+		t.Fatalf("open the page: %v", err)
+	}
+	type result struct {
+		Name   string `json:"name"`
+		OK     bool   `json:"ok"`
+		Detail string `json:"detail"`
+	}
+	results, err := chromedp.Run(ctx, chromedp.Evaluate[[]result](
+		`import("/testdata/agora_client_test.js").then((m) => m.run())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("run the scenarios: %v", err)
+	}
+	if len(results) < 10 {
+		t.Fatalf("only %d scenarios ran", len(results))
+	}
+	for _, r := range results {
+		t.Run(r.Name, func(t *testing.T) {
+			if !r.OK {
+				t.Error(r.Detail)
+			}
+		})
+	}
+}
+
+// chromium finds the browser, or skips (outside CI) when there is none.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, c := range []string{os.Getenv("AGORA_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if c == "" {
+			continue
+		}
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "" {
+		t.Skip("no Chromium found: the browser tests need it (apt-get install -y chromium, or AGORA_CHROMIUM=/path); in CI they run")
+	}
+	t.Fatal("no Chromium found, and CI is set: install it (apt-get install -y chromium) or set AGORA_CHROMIUM")
+	return ""
+}
