@@ -170,6 +170,9 @@ func database(ctx context.Context, cfg config, log zerolog.Logger) (url string, 
 		return "", nil, err
 	}
 	stop = func() {
+		if !cl.StartedHere() {
+			return // another agora process runs it (say, `task up`): leave it be
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := cl.Stop(sctx); err != nil {

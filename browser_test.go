@@ -345,6 +345,13 @@ func (tb *tab) setValue(selector, value string) {
 	}
 }
 
+// click waits for an element and clicks it in one step, so a re-render
+// between finding and clicking cannot make it miss.
+func (tb *tab) click(selector string) {
+	tb.t.Helper()
+	tb.waitFor(selector, fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el || el.disabled) return false; el.click(); return true; })()`, selector), 5*time.Second)
+}
+
 // postComment writes a comment through the compose box and waits until
 // the server has taken it (the box empties).
 func (tb *tab) postComment(body string) {
@@ -499,7 +506,7 @@ func TestBrowserForum(t *testing.T) {
 			chromedp.WaitVisible(chromedp.ID("edit-"+firstID)),
 		)
 		bob.setValue("#edit-"+firstID, "Hello from Bob, edited.")
-		bob.do(chromedp.Click(chromedp.CSS(sel + ` button[type="submit"]`)))
+		bob.click(sel + ` button[type="submit"]`)
 		alice.waitFor("the edit on alice's page", `document.querySelector("`+sel+` .comment-body")?.textContent === "Hello from Bob, edited."`, 5*time.Second)
 		if m := eval[string](alice, `document.querySelector("`+sel+`").__marker || ""`); m != "same element" {
 			t.Fatal("the edited comment was re-created, not updated in place")
@@ -552,46 +559,18 @@ func TestBrowserForum(t *testing.T) {
 		}
 		mod := mod.in(t)
 		mod.open(postURL, commentSelector(firstID))
-		mod.do(chromedp.Click(chromedp.CSS(commentSelector(firstID) + ` [data-action="hide"]`)))
+		mod.click(commentSelector(firstID) + ` [data-action="hide"]`)
 		alice.waitFor("the hidden comment to disappear", `document.querySelector("`+commentSelector(firstID)+`") === null`, 5*time.Second)
 		mod.waitFor("the moderator's dimmed copy", `(() => { const li = document.querySelector("`+commentSelector(firstID)+`"); return li?.classList.contains("is-hidden") && li.querySelector(".badge.hidden") !== null; })()`, 5*time.Second)
 		if n := eval[int](alice, `document.querySelectorAll("#comments > li").length`); n != 2 {
 			t.Fatalf("alice sees %d comments, want the 2 that are not hidden", n)
 		}
 		// Unhiding brings it back for members, in its place.
-		mod.do(chromedp.Click(chromedp.CSS(commentSelector(firstID) + ` [data-action="unhide"]`)))
+		mod.click(commentSelector(firstID) + ` [data-action="unhide"]`)
 		alice.waitFor("the comment to come back first", `document.querySelector("#comments > li")?.id === "`+commentSelector(firstID)[1:]+`"`, 3*time.Second)
 		// The audit log shows both actions.
 		mod.open(srv.URL+"/t/acme/mod/audit", "#audit tr")
 		mod.waitFor("hide and unhide in the audit log", `(() => { const t = document.querySelector("#audit").textContent; return t.includes("hid comment") && t.includes("unhid comment"); })()`, 5*time.Second)
-	})
-
-	t.Run("ReportAndResolve", func(t *testing.T) {
-		bob, mod := bob.in(t), mod.in(t)
-		bob.do(chromedp.Click(chromedp.CSS(`#post [data-action="report"]`)), chromedp.WaitVisible(chromedp.ID("report-reason")))
-		bob.setValue("#report-reason", "Off-topic, says bob")
-		bob.do(chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)))
-		bob.waitFor("the report dialog to close", `document.querySelector("dialog[open]") === null`, 5*time.Second)
-		mod.open(srv.URL+"/t/acme/mod/reports", "#reports > li")
-		mod.waitFor("bob's report in the queue", `(() => { const t = document.querySelector("#reports").textContent; return t.includes("Off-topic, says bob") && t.includes("bob reported post"); })()`, 5*time.Second)
-		mod.setValue("#reports > li input[name=note]", "Looked fine to me")
-		mod.do(chromedp.Click(chromedp.CSS(`#reports > li button[type="submit"]`)))
-		mod.waitFor("the queue to empty", `document.querySelector("#reports > li") === null`, 5*time.Second)
-		mod.open(srv.URL+"/t/acme/mod/reports?status=resolved", "#reports > li")
-		mod.waitFor("the resolved report", `document.querySelector("#reports").textContent.includes("Resolved by admin: Looked fine to me")`, 5*time.Second)
-	})
-
-	t.Run("BanEndsLiveAndWriting", func(t *testing.T) {
-		bob, mod := bob.in(t), mod.in(t)
-		mod.open(postURL, `#comments [data-action="ban"]`)
-		mod.do(chromedp.Click(chromedp.CSS(`#comments [data-action="ban"]`)), chromedp.WaitVisible(chromedp.ID("ban-reason")))
-		mod.setValue("#ban-reason", "Posting markup all day")
-		mod.do(chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)))
-		mod.waitFor("the ban dialog to close", `document.querySelector("dialog[open]") === null`, 5*time.Second)
-		bob.waitFor("bob's page offline, saying why", `(() => { const c = document.querySelector("#conn"); return c.dataset.state === "offline" && c.textContent.includes("banned"); })()`, 5*time.Second)
-		bob.waitFor("no compose box for a banned user", `document.querySelector("#compose") === null && document.querySelector(".compose-slot").textContent.includes("banned")`, 5*time.Second)
-		mod.open(srv.URL+"/t/acme/mod/audit", "#audit tr")
-		mod.waitFor("the ban in the audit log", `document.querySelector("#audit").textContent.includes("banned user")`, 5*time.Second)
 	})
 
 	t.Run("BoardShowsPostsLive", func(t *testing.T) {
@@ -609,10 +588,40 @@ func TestBrowserForum(t *testing.T) {
 		f.call(srv, "admin", http.MethodPost, "/mod/posts/"+fresh.ID+"/unpin", nil, nil)
 		alice.waitFor("the post back among the others", titles+`[1] === "Fresh topic, retitled [New]"`, 5*time.Second)
 		// Opening it marks it read.
-		alice.do(chromedp.Click(chromedp.CSS(`#posts > li[data-id="` + fresh.ID + `"] .post-link`)))
+		alice.click(`#posts > li[data-id="` + fresh.ID + `"] .post-link`)
 		alice.waitFor("the post page", `document.querySelector("#post-title")?.textContent === "Fresh topic, retitled"`, 5*time.Second)
 		alice.do(chromedp.NavigateBack())
 		alice.waitFor("the board without the marker", titles+`[1] === "Fresh topic, retitled"`, 5*time.Second)
+	})
+
+	t.Run("ReportAndResolve", func(t *testing.T) {
+		bob, mod := bob.in(t), mod.in(t)
+		bob.click(`#post [data-action="report"]`)
+		bob.do(chromedp.WaitVisible(chromedp.ID("report-reason")))
+		bob.setValue("#report-reason", "Off-topic, says bob")
+		bob.click(`dialog[open] button[type="submit"]`)
+		bob.waitFor("the report dialog to close", `document.querySelector("dialog[open]") === null`, 5*time.Second)
+		mod.open(srv.URL+"/t/acme/mod/reports", "#reports > li")
+		mod.waitFor("bob's report in the queue", `(() => { const t = document.querySelector("#reports").textContent; return t.includes("Off-topic, says bob") && t.includes("bob reported post"); })()`, 5*time.Second)
+		mod.setValue("#reports > li input[name=note]", "Looked fine to me")
+		mod.click(`#reports > li button[type="submit"]`)
+		mod.waitFor("the queue to empty", `document.querySelector("#reports > li") === null`, 5*time.Second)
+		mod.open(srv.URL+"/t/acme/mod/reports?status=resolved", "#reports > li")
+		mod.waitFor("the resolved report", `(() => { const t = document.querySelector("#reports").textContent; return t.includes("Resolved by admin") && t.includes("Looked fine to me"); })()`, 5*time.Second)
+	})
+
+	t.Run("BanEndsLiveAndWriting", func(t *testing.T) {
+		bob, mod := bob.in(t), mod.in(t)
+		mod.open(postURL, `#comments [data-action="ban"]`)
+		mod.click(`#comments [data-action="ban"]`)
+		mod.do(chromedp.WaitVisible(chromedp.ID("ban-reason")))
+		mod.setValue("#ban-reason", "Posting markup all day")
+		mod.click(`dialog[open] button[type="submit"]`)
+		mod.waitFor("the ban dialog to close", `document.querySelector("dialog[open]") === null`, 5*time.Second)
+		bob.waitFor("bob's page offline, saying why", `(() => { const c = document.querySelector("#conn"); return c.dataset.state === "offline" && c.textContent.includes("banned"); })()`, 5*time.Second)
+		bob.waitFor("no compose box for a banned user", `document.querySelector("#compose") === null && document.querySelector(".compose-slot").textContent.includes("banned")`, 5*time.Second)
+		mod.open(srv.URL+"/t/acme/mod/audit", "#audit tr")
+		mod.waitFor("the ban in the audit log", `document.querySelector("#audit").textContent.includes("banned user")`, 5*time.Second)
 	})
 
 	t.Run("Screenshots", func(t *testing.T) {

@@ -57,7 +57,14 @@ type Cluster struct {
 
 	mu   sync.Mutex
 	idle []*pgx.Conn // superuser connections to "postgres" kept for reuse
+	// startedHere: this Start started the server (rather than reusing one
+	// another process runs), so this process may stop it.
+	startedHere bool
 }
+
+// StartedHere reports whether Start started the server, rather than
+// finding it running. A process should stop only a cluster it started.
+func (c *Cluster) StartedHere() bool { return c.startedHere }
 
 const (
 	superuser      = "postgres"
@@ -131,6 +138,8 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		c.log.Info().Str("dir", dir).Int("port", c.port).Msg("devdb: reusing running cluster")
 	} else if err := c.start(ctx, fresh); err != nil {
 		return nil, err
+	} else {
+		c.startedHere = true
 	}
 	if err := c.waitReady(ctx); err != nil {
 		return nil, err

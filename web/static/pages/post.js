@@ -464,10 +464,13 @@ export function mount(root, ctx, [postId]) {
       for (const id of [...comments.keys()]) if (!ids.has(id)) removeComment(id);
       for (const c of items) {
         const e = comments.get(c.id);
-        if (e) {
-          e.c = c;
+        if (!e) insertComment(c);
+        else if (c.version !== e.c.version) {
+          // Unchanged comments keep their elements untouched: a second
+          // read must not steal focus or close an open editor.
+          e.c = { ...c, edited: e.c.edited };
           renderComment(e);
-        } else insertComment(c);
+        }
       }
       post.comment_count = p.comment_count;
       loaded = true;
