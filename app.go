@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -52,6 +53,7 @@ type config struct {
 	LogLevel       string
 	LogFormat      string
 	AllowedOrigins string
+	TrustedProxies string
 	PingInterval   time.Duration
 	PongTimeout    time.Duration
 	SeedDemo       bool
@@ -68,11 +70,14 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	var c config
 	fs := flag.NewFlagSet("agora "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.DatabaseURL, "database-url", getenv("DATABASE_URL"), "PostgreSQL URL (DATABASE_URL); empty: a private cluster under the data dir")
+	// Secrets take no default from the environment here: flag help and
+	// usage errors print defaults, and must not print passwords.
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (DATABASE_URL); empty: a private cluster under the data dir")
 	fs.StringVar(&c.DataDir, "data-dir", env("AGORA_DATA_DIR", ".agora"), "where the private cluster lives (AGORA_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env("AGORA_ADDR", ":8080"), "listen address (AGORA_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", getenv("AGORA_ADMIN_ADDR"), "pprof listen address, loopback only by default; empty: off (AGORA_ADMIN_ADDR)")
-	fs.StringVar(&c.AdminToken, "admin-token", getenv("AGORA_ADMIN_TOKEN"), "operator token for /api/v1/tenants; empty: disabled (AGORA_ADMIN_TOKEN)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "operator token for /api/v1/tenants; empty: disabled (AGORA_ADMIN_TOKEN)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", getenv("AGORA_TRUSTED_PROXIES"), "CIDRs of reverse proxies whose X-Forwarded-For is believed, comma-separated; empty: the TCP peer is the client (AGORA_TRUSTED_PROXIES)")
 	fs.StringVar(&c.LogLevel, "log-level", env("AGORA_LOG_LEVEL", "info"), "debug|info|warn|error (AGORA_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", getenv("AGORA_LOG_FORMAT"), "json|console; default: console on a terminal, else json (AGORA_LOG_FORMAT)")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", getenv("AGORA_ALLOWED_ORIGINS"), "extra WebSocket origins, comma-separated (AGORA_ALLOWED_ORIGINS)")
@@ -82,6 +87,12 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.BoolVar(&c.AutoMigrate, "migrate", envBool(getenv, "AGORA_AUTO_MIGRATE", true), "apply pending migrations at start (AGORA_AUTO_MIGRATE)")
 	if err := fs.Parse(args); err != nil {
 		return c, nil, usageError(err.Error())
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = getenv("DATABASE_URL")
+	}
+	if c.AdminToken == "" {
+		c.AdminToken = getenv("AGORA_ADMIN_TOKEN")
 	}
 	if c.PingInterval <= 0 || c.PongTimeout <= c.PingInterval {
 		return c, nil, usageError("the WebSocket pong timeout must be longer than the ping interval, both positive")
@@ -384,7 +395,13 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, url string) (*ap
 		}
 	})
 
+	clientIP, err := clientIPExtractor(cfg.TrustedProxies)
+	if err != nil {
+		a.shutdown()
+		return nil, err
+	}
 	srv := api.New(api.Config{
+		RateLimits: api.RateLimits{ClientIP: clientIP},
 		Store:      db,
 		Log:        log,
 		AdminToken: cfg.AdminToken,
@@ -483,4 +500,22 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// clientIPExtractor decides whose word the client's address is: the TCP
+// peer, or X-Forwarded-For when the peer is one of our own proxies.
+func clientIPExtractor(trusted string) (echo.IPExtractor, error) {
+	cidrs := splitList(trusted)
+	if len(cidrs) == 0 {
+		return echo.ExtractIPDirect(), nil
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, c := range cidrs {
+		_, n, err := net.ParseCIDR(c)
+		if err != nil {
+			return nil, usageError(fmt.Sprintf("trusted proxy %q: want a CIDR such as 10.0.0.0/8", c))
+		}
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...), nil
 }

@@ -59,6 +59,12 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = handleError
+	// Client addresses (logs, per-IP limits) come from the TCP peer unless
+	// the operator named trusted proxies: X-Forwarded-For is forgeable.
+	if cfg.RateLimits.ClientIP == nil {
+		cfg.RateLimits.ClientIP = echo.ExtractIPDirect()
+	}
+	e.IPExtractor = cfg.RateLimits.ClientIP
 	s := &Server{cfg: cfg, echo: e, limits: newLimiters(cfg.RateLimits), openapi: renderOpenAPI()}
 
 	e.Use(cfg.Middleware...)
@@ -135,7 +141,9 @@ func (s *Server) readyz(c echo.Context) error {
 	check := func(name string, err error) {
 		status[name] = "ok"
 		if err != nil {
-			status[name] = err.Error()
+			// Details go to the log, not to whoever polls the probe.
+			zerolog.Ctx(ctx).Warn().Err(err).Str("check", name).Msg("not ready")
+			status[name] = "unavailable"
 			ready = false
 		}
 	}

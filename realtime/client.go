@@ -201,10 +201,11 @@ func (c *client) leaveAll() {
 	}
 }
 
-// closeMatching closes the sessions a control notification names.
+// control closes the sessions a control notification names.
 func (h *Hub) control(_ context.Context, ctl store.Control) {
 	var keep func(*client) bool
 	var reason string
+	code := websocket.ClosePolicyViolation
 	switch ctl.Kind {
 	case store.ControlBan:
 		keep = func(c *client) bool { return c.tenant.ID == ctl.TenantID && c.actor.UserID == ctl.ID }
@@ -214,12 +215,19 @@ func (h *Hub) control(_ context.Context, ctl store.Control) {
 			return c.tenant.ID == ctl.TenantID && c.tokenID != 0 && c.tokenID == ctl.ID
 		}
 		reason = "token revoked"
+	case store.ControlRefresh:
+		// A session's role and ban state are fixed at connect; asking the
+		// client to reconnect (1001, resume with since: nothing is lost)
+		// is simpler and safer than patching them under its feet.
+		keep = func(c *client) bool { return c.tenant.ID == ctl.TenantID && c.actor.UserID == ctl.ID }
+		reason = "your role changed: reconnect"
+		code = websocket.CloseGoingAway
 	default:
 		h.log.Warn().Str("kind", ctl.Kind).Msg("unknown control notification")
 		return
 	}
 	h.forEachClient(keep, func(c *client) {
 		c.log.Info().Str("reason", reason).Msg("closing session on control notification")
-		go c.closeNow(websocket.ClosePolicyViolation, reason)
+		go c.closeNow(code, reason)
 	})
 }

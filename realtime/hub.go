@@ -322,6 +322,11 @@ func (h *Hub) onConnect(s *melody.Session) {
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()
+	// Shutdown sets closing before it lists clients: a session that
+	// registered too late to be listed sees closing here.
+	if h.closing.Load() {
+		go c.closeNow(websocket.CloseGoingAway, "server going away")
+	}
 	h.metrics.Sessions.Inc()
 	c.log.Info().Bool("anonymous", c.actor.Anonymous()).Msg("session open")
 }

@@ -491,7 +491,10 @@ func TestProtocol(t *testing.T) {
 		for _, room := range rooms[:100] {
 			c.send(map[string]any{"op": "subscribe", "room": room})
 		}
-		for range 100 {
+		for i := range 100 {
+			if !c.isOpen() {
+				t.Logf("closed after %d: %d", i, c.closeCode(wait))
+			}
 			c.next(wait, "subscribed", func(m msg) bool {
 				if m.Op == "error" {
 					t.Fatalf("subscribe within the limit: %s", m.raw)

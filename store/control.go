@@ -20,6 +20,9 @@ const (
 	ControlBan = "ban"
 	// ControlRevoke: close every session opened with token ID (logout).
 	ControlRevoke = "revoke"
+	// ControlRefresh: user ID's standing changed (role, unban); their
+	// sessions reconnect to pick it up.
+	ControlRefresh = "refresh"
 )
 
 // Control is a parsed control notification.

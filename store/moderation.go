@@ -251,10 +251,13 @@ func (db *DB) UnbanUser(ctx context.Context, tenantID int64, actor Actor, userID
 		if u, err = pgx.CollectExactlyOneRow(rows, scanUser); err != nil {
 			return mapErr(err, "user")
 		}
-		return writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: AuditUserUnban, TargetType: "user", TargetID: userID, Reason: reason,
 			Before: banStateOf(old), After: banStateOf(u),
-		})
+		}); err != nil {
+			return err
+		}
+		return notifyControl(ctx, tx, ControlRefresh, tenantID, userID)
 	})
 	return u, err
 }
@@ -317,10 +320,13 @@ func (db *DB) SetRole(ctx context.Context, tenantID int64, actor Actor, userID i
 		if u, err = pgx.CollectExactlyOneRow(rows, scanUser); err != nil {
 			return mapErr(err, "user")
 		}
-		return writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: AuditUserRole, TargetType: "user", TargetID: userID, Reason: reason,
 			Before: map[string]Role{"role": old.Role}, After: map[string]Role{"role": u.Role},
-		})
+		}); err != nil {
+			return err
+		}
+		return notifyControl(ctx, tx, ControlRefresh, tenantID, userID)
 	})
 	return u, err
 }

@@ -445,7 +445,10 @@ export function mount(root, ctx, [postId]) {
   const room = liveRoom(ctx, `post:${postId}`, {
     async load() {
       const [p, items] = await Promise.all([ctx.api.get(`/posts/${postId}`), ctx.api.all(`/posts/${postId}/comments`)]);
-      post = p;
+      // A second read of an unchanged post leaves the page as it is (an
+      // open editor stays open).
+      const postChanged = !post || gone !== null || p.version !== post.version;
+      if (postChanged) post = { ...p, edited: post?.edited };
       gone = null;
       if (boardName === null) {
         boardName = "Board";
@@ -475,7 +478,7 @@ export function mount(root, ctx, [postId]) {
       post.comment_count = p.comment_count;
       loaded = true;
       renderCount();
-      renderPost();
+      if (postChanged) renderPost();
       renderCompose();
       markSeen();
       if (!scrolled && /^#c\d+$/.test(location.hash)) {
