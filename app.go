@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -56,6 +57,7 @@ type config struct {
 	TrustedProxies string
 	PingInterval   time.Duration
 	PongTimeout    time.Duration
+	RateLimits     bool
 	SeedDemo       bool
 	AutoMigrate    bool
 }
@@ -83,6 +85,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", getenv("AGORA_ALLOWED_ORIGINS"), "extra WebSocket origins, comma-separated (AGORA_ALLOWED_ORIGINS)")
 	fs.DurationVar(&c.PingInterval, "ws-ping-interval", envDuration(getenv, "AGORA_WS_PING_INTERVAL", 20*time.Second), "how often WebSocket clients are pinged (AGORA_WS_PING_INTERVAL)")
 	fs.DurationVar(&c.PongTimeout, "ws-pong-timeout", envDuration(getenv, "AGORA_WS_PONG_TIMEOUT", 30*time.Second), "a client silent this long after a ping is dropped (AGORA_WS_PONG_TIMEOUT)")
+	fs.BoolVar(&c.RateLimits, "rate-limits", envBool(getenv, "AGORA_RATE_LIMITS", true), "limit writes, logins and registrations per user and address; off only for load tests (AGORA_RATE_LIMITS)")
 	fs.BoolVar(&c.SeedDemo, "seed-demo", envBool(getenv, "AGORA_SEED_DEMO", false), "create a demo tenant with an admin if missing (AGORA_SEED_DEMO)")
 	fs.BoolVar(&c.AutoMigrate, "migrate", envBool(getenv, "AGORA_AUTO_MIGRATE", true), "apply pending migrations at start (AGORA_AUTO_MIGRATE)")
 	if err := fs.Parse(args); err != nil {
@@ -400,8 +403,19 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, url string) (*ap
 		a.shutdown()
 		return nil, err
 	}
+	reg.MustRegister(db.PoolCollector())
+	httpMetrics := api.NewHTTPMetrics(reg)
+	if cfg.AdminAddr != "" {
+		stop, err := serveAdmin(cfg.AdminAddr, log)
+		if err != nil {
+			a.shutdown()
+			return nil, err
+		}
+		a.closer = append(a.closer, stop)
+	}
 	srv := api.New(api.Config{
-		RateLimits: api.RateLimits{ClientIP: clientIP},
+		RateLimits: api.RateLimits{ClientIP: clientIP, Disabled: !cfg.RateLimits},
+		Middleware: []echo.MiddlewareFunc{httpMetrics.Middleware},
 		Store:      db,
 		Log:        log,
 		AdminToken: cfg.AdminToken,
@@ -518,4 +532,34 @@ func clientIPExtractor(trusted string) (echo.IPExtractor, error) {
 		opts = append(opts, echo.TrustIPRange(n))
 	}
 	return echo.ExtractIPFromXFFHeader(opts...), nil
+}
+
+// serveAdmin serves pprof on its own address, loopback unless the operator
+// names a host: profiles reveal internals and cost CPU.
+func serveAdmin(addr string, log zerolog.Logger) (func(context.Context), error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, usageError(fmt.Sprintf("admin address %q: want host:port or :port", addr))
+	}
+	if host == "" {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("admin server")
+		}
+	}()
+	log.Info().Str("addr", lis.Addr().String()).Msg("pprof on the admin address")
+	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, nil
 }

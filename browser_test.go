@@ -461,6 +461,27 @@ func TestBrowserForum(t *testing.T) {
 	mod := b.newTab(t, "admin")
 	mod.signIn(srv.URL, "acme", f.tokens["admin"])
 
+	t.Run("RegisterAndLogOut", func(t *testing.T) {
+		carol := b.newTab(t, "carol")
+		carol.open(srv.URL+"/t/acme/", "#boards > li")
+		carol.click(`#account a[href^="/t/acme/register"]`)
+		carol.do(
+			chromedp.WaitVisible(chromedp.ID("username")),
+			chromedp.SendKeys(chromedp.ID("username"), "carol"),
+			chromedp.SendKeys(chromedp.ID("password"), "carol-password-1"),
+			chromedp.Click(chromedp.ID("auth-submit")),
+		)
+		carol.waitFor("carol signed in, back on the boards", `location.pathname === "/t/acme/" && document.querySelector("#me")?.dataset.username === "carol" && document.querySelector("#boards > li") !== null`, 10*time.Second)
+		if role := eval[string](carol, `document.querySelector("#me").dataset.role`); role != "member" {
+			t.Errorf("carol's role %q, want member (only the first user is admin)", role)
+		}
+		carol.click("#logout")
+		carol.waitFor("signed out", `document.querySelector("#me") === null && document.querySelector('#account a[href^="/t/acme/login"]') !== null`, 5*time.Second)
+		if tok := eval[string](carol, `localStorage.getItem("agora:acme:token") || ""`); tok != "" {
+			t.Error("the token is still stored after logging out")
+		}
+	})
+
 	t.Run("PresenceShowsBoth", func(t *testing.T) {
 		alice, bob := alice.in(t), bob.in(t)
 		for _, tb := range []*tab{alice, bob} {

@@ -10,7 +10,7 @@ import * as home from "./pages/home.js";
 import * as board from "./pages/board.js";
 import * as post from "./pages/post.js";
 import * as auth from "./pages/auth.js";
-import * as mod from "./pages/mod.js";
+import * as modPages from "./pages/mod.js";
 
 const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
@@ -26,7 +26,7 @@ const routes = [
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/b\/(\d+)\/?$/, board],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/p\/(\d+)\/?$/, post],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/(login|register)\/?$/, auth],
-  [/^\/t\/([a-z0-9][a-z0-9-]*)\/mod\/(reports|audit)\/?$/, mod],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/mod\/(reports|audit)\/?$/, modPages],
 ];
 
 const tokenKey = (tenant) => `agora:${tenant}:token`;
@@ -193,10 +193,10 @@ async function render() {
   const path = location.pathname;
   let page = null;
   let params = null;
-  for (const [re, mod] of routes) {
+  for (const [re, pageModule] of routes) {
     const m = re.exec(path);
     if (m) {
-      page = mod;
+      page = pageModule;
       params = m.slice(1);
       break;
     }

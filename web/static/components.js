@@ -68,7 +68,12 @@ export function liveRoom(ctx, room, { load, apply, onPresence, onTyping, onError
     },
     onPresence: (m) => !disposed && onPresence?.(m),
     onTyping: (m) => !disposed && onTyping?.(m),
-    onError: (e) => !disposed && onError?.(e),
+    onError(e) {
+      // A refused subscription (a room that does not exist) answers no
+      // `subscribed`: stop waiting for one.
+      firstSubscribed();
+      if (!disposed) onError?.(e);
+    },
   });
 
   return {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -64,6 +65,10 @@ func TestExplore(t *testing.T) {
 			if err == nil {
 				os.WriteFile("/tmp/shots/"+arg+".png", png, 0o644)
 			}
+		case "dark":
+			_, err = chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		case "keys":
+			err = chromedp.Do(ctx, chromedp.KeyEvent(arg))
 		case "print":
 			var s string
 			s, err = chromedp.Run(ctx, chromedp.Evaluate[string](arg))

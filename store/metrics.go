@@ -1,0 +1,50 @@
+package store
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// poolCollector reports pgxpool's statistics at scrape time.
+type poolCollector struct {
+	db                                      *DB
+	total, idle, acquired, maxConns         *prometheus.Desc
+	acquires, waits, waitSeconds, emptyWait *prometheus.Desc
+}
+
+// PoolCollector exposes the connection pool's state as agora_db_pool_*.
+func (db *DB) PoolCollector() prometheus.Collector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("agora_db_pool_"+name, help, nil, nil)
+	}
+	return &poolCollector{
+		db:          db,
+		total:       d("connections", "Open connections."),
+		idle:        d("idle_connections", "Idle connections."),
+		acquired:    d("acquired_connections", "Connections in use."),
+		maxConns:    d("max_connections", "Pool size limit."),
+		acquires:    d("acquires_total", "Connections acquired from the pool."),
+		waits:       d("empty_acquires_total", "Acquires that had to wait for a connection."),
+		waitSeconds: d("acquire_wait_seconds_total", "Time spent waiting for connections."),
+		emptyWait:   d("canceled_acquires_total", "Acquires cancelled while waiting."),
+	}
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.total, c.idle, c.acquired, c.maxConns, c.acquires, c.waits, c.waitSeconds, c.emptyWait} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.db.pool.Stat()
+	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	n := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	g(c.total, float64(s.TotalConns()))
+	g(c.idle, float64(s.IdleConns()))
+	g(c.acquired, float64(s.AcquiredConns()))
+	g(c.maxConns, float64(s.MaxConns()))
+	n(c.acquires, float64(s.AcquireCount()))
+	n(c.waits, float64(s.EmptyAcquireCount()))
+	n(c.waitSeconds, s.AcquireDuration().Seconds())
+	n(c.emptyWait, float64(s.CanceledAcquireCount()))
+}
