@@ -69,6 +69,11 @@ type Config struct {
 	// user in one room [2s].
 	TypingInterval time.Duration
 
+	// Sweep is how often local rooms are compared with their seq in the
+	// database [2s]: the safety net for a doorbell that never rang (an
+	// instance that died between commit and announcement).
+	Sweep time.Duration
+
 	// Retention bounds each room's history [10,000 events, 7 days],
 	// applied every PruneInterval [1m].
 	Retention     store.Retention
@@ -93,6 +98,7 @@ func (c *Config) defaults() {
 	def(&c.TypingInterval, 2*time.Second)
 	def(&c.Retention.MaxAge, 7*24*time.Hour)
 	def(&c.PruneInterval, time.Minute)
+	def(&c.Sweep, 2*time.Second)
 	if c.Retention.PerRoom <= 0 {
 		c.Retention.PerRoom = 10000
 	}
@@ -202,8 +208,9 @@ func New(cfg Config) *Hub {
 // Run starts the listener, presence heartbeats and history pruning. They
 // stop at Shutdown.
 func (h *Hub) Run() {
-	h.wg.Add(3)
+	h.wg.Add(4)
 	go func() { defer h.wg.Done(); h.listen(h.ctx) }()
+	go func() { defer h.wg.Done(); h.sweep(h.ctx) }()
 	go func() { defer h.wg.Done(); h.presence.run(h.ctx) }()
 	go func() { defer h.wg.Done(); h.prune(h.ctx) }()
 }

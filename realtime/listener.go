@@ -72,12 +72,13 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 		}
 		switch n.Channel {
 		case store.NotifyChannel:
-			ev, err := store.ParseNotification(n.Payload)
+			evs, err := store.ParseNotifications(n.Payload)
 			if err != nil {
 				h.log.Warn().Err(err).Msg("bad event notification")
-				continue
 			}
-			h.notify(ev)
+			for _, ev := range evs {
+				h.notify(ev)
+			}
 		case store.ControlChannel:
 			ctl, err := store.ParseControl(n.Payload)
 			if err != nil {
@@ -117,6 +118,41 @@ func (h *Hub) prune(ctx context.Context) {
 		}
 		if total > 0 {
 			h.log.Info().Int64("events", total).Msg("pruned history")
+		}
+	}
+}
+
+// sweep compares every local room with its seq in the database and reads
+// what no doorbell announced. Announcements are batched after commit, so
+// an instance that dies in between leaves events only this finds.
+func (h *Hub) sweep(ctx context.Context) {
+	t := time.NewTicker(h.cfg.Sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		byTenant := map[int64][]*room{}
+		for _, r := range h.rooms.all() {
+			byTenant[r.key.tenant] = append(byTenant[r.key.tenant], r)
+		}
+		for tenant, rooms := range byTenant {
+			names := make([]string, len(rooms))
+			for i, r := range rooms {
+				names[i] = r.key.name
+			}
+			seqs, err := h.db.RoomSeqs(ctx, tenant, names)
+			if err != nil {
+				h.log.Warn().Err(err).Msg("sweep rooms")
+				continue
+			}
+			for _, r := range rooms {
+				if seq := seqs[r.key.name]; seq > 0 {
+					h.schedule(r, seq, false)
+				}
+			}
 		}
 	}
 }

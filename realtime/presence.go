@@ -339,8 +339,26 @@ func (p *presence) flushIn() {
 	clear(p.dirtyIn)
 	clear(p.forceIn)
 	p.mu.Unlock()
+	// One flush can touch every room a session is in (up to MaxRooms):
+	// a frame per room would overflow its send queue in one burst and
+	// close a client that reads fine as slow. So each session gets its
+	// rooms' presence messages packed into as few frames as possible.
+	perClient := map[*client][][]byte{}
 	for _, o := range outs {
-		p.h.sendRoom(o.k, o.frame, nil)
+		r := p.h.rooms.get(o.k)
+		if r == nil {
+			continue
+		}
+		r.mu.Lock()
+		for c := range r.subs {
+			perClient[c] = append(perClient[c], o.frame)
+		}
+		r.mu.Unlock()
+	}
+	for c, msgs := range perClient {
+		for _, f := range pack(msgs, replayFrame) {
+			c.send(f)
+		}
 	}
 }
 

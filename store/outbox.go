@@ -23,20 +23,21 @@ func PostRoom(id int64) string  { return "post:" + strconv.FormatInt(id, 10) }
 // publish appends one event to a room's outbox inside the caller's write
 // transaction: it bumps the room's seq (the row lock orders concurrent
 // writers of one room, so seq follows commit order with no gaps), stores the
-// event, and rings the doorbell. The notification carries only
-// "tenant room seq": listeners read the body from events, so the 8000-byte
-// NOTIFY limit never matters. Postgres delivers it only after COMMIT, and
-// never for a rollback.
+// event, and rings the doorbell, which carries only "tenant room seq":
+// listeners read the body from events, so the 8000-byte NOTIFY limit never
+// matters. Postgres delivers a NOTIFY only after COMMIT, and the batched
+// doorbell rings only after a successful commit: a rollback announces
+// nothing.
 //
-// Every event of the system goes through here, so moving the NOTIFY out of
-// the transaction (a batched doorbell) is a change to this one function.
+// Every event of the system goes through here.
 func publish(ctx context.Context, tx pgx.Tx, tenantID int64, room, typ string, data any) (int64, error) {
 	payload, err := json.Marshal(data)
 	if err != nil {
 		return 0, fmt.Errorf("encode %s event: %w", typ, err)
 	}
-	var seq int64
-	err = tx.QueryRow(ctx, `
+	tt, _ := tx.(*tenantTx)
+	batched := tt != nil && tt.batched
+	const outbox = `
 		WITH r AS (
 			INSERT INTO rooms (tenant_id, name, seq) VALUES ($1, $2, 1)
 			ON CONFLICT (tenant_id, name) DO UPDATE SET seq = rooms.seq + 1
@@ -45,11 +46,20 @@ func publish(ctx context.Context, tx pgx.Tx, tenantID int64, room, typ string, d
 			INSERT INTO events (tenant_id, room, seq, type, payload)
 			SELECT $1, $2, r.seq, $3, $4 FROM r
 			RETURNING seq
-		)
-		SELECT e.seq, pg_notify($5, $1::text || ' ' || $2 || ' ' || e.seq) FROM e`,
-		tenantID, room, typ, payload, NotifyChannel).Scan(&seq, nil)
+		)`
+	var seq int64
+	if batched {
+		err = tx.QueryRow(ctx, outbox+` SELECT e.seq FROM e`, tenantID, room, typ, payload).Scan(&seq)
+	} else {
+		err = tx.QueryRow(ctx, outbox+`
+			SELECT e.seq, pg_notify($5, $1::text || ' ' || $2 || ' ' || e.seq) FROM e`,
+			tenantID, room, typ, payload, NotifyChannel).Scan(&seq, nil)
+	}
 	if err != nil {
 		return 0, mapErr(err, typ+" event")
+	}
+	if batched {
+		tt.rung = append(tt.rung, Notification{TenantID: tenantID, Room: room, Seq: seq})
 	}
 	return seq, nil
 }

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -16,7 +18,7 @@ import (
 func TestOutboxConcurrentComments(t *testing.T) {
 	const writers = 50
 	// Enough connections that the writers really contend in Postgres.
-	db, dbURL := openDB(t, Config{MaxConns: 20})
+	db, dbURL := openDB(t, Config{MaxConns: 20, Doorbell: DoorbellInTx})
 	ctx := testCtx(t)
 	c := newCommunity(t, db, "busy")
 	room := PostRoom(c.post.ID)
@@ -132,7 +134,7 @@ var errRollback = errors.New("roll back on purpose")
 // leaves no event, no seq and no doorbell; the next committed event takes
 // the next seq with no gap.
 func TestOutboxRollback(t *testing.T) {
-	db, dbURL := openDB(t, Config{})
+	db, dbURL := openDB(t, Config{Doorbell: DoorbellInTx})
 	ctx := testCtx(t)
 	c := newCommunity(t, db, "undo")
 	room := PostRoom(c.post.ID)
@@ -255,5 +257,77 @@ func TestParseRoom(t *testing.T) {
 		if _, _, err := ParseRoom(bad); !errors.Is(err, &Error{Code: CodeBadRequest}) {
 			t.Errorf("ParseRoom(%q): %v, want bad_request", bad, err)
 		}
+	}
+}
+
+// TestBatchedDoorbell: with the doorbell rung after commit, 50 concurrent
+// writers are announced with fewer NOTIFYs, every seq is covered, the
+// announcements only move forward, and a rolled-back write is never
+// announced.
+func TestBatchedDoorbell(t *testing.T) {
+	const writers = 50
+	db, dbURL := openDB(t, Config{MaxConns: 20, Doorbell: DoorbellBatched})
+	ctx := testCtx(t)
+	c := newCommunity(t, db, "batched")
+	room := PostRoom(c.post.ID)
+	before, err := db.RoomState(ctx, c.tenant.ID, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener := listenConn(t, dbURL, NotifyChannel)
+
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+		if _, err := publish(ctx, tx, c.tenant.ID, room, "comment.deleted", Deleted{ID: 1}); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatalf("WithTenant = %v, want the fn's error", err)
+	}
+
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := db.CreateComment(ctx, c.tenant.ID, ActorOf(c.member), c.post.ID, fmt.Sprintf("c%d", i)); err != nil {
+				t.Errorf("CreateComment: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var notifies int
+	last := before.Seq
+	for last < before.Seq+writers {
+		n, err := listener.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("announced up to seq %d of %d: %v", last, before.Seq+writers, err)
+		}
+		notifies++
+		ns, err := ParseNotifications(n.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range ns {
+			if a.Room != room || a.TenantID != c.tenant.ID {
+				t.Fatalf("announcement for another room: %+v", a)
+			}
+			if a.Seq <= last || a.Seq > before.Seq+writers {
+				t.Fatalf("announced seq %d after %d (range %d..%d)", a.Seq, last, before.Seq+1, before.Seq+writers)
+			}
+			last = a.Seq
+		}
+	}
+	if notifies > writers {
+		t.Fatalf("%d NOTIFYs for %d writes", notifies, writers)
+	}
+	t.Logf("%d writes announced by %d NOTIFYs", writers, notifies)
+	evs, err := db.EventsAfter(ctx, c.tenant.ID, room, before.Seq, 1000)
+	if err != nil || len(evs) != writers || evs[0].Seq != before.Seq+1 {
+		t.Fatalf("events: %d (%v), want %d gap free from %d", len(evs), err, writers, before.Seq+1)
 	}
 }

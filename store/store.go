@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,12 +23,16 @@ type Config struct {
 	MaxConns int32
 	// Hasher hashes passwords (zero value: DefaultHasher()).
 	Hasher Hasher
+	// Doorbell says how events are announced (zero value: batched).
+	Doorbell Doorbell
 }
 
 // DB is the store. It is safe for concurrent use.
 type DB struct {
-	pool   *pgxpool.Pool
-	hasher Hasher
+	pool      *pgxpool.Pool
+	hasher    Hasher
+	closeOnce sync.Once
+	bell   *bell // nil: NOTIFY inside each write transaction
 	// dummyHash is verified against when a login names no user, so an
 	// unknown username costs the same time as a wrong password.
 	dummyHash string
@@ -67,11 +72,23 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &DB{pool: pool, hasher: h, dummyHash: dummy}, nil
+	db := &DB{pool: pool, hasher: h, dummyHash: dummy}
+	if cfg.Doorbell == DoorbellBatched {
+		db.bell = startBell(db)
+	}
+	return db, nil
 }
 
-// Close closes the pool.
-func (db *DB) Close() { db.pool.Close() }
+// Close announces what is still pending, then closes the pool. It may be
+// called more than once.
+func (db *DB) Close() {
+	db.closeOnce.Do(func() {
+		if db.bell != nil {
+			db.bell.close()
+		}
+		db.pool.Close()
+	})
+}
 
 // Pool exposes the pool for metrics and for the listener's dedicated
 // connection config; queries go through store methods.
@@ -83,13 +100,21 @@ func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 // WithTenant runs fn in a transaction that Row Level Security scopes to one
 // tenant. set_config(..., true) lasts only for the transaction, so a pooled
 // connection never carries a tenant into the next request.
+//
+// Events published inside fn are announced after the commit succeeded.
 func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	tt := &tenantTx{batched: db.bell != nil}
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10)); err != nil {
 			return fmt.Errorf("set tenant: %w", err)
 		}
-		return fn(tx)
+		tt.Tx = tx
+		return fn(tt)
 	})
+	if err == nil && len(tt.rung) > 0 {
+		db.bell.ring(tt.rung)
+	}
+	return err
 }
 
 // CheckSafety refuses to run with a role for which Row Level Security would
