@@ -32,7 +32,7 @@ type DB struct {
 	pool      *pgxpool.Pool
 	hasher    Hasher
 	closeOnce sync.Once
-	bell   *bell // nil: NOTIFY inside each write transaction
+	bell      *bell // nil: NOTIFY inside each write transaction
 	// dummyHash is verified against when a login names no user, so an
 	// unknown username costs the same time as a wrong password.
 	dummyHash string
