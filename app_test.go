@@ -136,12 +136,14 @@ func TestCreateMigration(t *testing.T) {
 
 // serving starts "agora serve" and returns its base URL once it listens,
 // and a stop function that cancels it and returns run's result.
-func serving(t *testing.T, env map[string]string, stdout io.Writer) (string, func() error) {
+func serving(t *testing.T, env map[string]string, stdout io.Writer, stderr *syncBuffer) (string, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	if stderr == nil {
+		stderr = &syncBuffer{}
+	}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, envOf(env), stdout, &stderr) }()
+	go func() { done <- run(ctx, []string{"serve"}, envOf(env), stdout, stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -208,7 +210,7 @@ func TestServe(t *testing.T) {
 		"AGORA_DATA_DIR":    t.TempDir(),
 	}
 	var stdout syncBuffer
-	base, stop := serving(t, env, &stdout)
+	base, stop := serving(t, env, &stdout, nil)
 	if u, err := url.Parse(base); err != nil || net.ParseIP(u.Hostname()) == nil || !net.ParseIP(u.Hostname()).IsLoopback() {
 		t.Fatalf("serving on %q, want loopback", base)
 	}
@@ -305,7 +307,7 @@ func TestServe(t *testing.T) {
 
 	// A second start finds the demo tenant and prints the same credentials.
 	var stdout2 syncBuffer
-	_, stop2 := serving(t, env, &stdout2)
+	_, stop2 := serving(t, env, &stdout2, nil)
 	if !strings.Contains(stdout2.String(), m[0]) {
 		t.Errorf("second start printed %q, want %q", stdout2.String(), m[0])
 	}

@@ -72,15 +72,17 @@ func (ix *index) acquire(k roomKey) (r *room, created bool) {
 	return r, created
 }
 
-// release undoes acquire; the last release drops the room.
-func (ix *index) release(r *room) {
+// release undoes acquire; the last release drops the room and says so.
+func (ix *index) release(r *room) (dropped bool) {
 	s := ix.shard(r.key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r.refs--
 	if r.refs == 0 && s.rooms[r.key] == r {
 		delete(s.rooms, r.key)
+		return true
 	}
+	return false
 }
 
 func (ix *index) all() []*room {
@@ -258,7 +260,9 @@ func (h *Hub) leave(c *client, r *room) {
 	r.mu.Unlock()
 	h.presence.leave(c, r.key)
 	h.metrics.Subscriptions.Dec()
-	h.rooms.release(r)
+	if h.rooms.release(r) {
+		h.metrics.Rooms.Dec()
+	}
 }
 
 // startRoom sets where a new room's delivery starts: the room's seq now.
