@@ -58,6 +58,7 @@ type config struct {
 	PingInterval   time.Duration
 	PongTimeout    time.Duration
 	RateLimits     bool
+	DBMaxConns     int
 	SeedDemo       bool
 	AutoMigrate    bool
 }
@@ -85,6 +86,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", getenv("AGORA_ALLOWED_ORIGINS"), "extra WebSocket origins, comma-separated (AGORA_ALLOWED_ORIGINS)")
 	fs.DurationVar(&c.PingInterval, "ws-ping-interval", envDuration(getenv, "AGORA_WS_PING_INTERVAL", 20*time.Second), "how often WebSocket clients are pinged (AGORA_WS_PING_INTERVAL)")
 	fs.DurationVar(&c.PongTimeout, "ws-pong-timeout", envDuration(getenv, "AGORA_WS_PONG_TIMEOUT", 30*time.Second), "a client silent this long after a ping is dropped (AGORA_WS_PONG_TIMEOUT)")
+	fs.IntVar(&c.DBMaxConns, "db-max-conns", envInt(getenv, "AGORA_DB_MAX_CONNS", 16), "database connections per instance (AGORA_DB_MAX_CONNS)")
 	fs.BoolVar(&c.RateLimits, "rate-limits", envBool(getenv, "AGORA_RATE_LIMITS", true), "limit writes, logins and registrations per user and address; off only for load tests (AGORA_RATE_LIMITS)")
 	fs.BoolVar(&c.SeedDemo, "seed-demo", envBool(getenv, "AGORA_SEED_DEMO", false), "create a demo tenant with an admin if missing (AGORA_SEED_DEMO)")
 	fs.BoolVar(&c.AutoMigrate, "migrate", envBool(getenv, "AGORA_AUTO_MIGRATE", true), "apply pending migrations at start (AGORA_AUTO_MIGRATE)")
@@ -101,6 +103,13 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 		return c, nil, usageError("the WebSocket pong timeout must be longer than the ping interval, both positive")
 	}
 	return c, fs.Args(), nil
+}
+
+func envInt(getenv func(string) string, key string, def int) int {
+	if n, err := strconv.Atoi(getenv(key)); err == nil {
+		return n
+	}
+	return def
 }
 
 func envDuration(getenv func(string) string, key string, def time.Duration) time.Duration {
@@ -367,7 +376,7 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, url string) (*ap
 			return nil, err
 		}
 	}
-	db, err := store.Open(ctx, store.Config{URL: url})
+	db, err := store.Open(ctx, store.Config{URL: url, MaxConns: int32(cfg.DBMaxConns)})
 	if err != nil {
 		return nil, err
 	}

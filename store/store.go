@@ -19,7 +19,7 @@ type Config struct {
 	URL string
 	// StatementTimeout bounds every statement on the pool (0: 5 s).
 	StatementTimeout time.Duration
-	// MaxConns caps the pool (0: pgxpool's default).
+	// MaxConns caps the pool (0: 16).
 	MaxConns int32
 	// Hasher hashes passwords (zero value: DefaultHasher()).
 	Hasher Hasher
@@ -52,6 +52,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	// A transaction left open by a bug must not hold row locks forever.
 	pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt((6 * timeout).Milliseconds(), 10)
 	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// pgxpool's default (the core count, at least 4) starves a server whose
+	// requests and realtime reads wait on the database rather than the CPU.
+	pc.MaxConns = 16
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
