@@ -1,0 +1,227 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options is one run's configuration.
+type options struct {
+	ServerBin   string
+	ServerFlags []string
+	URL         string
+	AdminToken  string
+	ServerPID   int
+	Pin         bool
+
+	Subscribers int
+	Rooms       int
+	Writers     int
+	Rate        float64
+	Duration    time.Duration
+	MaxComments int
+	BodyBytes   int
+	Users       int
+	SubUsers    int
+	SourceIPs   int
+	ConnectConc int
+	Settle      time.Duration
+	Drain       time.Duration
+
+	Baseline   bool
+	JSON       bool
+	ProfileDir string
+
+	DB           bool
+	Pgbench      string
+	PgbenchTime  time.Duration
+	PgbenchConns int
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, " ") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func defaultOptions() options {
+	return options{
+		ServerBin:    ".agora/bin/agora",
+		Subscribers:  1000,
+		Rooms:        1,
+		Writers:      8,
+		Rate:         5,
+		Duration:     10 * time.Second,
+		MaxComments:  20000,
+		BodyBytes:    300,
+		SubUsers:     50,
+		ConnectConc:  64,
+		Settle:       2 * time.Second,
+		Drain:        15 * time.Second,
+		Pgbench:      "/usr/lib/postgresql/15/bin/pgbench",
+		PgbenchTime:  10 * time.Second,
+		PgbenchConns: 32,
+	}
+}
+
+func (o *options) flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.ServerBin, "server-bin", o.ServerBin, "agora binary to start (`task build` makes it)")
+	fs.Var((*stringList)(&o.ServerFlags), "server-flag", "extra argument for `agora serve` (repeatable)")
+	fs.StringVar(&o.URL, "url", o.URL, "target a running server at this loopback URL instead of starting one")
+	fs.StringVar(&o.AdminToken, "admin-token", o.AdminToken, "the running server's operator token (with --url)")
+	fs.IntVar(&o.ServerPID, "server-pid", o.ServerPID, "PID of the --url server, for its RSS and CPU figures")
+	fs.BoolVar(&o.Pin, "pin", o.Pin, "pin the servers to CPU 0 (taskset -c 0) and this tool to the other CPUs")
+	fs.IntVar(&o.Subscribers, "subscribers", o.Subscribers, "WebSocket subscribers (N)")
+	fs.IntVar(&o.Rooms, "rooms", o.Rooms, "rooms (posts) the subscribers are spread over (R)")
+	fs.IntVar(&o.Writers, "writers", o.Writers, "concurrent REST writers (W)")
+	fs.Float64Var(&o.Rate, "rate", o.Rate, "total comments per second (0: as fast as the writers go)")
+	fs.DurationVar(&o.Duration, "duration", o.Duration, "length of the write phase")
+	fs.IntVar(&o.MaxComments, "max-comments", o.MaxComments, "most comments the write phase posts")
+	fs.IntVar(&o.BodyBytes, "body-bytes", o.BodyBytes, "comment body size in bytes")
+	fs.IntVar(&o.Users, "users", o.Users, "users to register (0: enough for the writers' rate limits and the rooms)")
+	fs.IntVar(&o.SubUsers, "subscriber-users", o.SubUsers, "distinct users the subscribers sign in as")
+	fs.IntVar(&o.SourceIPs, "source-ips", o.SourceIPs, "loopback source addresses 127.0.0.1..k for the subscribers (0: one per 2,500)")
+	fs.IntVar(&o.ConnectConc, "connect-concurrency", o.ConnectConc, "WebSocket handshakes in flight at once")
+	fs.DurationVar(&o.Settle, "settle", o.Settle, "pause after connecting, before the idle RSS reading")
+	fs.DurationVar(&o.Drain, "drain-timeout", o.Drain, "longest wait for deliveries after the last write")
+	fs.BoolVar(&o.Baseline, "baseline", o.Baseline, "also measure a bare melody broadcast server and print ratios")
+	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON")
+	fs.StringVar(&o.ProfileDir, "profile-dir", o.ProfileDir, "save CPU profiles of the write phase here (servers with a pprof endpoint)")
+	fs.BoolVar(&o.DB, "db", o.DB, "measure REST comment writes/s (no subscribers) against pgbench on the same cluster")
+	fs.StringVar(&o.Pgbench, "pgbench", o.Pgbench, "pgbench binary (with --db)")
+	fs.DurationVar(&o.PgbenchTime, "pgbench-duration", o.PgbenchTime, "pgbench run length (with --db, at most 20s)")
+	fs.IntVar(&o.PgbenchConns, "pgbench-clients", o.PgbenchConns, "pgbench clients (with --db)")
+}
+
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	o := defaultOptions()
+	fs := flag.NewFlagSet("agora-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.flags(fs)
+	dbSet := false
+	if err := fs.Parse(args); err != nil {
+		return o, usageError(err.Error())
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "writers" || f.Name == "rooms" || f.Name == "rate" {
+			dbSet = true
+		}
+	})
+	if fs.NArg() > 0 {
+		return o, usageError("unexpected arguments: " + strings.Join(fs.Args(), " "))
+	}
+	if o.DB && !dbSet {
+		// The DB comparison's standard shape: 32 writers as fast as they
+		// go over 100 posts.
+		o.Writers, o.Rooms, o.Rate = 32, 100, 0
+	}
+	return o, o.validate()
+}
+
+// validate bounds every run and keeps it on loopback.
+func (o *options) validate() error {
+	switch {
+	case o.Subscribers < 0 || (o.Subscribers == 0 && !o.DB):
+		return usageError("--subscribers must be positive")
+	case o.Rooms < 1:
+		return usageError("--rooms must be positive")
+	case o.Writers < 1:
+		return usageError("--writers must be positive")
+	case o.Rate < 0:
+		return usageError("--rate must not be negative")
+	case o.Duration <= 0 || o.Duration > 10*time.Minute:
+		return usageError("--duration must be positive and at most 10m")
+	case o.MaxComments < 1:
+		return usageError("--max-comments must be positive")
+	case o.BodyBytes < 64 || o.BodyBytes > 20000:
+		return usageError("--body-bytes must be 64 to 20000 (the comment limit)")
+	case o.Drain <= 0 || o.Drain > 5*time.Minute:
+		return usageError("--drain-timeout must be positive and at most 5m")
+	case o.ConnectConc < 1:
+		return usageError("--connect-concurrency must be positive")
+	case o.PgbenchTime <= 0 || o.PgbenchTime > 20*time.Second:
+		return usageError("--pgbench-duration must be positive and at most 20s")
+	case o.SubUsers < 1:
+		return usageError("--subscriber-users must be positive")
+	}
+	if o.URL != "" {
+		if err := checkLoopbackURL(o.URL); err != nil {
+			return err
+		}
+		if o.AdminToken == "" {
+			return usageError("--url needs --admin-token to create the run's tenant")
+		}
+		if o.DB {
+			return usageError("--db needs the cluster the tool starts; it does not take --url")
+		}
+	}
+	if o.Subscribers > maxSubscribers() {
+		return usageError(fmt.Sprintf("--subscribers %d: this process may open %d files; the practical top is %d",
+			o.Subscribers, fileLimit(), maxSubscribers()))
+	}
+	return nil
+}
+
+// checkLoopbackURL refuses anything but http(s) to 127.0.0.0/8 or localhost.
+func checkLoopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageError(fmt.Sprintf("--url %q: want http://127.0.0.1:PORT", raw))
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() == nil || ip.To4()[0] != 127 {
+		return usageError(fmt.Sprintf("--url %q: this tool only talks to 127.0.0.0/8", raw))
+	}
+	return nil
+}
+
+// commandLine renders the options as the flags that reproduce them.
+func (o options) commandLine() string {
+	d := defaultOptions()
+	var b strings.Builder
+	b.WriteString(".agora/bin/agora-load")
+	add := func(name, v string) { fmt.Fprintf(&b, " --%s %s", name, v) }
+	if o.DB {
+		b.WriteString(" --db")
+	}
+	if o.ServerBin != d.ServerBin {
+		add("server-bin", o.ServerBin)
+	}
+	for _, f := range o.ServerFlags {
+		add("server-flag", f)
+	}
+	if o.Pin {
+		b.WriteString(" --pin")
+	}
+	if !o.DB {
+		add("subscribers", strconv.Itoa(o.Subscribers))
+	}
+	add("rooms", strconv.Itoa(o.Rooms))
+	add("writers", strconv.Itoa(o.Writers))
+	add("rate", strconv.FormatFloat(o.Rate, 'f', -1, 64))
+	add("duration", o.Duration.String())
+	add("max-comments", strconv.Itoa(o.MaxComments))
+	if o.BodyBytes != d.BodyBytes {
+		add("body-bytes", strconv.Itoa(o.BodyBytes))
+	}
+	if o.Users != 0 {
+		add("users", strconv.Itoa(o.Users))
+	}
+	if o.DB {
+		add("pgbench-duration", o.PgbenchTime.String())
+		add("pgbench-clients", strconv.Itoa(o.PgbenchConns))
+	}
+	if o.Baseline {
+		b.WriteString(" --baseline")
+	}
+	return b.String()
+}
