@@ -48,22 +48,19 @@ type client struct {
 	closing atomic.Bool
 	done    chan struct{}
 
-	mu          sync.Mutex
-	rooms       map[string]*room // rooms this session is subscribed to
-	typingAt    map[string]time.Time
-	closeCode   int
-	closeReasn  string
-	subscribing sync.WaitGroup
+	mu        sync.Mutex
+	rooms     map[string]*room // rooms this session is subscribed to
+	closeCode int
+	closeText string
 }
 
 func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, log zerolog.Logger) *client {
 	c := &client{
 		hub: h, tenant: t, actor: a, tokenID: tokenID, log: log, opened: time.Now(),
-		limiter:  rate.NewLimiter(h.cfg.InboundRate, h.cfg.InboundBurst),
-		drained:  make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		rooms:    map[string]*room{},
-		typingAt: map[string]time.Time{},
+		limiter: rate.NewLimiter(h.cfg.InboundRate, h.cfg.InboundBurst),
+		drained: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		rooms:   map[string]*room{},
 	}
 	c.lastSeen.Store(time.Now().UnixNano())
 	return c
@@ -137,7 +134,7 @@ func (c *client) setCloseReason(code int, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode == 0 {
-		c.closeCode, c.closeReasn = code, reason
+		c.closeCode, c.closeText = code, reason
 	}
 }
 
@@ -147,7 +144,7 @@ func (c *client) closeReason() (int, string) {
 	if c.closeCode == 0 {
 		return websocket.CloseAbnormalClosure, "connection lost"
 	}
-	return c.closeCode, c.closeReasn
+	return c.closeCode, c.closeText
 }
 
 func (h *Hub) onMessage(s *melody.Session, msg []byte) {

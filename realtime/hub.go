@@ -210,9 +210,9 @@ func New(cfg Config) *Hub {
 func (h *Hub) Run() {
 	h.wg.Add(4)
 	go func() { defer h.wg.Done(); h.listen(h.ctx) }()
-	go func() { defer h.wg.Done(); h.sweep(h.ctx) }()
+	go func() { defer h.wg.Done(); every(h.ctx, h.cfg.Sweep, h.sweep) }()
 	go func() { defer h.wg.Done(); h.presence.run(h.ctx) }()
-	go func() { defer h.wg.Done(); h.prune(h.ctx) }()
+	go func() { defer h.wg.Done(); every(h.ctx, h.cfg.PruneInterval, h.prune) }()
 }
 
 // Ready reports whether the listener is connected: without it this

@@ -92,33 +92,38 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 	}
 }
 
-// prune applies history retention to every tenant, now and then.
-func (h *Hub) prune(ctx context.Context) {
-	t := time.NewTicker(h.cfg.PruneInterval)
+// every runs fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			fn(ctx)
 		}
-		ids, err := h.db.TenantIDs(ctx)
+	}
+}
+
+// prune applies history retention to every tenant.
+func (h *Hub) prune(ctx context.Context) {
+	ids, err := h.db.TenantIDs(ctx)
+	if err != nil {
+		h.log.Warn().Err(err).Msg("prune: list tenants")
+		return
+	}
+	var total int64
+	for _, id := range ids {
+		n, err := h.db.PruneEvents(ctx, id, h.cfg.Retention)
 		if err != nil {
-			h.log.Warn().Err(err).Msg("prune: list tenants")
+			h.log.Warn().Err(err).Int64("tenant_id", id).Msg("prune events")
 			continue
 		}
-		var total int64
-		for _, id := range ids {
-			n, err := h.db.PruneEvents(ctx, id, h.cfg.Retention)
-			if err != nil {
-				h.log.Warn().Err(err).Int64("tenant_id", id).Msg("prune events")
-				continue
-			}
-			total += n
-		}
-		if total > 0 {
-			h.log.Info().Int64("events", total).Msg("pruned history")
-		}
+		total += n
+	}
+	if total > 0 {
+		h.log.Info().Int64("events", total).Msg("pruned history")
 	}
 }
 
@@ -126,32 +131,23 @@ func (h *Hub) prune(ctx context.Context) {
 // what no doorbell announced. Announcements are batched after commit, so
 // an instance that dies in between leaves events only this finds.
 func (h *Hub) sweep(ctx context.Context) {
-	t := time.NewTicker(h.cfg.Sweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	byTenant := map[int64][]*room{}
+	for _, r := range h.rooms.all() {
+		byTenant[r.key.tenant] = append(byTenant[r.key.tenant], r)
+	}
+	for tenant, rooms := range byTenant {
+		names := make([]string, len(rooms))
+		for i, r := range rooms {
+			names[i] = r.key.name
 		}
-		byTenant := map[int64][]*room{}
-		for _, r := range h.rooms.all() {
-			byTenant[r.key.tenant] = append(byTenant[r.key.tenant], r)
+		seqs, err := h.db.RoomSeqs(ctx, tenant, names)
+		if err != nil {
+			h.log.Warn().Err(err).Msg("sweep rooms")
+			continue
 		}
-		for tenant, rooms := range byTenant {
-			names := make([]string, len(rooms))
-			for i, r := range rooms {
-				names[i] = r.key.name
-			}
-			seqs, err := h.db.RoomSeqs(ctx, tenant, names)
-			if err != nil {
-				h.log.Warn().Err(err).Msg("sweep rooms")
-				continue
-			}
-			for _, r := range rooms {
-				if seq := seqs[r.key.name]; seq > 0 {
-					h.schedule(r, seq, false)
-				}
+		for _, r := range rooms {
+			if seq := seqs[r.key.name]; seq > 0 {
+				h.schedule(r, seq, false)
 			}
 		}
 	}

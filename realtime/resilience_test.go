@@ -164,8 +164,10 @@ func TestSlowConsumerIsClosedAndResumesFully(t *testing.T) {
 }
 
 func TestSilentClientLeavesPresence(t *testing.T) {
-	const pong = time.Second
-	s := startInstance(t, "", func(c *realtime.Config) { c.PingInterval = 200 * time.Millisecond; c.PongTimeout = pong })
+	// Long enough that bob's join is announced before his silence ends it,
+	// even on a loaded machine.
+	const pong = 2 * time.Second
+	s := startInstance(t, "", func(c *realtime.Config) { c.PingInterval = 300 * time.Millisecond; c.PongTimeout = pong })
 	f := newForum(t, s, "acme")
 	room := store.PostRoom(f.post.ID)
 	_, tok := s.Register(t, "acme", "bob")
@@ -180,13 +182,14 @@ func TestSilentClientLeavesPresence(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
+	// bob never reads, so he never answers a ping: he is silent from now.
+	silentSince := time.Now()
 	if err := silent.WriteJSON(map[string]any{"op": "subscribe", "room": room}); err != nil {
 		t.Fatal(err)
 	}
 	watcher.next(5*time.Second, "bob joins", func(m msg) bool {
 		return m.Op == "presence" && len(m.Joins) == 1 && m.Joins[0].User.Username == "bob"
 	})
-	silentSince := time.Now()
 	watcher.next(pong+2*time.Second, "bob leaves", func(m msg) bool {
 		return m.Op == "presence" && len(m.Leaves) == 1 && m.Leaves[0].User.Username == "bob"
 	})

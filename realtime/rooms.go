@@ -166,6 +166,12 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 		h.metrics.Subscriptions.Inc()
 	}
 
+	// A client that pipelines many subscribes (a reconnect in 100 rooms)
+	// gets the same backpressure as a replay: its frames wait for room in
+	// the send queue rather than overflow it and be closed as slow.
+	if err := c.waitQueue(int64(h.cfg.SendQueue / 2)); err != nil {
+		return
+	}
 	// Register for live batches before reading history: whatever is
 	// delivered from now on waits in s.held, and the replay stops at
 	// liveFrom, so the seam has neither gap nor duplicate.
