@@ -261,9 +261,8 @@ func TestParseRoom(t *testing.T) {
 }
 
 // TestBatchedDoorbell: with the doorbell rung after commit, 50 concurrent
-// writers are announced with fewer NOTIFYs, every seq is covered, the
-// announcements only move forward, and a rolled-back write is never
-// announced.
+// writers are announced with fewer NOTIFYs, the newest seq is announced,
+// and a rolled-back write is never announced.
 func TestBatchedDoorbell(t *testing.T) {
 	const writers = 50
 	db, dbURL := openDB(t, Config{MaxConns: 20, Doorbell: DoorbellBatched})
@@ -316,10 +315,14 @@ func TestBatchedDoorbell(t *testing.T) {
 			if a.Room != room || a.TenantID != c.tenant.ID {
 				continue // the community's own set-up (board, post) rings late
 			}
-			if a.Seq <= last || a.Seq > before.Seq+writers {
-				t.Fatalf("announced seq %d after %d (range %d..%d)", a.Seq, last, before.Seq+1, before.Seq+writers)
+			// Writers ring in whatever order their goroutines run after
+			// their commits, so an older seq may be announced after a newer
+			// one; listeners read everything up to the newest they heard
+			// of, so only coverage matters.
+			if a.Seq <= before.Seq || a.Seq > before.Seq+writers {
+				t.Fatalf("announced seq %d outside %d..%d", a.Seq, before.Seq+1, before.Seq+writers)
 			}
-			last = a.Seq
+			last = max(last, a.Seq)
 		}
 	}
 	if notifies > writers {

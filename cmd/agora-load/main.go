@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	o.Label = "run"
 	raiseFileLimit()
 	rep, err := runOne(ctx, o, stderr)
 	if rep != nil {

@@ -13,12 +13,20 @@ import (
 
 // options is one run's configuration.
 type options struct {
+	// Label names the scenario in logs, profiles and the bench report.
+	Label string `json:"-"`
+
 	ServerBin   string
 	ServerFlags []string
 	URL         string
 	AdminToken  string
 	ServerPID   int
 	Pin         bool
+	// RateLimits: the server limits registrations, posts and comments, so
+	// the tool spreads them over source addresses and users. A server the
+	// tool starts runs without them (AGORA_RATE_LIMITS=false) unless
+	// --server-rate-limits; a --url server is assumed to have them.
+	RateLimits bool
 
 	Subscribers int
 	Rooms       int
@@ -75,6 +83,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.URL, "url", o.URL, "target a running server at this loopback URL instead of starting one")
 	fs.StringVar(&o.AdminToken, "admin-token", o.AdminToken, "the running server's operator token (with --url)")
 	fs.IntVar(&o.ServerPID, "server-pid", o.ServerPID, "PID of the --url server, for its RSS and CPU figures")
+	fs.BoolVar(&o.RateLimits, "server-rate-limits", o.RateLimits, "start the server with its rate limits on (the tool then spreads its writes over enough users)")
 	fs.BoolVar(&o.Pin, "pin", o.Pin, "pin the servers to CPU 0 (taskset -c 0) and this tool to the other CPUs")
 	fs.IntVar(&o.Subscribers, "subscribers", o.Subscribers, "WebSocket subscribers (N)")
 	fs.IntVar(&o.Rooms, "rooms", o.Rooms, "rooms (posts) the subscribers are spread over (R)")
@@ -150,6 +159,7 @@ func (o *options) validate() error {
 		return usageError("--subscriber-users must be positive")
 	}
 	if o.URL != "" {
+		o.RateLimits = true
 		if err := checkLoopbackURL(o.URL); err != nil {
 			return err
 		}
@@ -201,6 +211,9 @@ func (o options) commandLine() string {
 	}
 	if o.Pin {
 		b.WriteString(" --pin")
+	}
+	if o.RateLimits && o.URL == "" {
+		b.WriteString(" --server-rate-limits")
 	}
 	if !o.DB {
 		add("subscribers", strconv.Itoa(o.Subscribers))

@@ -39,7 +39,10 @@ func TestExplore(t *testing.T) {
 		}
 	})
 	steps := strings.Split(os.Getenv("EXPLORE_STEPS"), ";")
+	root := ctx
 	for i, st := range steps {
+		ctx, cancel := context.WithTimeout(root, 20*time.Second)
+		defer cancel()
 		kind, arg, _ := strings.Cut(st, "=")
 		var err error
 		switch kind {
