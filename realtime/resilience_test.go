@@ -317,3 +317,32 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 		t.Fatal("hub still ready after shutdown")
 	}
 }
+
+func TestSinceOlderThanHistoryGetsReset(t *testing.T) {
+	s := startInstance(t, "", func(c *realtime.Config) {
+		c.Retention = store.Retention{PerRoom: 5, MaxAge: time.Hour}
+		c.PruneInterval = 20 * time.Millisecond
+	})
+	f := newForum(t, s, "acme")
+	room := store.PostRoom(f.post.ID)
+	for i := range 10 {
+		s.CreateComment(t, "acme", f.admin, f.post.ID, fmt.Sprintf("c%d", i))
+	}
+	// seq 1 is post.created, 2..11 the comments; five are kept: 7..11.
+	waitFor(t, 10*time.Second, "history pruned to 5 events", func() bool {
+		st, err := s.DB.RoomState(context.Background(), f.tenant.ID, room)
+		return err == nil && st.Oldest == 7
+	})
+
+	c := mustDial(t, s.URL, "acme", "")
+	c.subscribe(room, ptr(int64(3)))
+	reset := c.next(5*time.Second, "reset", func(m msg) bool { return m.Op == "reset" || m.Op == "event" })
+	if reset.Op != "reset" || reset.Room != room || reset.Seq != 11 {
+		t.Fatalf("since older than history: got %s, want reset at seq 11", reset.raw)
+	}
+
+	// Within the window the replay is exact.
+	c2 := mustDial(t, s.URL, "acme", "")
+	c2.subscribe(room, ptr(int64(6)))
+	assertConsecutive(t, seqs(c2.events(room, 5, 5*time.Second)), 7)
+}
