@@ -228,9 +228,9 @@ func TestProtocol(t *testing.T) {
 		for _, room := range []string{"tenant", boardRoom, postRoom} {
 			sub, state := c.subscribeOK(room, nil)
 			// board.created, post.created and post.created are each the
-			// room's first event.
-			if sub.Seq < 1 {
-				t.Fatalf("%s: seq %d, want the room's latest (>= 1)", room, sub.Seq)
+			// room's only event so far.
+			if sub.Seq != 1 {
+				t.Fatalf("%s: seq %d, want the room's latest, 1", room, sub.Seq)
 			}
 			if !hasUser(state.State, adminID) || state.Anonymous != 0 {
 				t.Fatalf("%s: presence state %s, want the admin and no anonymous reader", room, state.raw)
@@ -243,7 +243,8 @@ func TestProtocol(t *testing.T) {
 				t.Fatalf("presence user shape: %s", state.raw)
 			}
 		}
-		// A new event reaches each room with the next seq.
+		// A new event comes with the room's next seq, in the documented
+		// shape.
 		sub, _ := mustDial(t, s.URL, "acme", "").subscribeOK("tenant", nil)
 		s.CreateBoard(t, "acme", f.admin, "Second")
 		ev := c.events("tenant", 1, wait)[0]

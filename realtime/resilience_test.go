@@ -58,7 +58,7 @@ func TestListenerLossLosesNothing(t *testing.T) {
 // and rings the doorbell once, as a burst of writers would, but fast. It
 // writes the outbox tables directly: the write path itself has its own
 // tests, this one is about fan-out under load.
-func bulkEvents(t *testing.T, db *store.DB, tenantID int64, room string, n int) {
+func bulkEvents(t *testing.T, db *store.DB, tenantID int64, room string, n, bodyBytes int) {
 	t.Helper()
 	err := db.WithTenant(context.Background(), tenantID, func(tx pgx.Tx) error {
 		var last int64
@@ -68,10 +68,10 @@ func bulkEvents(t *testing.T, db *store.DB, tenantID int64, room string, n int) 
 			), e AS (
 				INSERT INTO events (tenant_id, room, seq, type, payload)
 				SELECT $3, $1, r.base + g, 'comment.created',
-				       jsonb_build_object('id', g::text, 'body', repeat('x', 300))
+				       jsonb_build_object('id', g::text, 'body', repeat('x', $4::int))
 				FROM r, generate_series(1, $2::int) g
 			)
-			SELECT seq FROM r`, room, n, tenantID).Scan(&last)
+			SELECT seq FROM r`, room, n, tenantID, bodyBytes).Scan(&last)
 		if err != nil {
 			return err
 		}
@@ -88,7 +88,6 @@ func TestSlowConsumerIsClosedAndResumesFully(t *testing.T) {
 	metrics := realtime.NewMetrics(nil)
 	s := startInstance(t, "", func(c *realtime.Config) {
 		c.SendQueue = 4
-		c.SocketSendBuffer = 16 << 10
 		c.Metrics = metrics
 	})
 	f := newForum(t, s, "acme")
@@ -123,40 +122,21 @@ func TestSlowConsumerIsClosedAndResumesFully(t *testing.T) {
 	fast.next(5*time.Second, "slow client's presence", func(m msg) bool { return m.Op == "presence" && m.Anonymous == 2 })
 
 	const n = 10000
-	bulkEvents(t, s.DB, f.tenant.ID, room, n)
+	// 10,000 events of 1 KB: more than the kernel's socket buffers can
+	// hide (4 MB to send on this machine), so the queue must fill.
+	bulkEvents(t, s.DB, f.tenant.ID, room, n, 1000)
 	got := fast.events(room, n, 30*time.Second)
 	assertConsecutive(t, seqs(got), 2)
 	t.Logf("fast client has all %d events", n)
 
-	// The slow one is cut off; it reads what reached it, then resumes.
+	// The slow one is cut off. Its close frame cannot overtake the data it
+	// never read, so the server's count says why; then it resumes from the
+	// last seq it knows and catches up fully.
+	waitFor(t, 10*time.Second, "the slow consumer closed with 1013", func() bool {
+		return testutil.ToFloat64(metrics.SlowCloses) == 1
+	})
+	_ = slow.Close()
 	var last int64 = 1
-	slowClosed := false
-	for !slowClosed {
-		_ = slow.SetReadDeadline(time.Now().Add(15 * time.Second))
-		_, data, err := slow.ReadMessage()
-		if err != nil {
-			slowClosed = true
-			break
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			var e msg
-			if json := decode(line, &e); json == nil && e.Op == "event" {
-				if e.Seq != last+1 {
-					t.Fatalf("slow client saw seq %d after %d", e.Seq, last)
-				}
-				last = e.Seq
-			}
-		}
-	}
-	t.Logf("slow client closed after seq %d", last)
-	if last >= int64(n)+1 {
-		t.Fatalf("slow client received all %d events: it was never slow, the test proves nothing", n)
-	}
-	// The close frame cannot overtake the data the client never read, so
-	// the client sees the connection drop; the server counts why.
-	if got := testutil.ToFloat64(metrics.SlowCloses); got != 1 {
-		t.Fatalf("slow-consumer closes = %v, want 1", got)
-	}
 	re := mustDial(t, s.URL, "acme", "")
 	re.subscribe(room, &last)
 	rest := re.events(room, int(int64(n)+1-last), 20*time.Second)
@@ -188,10 +168,10 @@ func TestSilentClientLeavesPresence(t *testing.T) {
 		t.Fatal(err)
 	}
 	watcher.next(5*time.Second, "bob joins", func(m msg) bool {
-		return m.Op == "presence" && len(m.Joins) == 1 && m.Joins[0].User.Username == "bob"
+		return m.Op == "presence" && hasUsername(m.Joins, "bob")
 	})
 	watcher.next(pong+2*time.Second, "bob leaves", func(m msg) bool {
-		return m.Op == "presence" && len(m.Leaves) == 1 && m.Leaves[0].User.Username == "bob"
+		return m.Op == "presence" && hasUsername(m.Leaves, "bob")
 	})
 	if took := time.Since(silentSince); took > pong+time.Second {
 		t.Fatalf("bob left after %v, want within pong timeout + 1s", took)
@@ -210,7 +190,7 @@ func TestPresenceAndTypingCrossInstances(t *testing.T) {
 	onB := mustDial(t, b.URL, "acme", bob)
 	onB.subscribe(room, nil)
 	onA.next(5*time.Second, "bob's join from B", func(m msg) bool {
-		return m.Op == "presence" && len(m.Joins) == 1 && m.Joins[0].User.Username == "bob"
+		return m.Op == "presence" && hasUsername(m.Joins, "bob")
 	})
 	// A second tab of bob on A: still one bob.
 	tab2 := mustDial(t, a.URL, "acme", bob)
@@ -248,7 +228,7 @@ func TestDeadInstanceUsersLeaveEverywhere(t *testing.T) {
 	onB := mustDial(t, b.URL, "acme", bob)
 	onB.subscribe(room, nil)
 	watcher.next(5*time.Second, "bob joins", func(m msg) bool {
-		return m.Op == "presence" && len(m.Joins) == 1 && m.Joins[0].User.Username == "bob"
+		return m.Op == "presence" && hasUsername(m.Joins, "bob")
 	})
 
 	// B loses its database: it can no longer send heartbeats, as if it
@@ -256,7 +236,7 @@ func TestDeadInstanceUsersLeaveEverywhere(t *testing.T) {
 	b.DB.Close()
 	died := time.Now()
 	watcher.next(5*time.Second, "bob leaves", func(m msg) bool {
-		return m.Op == "presence" && len(m.Leaves) == 1 && m.Leaves[0].User.Username == "bob"
+		return m.Op == "presence" && hasUsername(m.Leaves, "bob")
 	})
 	if took := time.Since(died); took > 500*time.Millisecond+time.Second {
 		t.Fatalf("bob left %v after B died, want within the heartbeat timeout + 1s", took)
@@ -345,4 +325,13 @@ func TestSinceOlderThanHistoryGetsReset(t *testing.T) {
 	c2 := mustDial(t, s.URL, "acme", "")
 	c2.subscribe(room, ptr(int64(6)))
 	assertConsecutive(t, seqs(c2.events(room, 5, 5*time.Second)), 7)
+}
+
+func hasUsername(es []presenceEntry, name string) bool {
+	for _, e := range es {
+		if e.User.Username == name {
+			return true
+		}
+	}
+	return false
 }
