@@ -6,6 +6,10 @@ package main
 // They need a Chromium binary (apt-get install chromium; AGORA_CHROMIUM
 // names another one). Without one they skip, except in CI (CI set), where
 // they fail instead: CI must run them.
+//
+// Screenshots of the board and post pages (desktop and phone) go to the
+// test's temp dir, and `go test -v -run TestBrowserForum .` prints their
+// paths; AGORA_SCREENSHOTS=/some/dir also keeps copies there.
 
 import (
 	"bytes"
@@ -367,6 +371,11 @@ func (tb *tab) open(url, readySelector string) {
 	tb.do(chromedp.Navigate(url))
 	tb.waitFor(readySelector, fmt.Sprintf(`document.querySelector(%q) !== null`, readySelector), 10*time.Second)
 	tb.waitFor("the live connection", `document.querySelector("#conn")?.dataset.state === "live"`, 10*time.Second)
+	if !strings.Contains(url, "/mod/") {
+		// Read over REST after the subscription: from here on the page
+		// misses nothing and reads nothing again.
+		tb.waitFor("the page in sync with its room", `document.querySelector("main").dataset.synced === "true"`, 10*time.Second)
+	}
 }
 
 // signIn stores a token the way the UI does after a login.

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -40,10 +39,6 @@ type Config struct {
 	// SendQueue is melody's per-session queue of frames [32]. A full queue
 	// closes the session with 1013; the client resumes with since.
 	SendQueue int
-	// SocketSendBuffer, when set, caps the kernel's send buffer of each
-	// connection (bytes): how much a client that stops reading can hold
-	// back before its queue fills and it is closed as slow [kernel default].
-	SocketSendBuffer int
 	// MaxMessage is the largest client message [4096].
 	MaxMessage int64
 	// MaxRooms per session [100].
@@ -321,11 +316,6 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 func (h *Hub) onConnect(s *melody.Session) {
 	c := clientOf(s)
 	c.session = s
-	if n := h.cfg.SocketSendBuffer; n > 0 {
-		if tc, ok := s.WebsocketConnection().UnderlyingConn().(*net.TCPConn); ok {
-			_ = tc.SetWriteBuffer(n)
-		}
-	}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()

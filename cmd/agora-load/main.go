@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -59,6 +60,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	o.Label = "run"
 	raiseFileLimit()
+	if o.ToolProfile != "" {
+		f, err := os.Create(o.ToolProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	rep, err := runOne(ctx, o, stderr)
 	if rep != nil {
 		if o.JSON {

@@ -30,6 +30,7 @@ type options struct {
 
 	Subscribers int
 	Rooms       int
+	WriteRooms  int
 	Writers     int
 	Rate        float64
 	Duration    time.Duration
@@ -45,6 +46,8 @@ type options struct {
 	Baseline   bool
 	JSON       bool
 	ProfileDir string
+
+	ToolProfile string
 
 	DB           bool
 	Pgbench      string
@@ -87,6 +90,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Pin, "pin", o.Pin, "pin the servers to CPU 0 (taskset -c 0) and this tool to the other CPUs")
 	fs.IntVar(&o.Subscribers, "subscribers", o.Subscribers, "WebSocket subscribers (N)")
 	fs.IntVar(&o.Rooms, "rooms", o.Rooms, "rooms (posts) the subscribers are spread over (R)")
+	fs.IntVar(&o.WriteRooms, "write-rooms", o.WriteRooms, "write only to the first K rooms; the rest are bystanders (0: all)")
 	fs.IntVar(&o.Writers, "writers", o.Writers, "concurrent REST writers (W)")
 	fs.Float64Var(&o.Rate, "rate", o.Rate, "total comments per second (0: as fast as the writers go)")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "length of the write phase")
@@ -101,6 +105,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Baseline, "baseline", o.Baseline, "also measure a bare melody broadcast server and print ratios")
 	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON")
 	fs.StringVar(&o.ProfileDir, "profile-dir", o.ProfileDir, "save CPU profiles of the write phase here (servers with a pprof endpoint)")
+	fs.StringVar(&o.ToolProfile, "tool-cpuprofile", o.ToolProfile, "write this tool's own CPU profile here (is the load generator the bottleneck?)")
 	fs.BoolVar(&o.DB, "db", o.DB, "measure REST comment writes/s (no subscribers) against pgbench on the same cluster")
 	fs.StringVar(&o.Pgbench, "pgbench", o.Pgbench, "pgbench binary (with --db)")
 	fs.DurationVar(&o.PgbenchTime, "pgbench-duration", o.PgbenchTime, "pgbench run length (with --db, at most 20s)")
@@ -134,11 +139,16 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 
 // validate bounds every run and keeps it on loopback.
 func (o *options) validate() error {
+	if o.WriteRooms == 0 {
+		o.WriteRooms = o.Rooms
+	}
 	switch {
 	case o.Subscribers < 0 || (o.Subscribers == 0 && !o.DB):
 		return usageError("--subscribers must be positive")
 	case o.Rooms < 1:
 		return usageError("--rooms must be positive")
+	case o.WriteRooms < 0 || o.WriteRooms > o.Rooms:
+		return usageError("--write-rooms must be 0 (all) to --rooms")
 	case o.Writers < 1:
 		return usageError("--writers must be positive")
 	case o.Rate < 0:
@@ -219,6 +229,9 @@ func (o options) commandLine() string {
 		add("subscribers", strconv.Itoa(o.Subscribers))
 	}
 	add("rooms", strconv.Itoa(o.Rooms))
+	if o.WriteRooms > 0 && o.WriteRooms != o.Rooms {
+		add("write-rooms", strconv.Itoa(o.WriteRooms))
+	}
 	add("writers", strconv.Itoa(o.Writers))
 	add("rate", strconv.FormatFloat(o.Rate, 'f', -1, 64))
 	add("duration", o.Duration.String())

@@ -46,7 +46,10 @@ function storage() {
 }
 
 async function openSession(tenant) {
-  if (session?.tenant === tenant) return session;
+  if (session?.tenant === tenant) {
+    await session.ready;
+    return session;
+  }
   session?.client.close();
   const token = storage()?.getItem(tokenKey(tenant)) || null;
   const s = {
@@ -64,7 +67,7 @@ async function openSession(tenant) {
       if (session === s) renderConn();
       // Policy close: banned, or the token was revoked (a logout
       // elsewhere). Find out which, and show it.
-      if (st.state === State.OFFLINE && st.code === 1008) refreshMe(s);
+      if (st.state === State.OFFLINE && st.code === 1008) refreshMe(s, st.reason);
     },
     onUnauthorized: () => {
       // The token was revoked or expired: continue as a reader.
@@ -74,25 +77,31 @@ async function openSession(tenant) {
     },
   });
   session = s;
-  if (token) {
-    try {
-      s.me = await s.api.get("/me");
-    } catch (e) {
-      if (e.status === 401) {
-        storage()?.removeItem(tokenKey(tenant));
-        s.api.token = null;
-        s.client.token = null;
+  // A navigation that arrives while this runs waits for the same answer.
+  s.ready = (async () => {
+    if (token) {
+      try {
+        s.me = await s.api.get("/me");
+      } catch (e) {
+        if (e.status === 401) {
+          storage()?.removeItem(tokenKey(tenant));
+          s.api.token = null;
+          s.client.token = null;
+        }
       }
     }
-  }
-  rememberTenant(tenant);
-  s.client.connect();
+    rememberTenant(tenant);
+    s.client.connect();
+  })();
+  await s.ready;
   return s;
 }
 
-async function refreshMe(s) {
+async function refreshMe(s, reason) {
   if (!s.api.token) return;
   try {
+    // The server names a revoked token: no need to ask (and be refused).
+    if (reason === "token revoked") throw Object.assign(new Error(reason), { status: 401 });
     s.me = await s.api.get("/me");
   } catch (e) {
     if (e.status !== 401) return;
@@ -137,16 +146,19 @@ function setToken(s, token, user) {
 }
 
 function rememberTenant(tenant) {
-  const st = storage();
-  if (!st) return;
-  const list = JSON.parse(st.getItem("agora:tenants") || "[]").filter((t) => t !== tenant);
+  const list = knownTenants().filter((t) => t !== tenant);
   list.unshift(tenant);
-  st.setItem("agora:tenants", JSON.stringify(list.slice(0, 10)));
+  try {
+    storage()?.setItem("agora:tenants", JSON.stringify(list.slice(0, 10)));
+  } catch {
+    // Full or disabled storage: the landing page just lists fewer.
+  }
 }
 
 export function knownTenants() {
   try {
-    return JSON.parse(storage()?.getItem("agora:tenants") || "[]");
+    const list = JSON.parse(storage()?.getItem("agora:tenants") || "[]");
+    return Array.isArray(list) ? list.filter((t) => typeof t === "string" && /^[a-z0-9][a-z0-9-]{1,38}$/.test(t)) : [];
   } catch {
     return [];
   }
@@ -169,6 +181,9 @@ function pageContext(s) {
     setTitle,
     setCrumbs,
     storage,
+    markSynced: () => {
+      if (s === session) main.dataset.synced = "true";
+    },
     async signIn(token, user, next) {
       setToken(s, token, user);
       renderAccount();
@@ -190,6 +205,7 @@ async function render() {
     }
     unmount = null;
   }
+  delete main.dataset.synced;
   const path = location.pathname;
   let page = null;
   let params = null;
@@ -301,12 +317,15 @@ function renderAccount() {
   const logout = h("button", { type: "button", class: "small", id: "logout" }, "Log out");
   logout.addEventListener("click", async () => {
     logout.disabled = true;
-    try {
-      await s.api.post("/auth/logout");
-    } catch {
-      // The token is dropped either way.
-    }
+    // Forget the token first, so the live connection it revokes is already
+    // ours to close, then revoke it on the server.
+    const revoke = new Api({ tenant: s.tenant, token: s.api.token });
     setToken(s, null, null);
+    try {
+      await revoke.post("/auth/logout");
+    } catch {
+      // Dropped here either way; the server expires it in time.
+    }
     renderAccount();
     toast("You are signed out.");
     rerender();

@@ -10,9 +10,12 @@ import { avatar, h, setChildren } from "./dom.js";
  * again after `subscribed` when the connection is not up yet), queue
  * events while a read is in flight and apply them after it. `apply` must
  * be idempotent by id and version. `reset` (lost history) reads again.
+ * Once the page provably misses nothing, onSynced runs (default:
+ * ctx.markSynced, which sets data-synced="true" on <main>).
  */
-export function liveRoom(ctx, room, { load, apply, onPresence, onTyping, onError }) {
+export function liveRoom(ctx, room, { load, apply, onPresence, onTyping, onError, onSynced }) {
   let disposed = false;
+  let synced = false;
   let ready = false;
   let queue = [];
   let subscribedOnce = false;
@@ -24,13 +27,20 @@ export function liveRoom(ctx, room, { load, apply, onPresence, onTyping, onError
 
   const loadOnce = async () => {
     ready = false;
-    if (!subscribedOnce) loadedBeforeSubscribed = true;
+    const afterSubscribed = subscribedOnce;
+    if (!afterSubscribed) loadedBeforeSubscribed = true;
     await load();
     if (disposed) return;
     ready = true;
     const q = queue;
     queue = [];
     for (const ev of q) apply(ev);
+    // From the first read that began after `subscribed`, the page misses
+    // nothing: say so (tests and curious integrators wait for it).
+    if (afterSubscribed && !synced) {
+      synced = true;
+      (onSynced || ctx.markSynced)?.();
+    }
   };
   // Reads never overlap; a request during a read runs one more after it.
   const reload = () => {

@@ -14,7 +14,7 @@ export function mount(root, ctx, [boardId]) {
   let nextCursor = null;
   let boardInfo = null;
 
-  const heading = h("h1", { tabindex: "-1", id: "board-title" }, "Board");
+  const heading = h("h1", { tabindex: "-1", id: "board-title" });
   const desc = h("p", { class: "muted" });
   const presence = presenceView();
   const list = h("ol", { class: "posts", id: "posts", "aria-label": "Posts" });
