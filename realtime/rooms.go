@@ -186,7 +186,16 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 	r.mu.Unlock()
 	if since != nil && *since != liveFrom {
 		if err := h.replay(ctx, c, r, *since, liveFrom); err != nil {
+			// The client was told to subscribe again (or is gone): it is
+			// no longer in the room, so nothing piles up for it.
 			c.log.Info().Err(err).Str("room", name).Msg("replay stopped")
+			c.mu.Lock()
+			_, still := c.rooms[name]
+			delete(c.rooms, name)
+			c.mu.Unlock()
+			if still {
+				h.leave(c, r)
+			}
 			return
 		}
 	}
