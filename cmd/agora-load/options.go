@@ -46,6 +46,7 @@ type options struct {
 	Baseline   bool
 	JSON       bool
 	ProfileDir string
+	HeapOnly   bool // with ProfileDir: the idle heap profile, no CPU profile
 
 	ToolProfile string
 

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBodyAndMarkerRoundTrip(t *testing.T) {
+	for _, size := range []int{64, 300, 5000} {
+		b := body(7, 12345, 987654321, size)
+		if len(b) != size {
+			t.Fatalf("body of %d bytes is %d long", size, len(b))
+		}
+		// As it arrives: inside an event's JSON, among other fields.
+		line := []byte(`{"op":"event","room":"post:9","seq":3,"type":"comment.created","data":{"id":"5","body":"` +
+			string(b) + `","version":1},"at":"2026-01-01T00:00:00Z"}`)
+		room, k, ts, ok := parseMarker(line)
+		if !ok || room != 7 || k != 12345 || ts != 987654321 {
+			t.Fatalf("parseMarker = %d %d %d %v, want 7 12345 987654321 true", room, k, ts, ok)
+		}
+	}
+	for _, bad := range []string{
+		`{"op":"presence"}`, `agl1 r=`, `agl1 r=1 k=`, `agl1 r=x k=1 t=2`, `agl1 r=1 t=2 k=3`, `agl1 r=1 k=2 t=`,
+	} {
+		if _, _, _, ok := parseMarker([]byte(bad)); ok {
+			t.Errorf("parseMarker(%q) accepted", bad)
+		}
+	}
+	if got := bareEvent(3, 4, body(3, 4, 5, 300), 700); len(got) != 700 {
+		t.Errorf("bare event padded to 700 is %d bytes", len(got))
+	}
+	if _, k, _, ok := parseMarker(bareEvent(3, 4, body(3, 4, 5, 300), 100)); !ok || k != 4 {
+		t.Error("a bare event smaller than its body lost the marker")
+	}
+}
+
+func TestBitset(t *testing.T) {
+	var b bitset
+	for _, k := range []int{0, 1, 63, 64, 1000} {
+		if b.set(k) {
+			t.Fatalf("%d already set", k)
+		}
+	}
+	if !b.set(64) {
+		t.Fatal("second set of 64 not reported")
+	}
+	if !b.has(1000) || b.has(999) || b.has(100000) {
+		t.Fatal("has is wrong")
+	}
+	if b.count() != 5 {
+		t.Fatalf("count %d, want 5", b.count())
+	}
+	var c bitset
+	c.set(1)
+	c.set(1000)
+	c.set(5000)
+	if got := b.andCount(c); got != 2 {
+		t.Fatalf("andCount %d, want 2", got)
+	}
+}
+
+// A subscriber's accounting: newline-split frames, duplicates, another
+// room's comments and non-comment messages.
+func TestSubscriberAccounting(t *testing.T) {
+	s := &subscriber{room: 2}
+	ev := func(room, k int, ts int64) string {
+		return `{"op":"event","data":{"body":"` + string(body(room, k, ts, 80)) + `"}}`
+	}
+	frame := strings.Join([]string{ev(2, 0, 1000), `{"op":"presence","room":"post:1","joins":[]}`, ev(2, 1, 2000)}, "\n")
+	s.account([]byte(frame), 5*time.Microsecond+3000)
+	s.account([]byte(ev(2, 1, 2000)), 9000)                   // duplicate
+	s.account([]byte(ev(3, 7, 2000)), 9000)                   // another room's
+	s.account([]byte(`{"op":"error","code":"x"}`+"\n"), 9000) // error frame, empty tail
+	if s.unique.Load() != 2 || s.dups != 1 || s.foreign != 1 || s.errMsgs != 1 {
+		t.Fatalf("unique %d dups %d foreign %d errors %d, want 2 1 1 1", s.unique.Load(), s.dups, s.foreign, s.errMsgs)
+	}
+	if len(s.lat) != 2 || s.lat[0] != 7 || s.lat[1] != 6 {
+		t.Fatalf("latencies %v µs, want [7 6]", s.lat)
+	}
+	if s.msgs != 6 {
+		t.Fatalf("%d messages, want 6", s.msgs)
+	}
+}
+
+func TestLatencyMS(t *testing.T) {
+	var v []int32
+	for i := 1; i <= 1000; i++ {
+		v = append(v, int32(i*1000)) // 1..1000 ms
+	}
+	l := latencyMS(v)
+	if l.N != 1000 || l.P50 != 500 || l.P95 != 950 || l.P99 != 990 || l.Max != 1000 {
+		t.Fatalf("latencyMS = %+v", l)
+	}
+	if (latencyMS(nil) != Latency{}) {
+		t.Fatal("empty latency not zero")
+	}
+	if one := latencyMS([]int32{2500}); one.P50 != 2.5 || one.P99 != 2.5 {
+		t.Fatalf("single sample: %+v", one)
+	}
+}
+
+func TestProcParsing(t *testing.T) {
+	stat := []byte("1234 (agora (serve) x) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 12 0 100 1000 200\n")
+	cpu, err := parseStatCPU(stat)
+	if err != nil || cpu != 3250*time.Millisecond {
+		t.Fatalf("parseStatCPU = %v, %v; want 3.25s", cpu, err)
+	}
+	if _, err := parseStatCPU([]byte("1234 (x) S 1 2")); err == nil {
+		t.Fatal("short stat accepted")
+	}
+	status := []byte("Name:\tagora\nVmPeak:\t  9000 kB\nVmRSS:\t   53124 kB\nThreads:\t7\n")
+	if kb, err := parseStatusRSS(status); err != nil || kb != 53124 {
+		t.Fatalf("parseStatusRSS = %d, %v", kb, err)
+	}
+	if _, err := parseStatusRSS([]byte("Name:\tx\n")); err == nil {
+		t.Fatal("status without VmRSS accepted")
+	}
+	// This process is real: it has used some CPU and memory.
+	if kb := rss(os.Getpid()); kb <= 0 {
+		t.Fatalf("own RSS %d", kb)
+	}
+	if _, err := procCPU(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	if busy, total, err := machineCPU(); err != nil || total <= 0 || busy > total {
+		t.Fatalf("machineCPU = %v %v %v", busy, total, err)
+	}
+}
+
+func TestOptionsStayOnLoopbackAndBounded(t *testing.T) {
+	parse := func(args ...string) (options, error) { return parseOptions(args, io.Discard) }
+	for _, u := range []string{"http://127.0.0.1:8080", "http://127.9.8.7:1", "http://localhost:80"} {
+		if _, err := parse("--url", u, "--admin-token", "x"); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+	for _, u := range []string{"http://10.0.0.1:8080", "http://example.com", "http://[::1]:80", "ftp://127.0.0.1", "127.0.0.1:80"} {
+		if _, err := parse("--url", u, "--admin-token", "x"); err == nil {
+			t.Errorf("%s accepted", u)
+		}
+	}
+	bad := [][]string{
+		{"--url", "http://127.0.0.1:1"}, // no admin token
+		{"--subscribers", "0"},
+		{"--subscribers", strconv.Itoa(fileLimit())},
+		{"--duration", "0s"},
+		{"--duration", "11m"},
+		{"--rooms", "2", "--write-rooms", "3"},
+		{"--db", "--url", "http://127.0.0.1:1", "--admin-token", "x"},
+		{"--pgbench-duration", "21s"},
+		{"--body-bytes", "10"},
+		{"stray"},
+	}
+	for _, args := range bad {
+		if _, err := parse(args...); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	o, err := parse("--db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Writers != 32 || o.Rooms != 100 || o.Rate != 0 || o.WriteRooms != 100 {
+		t.Fatalf("--db defaults: %d writers, %d rooms, rate %g", o.Writers, o.Rooms, o.Rate)
+	}
+	o, err = parse("--url", "http://127.0.0.1:1", "--admin-token", "x")
+	if err != nil || !o.RateLimits {
+		t.Fatal("a --url server must be assumed to limit rates")
+	}
+	if !strings.Contains(o.commandLine(), "--subscribers 1000") {
+		t.Fatalf("command line %q", o.commandLine())
+	}
+}
+
+// With the server's limits on, the writers' users never exceed the
+// comment limit (a burst of 10, then one a second).
+func TestUserPoolKeepsUnderTheCommentLimit(t *testing.T) {
+	o := defaultOptions()
+	o.RateLimits, o.Rate, o.Duration, o.Subscribers = true, 300, 10*time.Second, 10
+	n := userCount(o)
+	if per := float64(planned(o)) / float64(n); per > commentBurst+commentPerSec*o.Duration.Seconds() {
+		t.Fatalf("%d users for %d comments: %.1f each", n, planned(o), per)
+	}
+	p := newUserPool([]string{"a", "b"}, 3, 0.0001)
+	got := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	for {
+		tok, err := p.take(ctx)
+		if err != nil {
+			break
+		}
+		got[tok]++
+	}
+	if got["a"] != 3 || got["b"] != 3 {
+		t.Fatalf("takes %v, want 3 each then none", got)
+	}
+	if p.starvedFor() <= 0 {
+		t.Fatal("waiting for a token was not counted")
+	}
+	free := newUserPool([]string{"a", "b"}, math.Inf(1), math.Inf(1))
+	for i := 0; i < 10; i++ {
+		if _, err := free.take(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The whole measurement against the bare server, in process: subscribers
+// from two source addresses over three rooms, paced writers, accounting.
+func TestMeasureAgainstBareServer(t *testing.T) {
+	raiseFileLimit()
+	bs := newBareServer()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(bs.handler())
+	ts.Listener.Close()
+	ts.Listener = lis
+	ts.Start()
+	defer ts.Close()
+	defer bs.m.Close()
+
+	o := defaultOptions()
+	o.Subscribers, o.Rooms, o.WriteRooms, o.Writers, o.Rate = 40, 3, 3, 4, 60
+	o.Duration, o.Settle, o.Drain, o.SourceIPs, o.Label = 500*time.Millisecond, 10*time.Millisecond, 10*time.Second, 2, "test"
+	srv := &server{base: ts.URL, pid: os.Getpid()}
+	spec := dialSpec{
+		url:    func(room int) string { return wsURL(ts.URL) + "/ws?room=r" + strconv.Itoa(room) },
+		header: func(int) http.Header { return nil },
+	}
+	c := httpClient(nil, o.Writers)
+	defer c.CloseIdleConnections()
+	ph, err := measure(context.Background(), "bare", srv, spec, bareWriter(ts.URL, c, 500), nil, o, time.Now(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ph.CommentsOK < 20 || ph.CommentsFailed != 0 {
+		t.Fatalf("%d comments ok, %d failed", ph.CommentsOK, ph.CommentsFailed)
+	}
+	// 40 subscribers over 3 rooms: 14, 13, 13; comments round-robin.
+	var want int64
+	for r, subs := range []int64{14, 13, 13} {
+		want += subs * int64((ph.CommentsOK-r+2)/3)
+	}
+	if ph.Expected != want || ph.Deliveries != want || ph.Lost != 0 || ph.Duplicated != 0 || ph.Misrouted != 0 {
+		t.Fatalf("expected %d (want %d), delivered %d, lost %d, dup %d, misrouted %d",
+			ph.Expected, want, ph.Deliveries, ph.Lost, ph.Duplicated, ph.Misrouted)
+	}
+	if ph.E2E.N != int(want) || ph.E2E.P99 <= 0 || ph.E2E.Max < ph.E2E.P99 {
+		t.Fatalf("latency %+v for %d deliveries", ph.E2E, want)
+	}
+	if ph.REST.N != ph.CommentsOK || ph.DeliveriesPerSec <= 0 || ph.AvgEventBytes != 500 {
+		t.Fatalf("REST %+v, %.0f deliveries/s, events of %d bytes", ph.REST, ph.DeliveriesPerSec, ph.AvgEventBytes)
+	}
+	if len(ph.Ended) != 0 || ph.DrainTimedOut {
+		t.Fatalf("ended early %v, drain timed out %v", ph.Ended, ph.DrainTimedOut)
+	}
+	// Every subscriber got the server's "subscribed" and then only events.
+	if ph.Messages != ph.Deliveries || ph.Frames != ph.Messages {
+		t.Fatalf("%d frames, %d messages, %d deliveries", ph.Frames, ph.Messages, ph.Deliveries)
+	}
+	if bs.m.Len() != 0 {
+		waitUntil(t, func() bool { return bs.m.Len() == 0 }, "the subscribers to disconnect")
+	}
+}
+
+func waitUntil(t *testing.T, ok func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

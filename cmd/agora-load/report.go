@@ -1,0 +1,311 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Latency is a distribution in milliseconds.
+type Latency struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50_ms"`
+	P95 float64 `json:"p95_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+// latencyMS summarises sorted microsecond samples (nearest rank).
+func latencyMS(sorted []int32) Latency {
+	if len(sorted) == 0 {
+		return Latency{}
+	}
+	q := func(p float64) float64 {
+		i := int(p*float64(len(sorted))+0.999999) - 1
+		i = min(max(i, 0), len(sorted)-1)
+		return float64(sorted[i]) / 1000
+	}
+	return Latency{N: len(sorted), P50: q(.50), P95: q(.95), P99: q(.99), Max: float64(sorted[len(sorted)-1]) / 1000}
+}
+
+// Phase is one server's figures in one scenario.
+type Phase struct {
+	Target           string            `json:"target"`
+	Subscribers      int               `json:"subscribers"`
+	Rooms            int               `json:"rooms"`
+	ConnectSeconds   float64           `json:"connect_seconds"`
+	ConnectFailed    int               `json:"connect_failed"`
+	CommentsSent     int               `json:"comments_sent"`
+	CommentsOK       int               `json:"comments_ok"`
+	CommentsFailed   int               `json:"comments_failed"`
+	WriteErrors      map[string]int    `json:"write_errors,omitempty"`
+	WriteErrorSample map[string]string `json:"write_error_samples,omitempty"`
+	WriteSeconds     float64           `json:"write_seconds"`
+	WriteRate        float64           `json:"write_rate_per_s"`
+	StarvedSeconds   float64           `json:"writers_waiting_for_rate_limit_s"`
+	REST             Latency           `json:"rest_latency"`
+	E2E              Latency           `json:"e2e_latency"`
+
+	Expected      int64          `json:"expected_deliveries"`
+	Deliveries    int64          `json:"deliveries"`
+	Lost          int64          `json:"lost"`
+	Duplicated    int64          `json:"duplicated"`
+	Misrouted     int64          `json:"misrouted"`
+	Unexpected    int64          `json:"unexpected"`
+	Ended         map[string]int `json:"subscribers_ended_early,omitempty"`
+	DrainTimedOut bool           `json:"drain_timed_out"`
+	Dropped       int64          `json:"server_dropped,omitempty"` // bare melody's full-queue drops
+
+	DeliveriesPerSec float64 `json:"deliveries_per_s"`
+	Frames           int64   `json:"frames"`
+	Messages         int64   `json:"messages"`
+	ErrorMessages    int64   `json:"error_messages"`
+	AvgEventBytes    int     `json:"avg_event_bytes"`
+
+	GCForced          bool    `json:"gc_forced_before_rss"`
+	RSSBeforeKB       int64   `json:"rss_before_kb"`
+	RSSIdleKB         int64   `json:"rss_idle_kb"`
+	RSSLoadKB         int64   `json:"rss_load_kb"`
+	KBPerConn         float64 `json:"kb_per_connection"`
+	HeapKBPerConn     float64 `json:"heap_kb_per_connection"`
+	StackKBPerConn    float64 `json:"stack_kb_per_connection"`
+	GoroutinesPerConn float64 `json:"goroutines_per_connection"`
+	CPUSeconds        float64 `json:"cpu_seconds"`
+	CPUPerMDeliveries float64 `json:"cpu_s_per_million_deliveries"`
+	CPUMsPerComment   float64 `json:"cpu_ms_per_comment"`
+	Profile           string  `json:"profile,omitempty"`
+	HeapProfile       string  `json:"heap_profile,omitempty"`
+
+	// The machine during the write phase: how busy all its CPUs were, and
+	// who used them. Other processes' share is what this run could not
+	// control (the machine is shared).
+	CPUWindowSeconds float64 `json:"cpu_window_seconds"`
+	MachineBusyPct   float64 `json:"machine_busy_pct"`
+	ToolCPUSeconds   float64 `json:"tool_cpu_seconds"`
+	PgCPUSeconds     float64 `json:"postgres_cpu_seconds"`
+	OthersCPUSeconds float64 `json:"other_processes_cpu_seconds"`
+}
+
+// ok: nothing lost, duplicated or misrouted, every subscriber stayed.
+func (p *Phase) ok() bool {
+	return p.Lost == 0 && p.Duplicated == 0 && p.Misrouted == 0 && len(p.Ended) == 0 && p.ConnectFailed == 0
+}
+
+// DBResult is the write-throughput comparison.
+type DBResult struct {
+	Writers        int     `json:"writers"`
+	Posts          int     `json:"posts"`
+	Seconds        float64 `json:"seconds"`
+	Comments       int     `json:"comments"`
+	Failed         int     `json:"failed"`
+	WritesPerSec   float64 `json:"rest_writes_per_s"`
+	REST           Latency `json:"rest_latency"`
+	Starved        float64 `json:"writers_waiting_for_rate_limit_s"`
+	ServerCPU      float64 `json:"server_cpu_seconds"`
+	PgCPU          float64 `json:"postgres_cpu_seconds"`
+	ToolCPU        float64 `json:"tool_cpu_seconds"`
+	OthersCPU      float64 `json:"other_processes_cpu_seconds"`
+	MachineBusyPct float64 `json:"machine_busy_pct"`
+	Profile        string  `json:"profile,omitempty"`
+	PgbenchTPS     float64 `json:"pgbench_tps"`
+	PgbenchPgCPU   float64 `json:"pgbench_postgres_cpu_seconds"`
+	PgbenchSecs    float64 `json:"pgbench_seconds"`
+	PgbenchCmd     string  `json:"pgbench_command"`
+	PgbenchScript  string  `json:"pgbench_script"`
+	Ratio          float64 `json:"ratio"`
+}
+
+// perWrite is CPU milliseconds per REST comment of the server and of
+// PostgreSQL, and PostgreSQL's per pgbench INSERT.
+func (d *DBResult) perWrite() (server, pg, pgbench float64) {
+	if d.Comments > 0 {
+		server, pg = d.ServerCPU*1000/float64(d.Comments), d.PgCPU*1000/float64(d.Comments)
+	}
+	if n := d.PgbenchTPS * d.PgbenchSecs; n > 0 {
+		pgbench = d.PgbenchPgCPU * 1000 / n
+	}
+	return server, pg, pgbench
+}
+
+// Report is one run.
+type Report struct {
+	Label    string             `json:"label,omitempty"`
+	Command  string             `json:"command"`
+	Options  options            `json:"options"`
+	Agora    *Phase             `json:"agora,omitempty"`
+	Baseline *Phase             `json:"baseline,omitempty"`
+	Ratios   map[string]float64 `json:"ratios_agora_to_baseline,omitempty"`
+	DB       *DBResult          `json:"db,omitempty"`
+}
+
+func (r *Report) failed() bool { return r.Agora != nil && !r.Agora.ok() }
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func ratios(a, b *Phase) map[string]float64 {
+	return map[string]float64{
+		"connect_seconds":              ratio(a.ConnectSeconds, b.ConnectSeconds),
+		"e2e_p50":                      ratio(a.E2E.P50, b.E2E.P50),
+		"e2e_p99":                      ratio(a.E2E.P99, b.E2E.P99),
+		"e2e_p99_minus_baseline_ms":    a.E2E.P99 - b.E2E.P99,
+		"deliveries_per_s":             ratio(a.DeliveriesPerSec, b.DeliveriesPerSec),
+		"rest_p50":                     ratio(a.REST.P50, b.REST.P50),
+		"rest_p99":                     ratio(a.REST.P99, b.REST.P99),
+		"kb_per_connection":            ratio(a.KBPerConn, b.KBPerConn),
+		"rss_idle":                     ratio(float64(a.RSSIdleKB), float64(b.RSSIdleKB)),
+		"cpu_s_per_million_deliveries": ratio(a.CPUPerMDeliveries, b.CPUPerMDeliveries),
+	}
+}
+
+func writeJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
+func f2(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+func fr(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", v)
+}
+
+func counts(m map[string]int) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// row is one line of the comparison table.
+type row struct {
+	name  string
+	val   func(*Phase) string
+	ratio string // key in Ratios, "" for none
+}
+
+var rows = []row{
+	{"connect time for N (s)", func(p *Phase) string { return f2(p.ConnectSeconds) }, "connect_seconds"},
+	{"connect failures", func(p *Phase) string { return fmt.Sprint(p.ConnectFailed) }, ""},
+	{"comments posted (ok/sent)", func(p *Phase) string { return fmt.Sprintf("%d/%d", p.CommentsOK, p.CommentsSent) }, ""},
+	{"write rate achieved (/s)", func(p *Phase) string { return f1(p.WriteRate) }, ""},
+	{"write errors", func(p *Phase) string { return counts(p.WriteErrors) }, ""},
+	{"REST write p50 (ms)", func(p *Phase) string { return f2(p.REST.P50) }, "rest_p50"},
+	{"REST write p99 (ms)", func(p *Phase) string { return f2(p.REST.P99) }, "rest_p99"},
+	{"end-to-end p50 (ms)", func(p *Phase) string { return f1(p.E2E.P50) }, "e2e_p50"},
+	{"end-to-end p95 (ms)", func(p *Phase) string { return f1(p.E2E.P95) }, ""},
+	{"end-to-end p99 (ms)", func(p *Phase) string { return f1(p.E2E.P99) }, "e2e_p99"},
+	{"end-to-end max (ms)", func(p *Phase) string { return f1(p.E2E.Max) }, ""},
+	{"deliveries (expected)", func(p *Phase) string { return fmt.Sprintf("%d (%d)", p.Deliveries, p.Expected) }, ""},
+	{"deliveries/s", func(p *Phase) string { return fmt.Sprintf("%.0f", p.DeliveriesPerSec) }, "deliveries_per_s"},
+	{"lost / duplicated", func(p *Phase) string { return fmt.Sprintf("%d / %d", p.Lost, p.Duplicated) }, ""},
+	{"subscribers ended early", func(p *Phase) string { return counts(p.Ended) }, ""},
+	{"messages per frame", func(p *Phase) string { return f2(ratio(float64(p.Messages), float64(p.Frames))) }, ""},
+	{"server RSS before/idle/load (MB)", func(p *Phase) string {
+		return fmt.Sprintf("%.0f / %.0f / %.0f", float64(p.RSSBeforeKB)/1024, float64(p.RSSIdleKB)/1024, float64(p.RSSLoadKB)/1024)
+	}, "rss_idle"},
+	{"idle KB per connection", func(p *Phase) string { return f1(p.KBPerConn) }, "kb_per_connection"},
+	{"  of which Go heap / stacks (KB)", func(p *Phase) string {
+		return fmt.Sprintf("%.1f / %.1f (%.1f goroutines)", p.HeapKBPerConn, p.StackKBPerConn, p.GoroutinesPerConn)
+	}, ""},
+	{"server CPU in write phase (s)", func(p *Phase) string { return f2(p.CPUSeconds) }, ""},
+	{"server CPU s per M deliveries", func(p *Phase) string { return f2(p.CPUPerMDeliveries) }, "cpu_s_per_million_deliveries"},
+	{"server CPU ms per comment", func(p *Phase) string { return f2(p.CPUMsPerComment) }, ""},
+	{"CPU s: tool / postgres / others", func(p *Phase) string {
+		return fmt.Sprintf("%.1f / %.1f / %.1f", p.ToolCPUSeconds, p.PgCPUSeconds, p.OthersCPUSeconds)
+	}, ""},
+	{"machine busy in write phase", func(p *Phase) string {
+		return fmt.Sprintf("%.0f%% of %.1fs", p.MachineBusyPct, p.CPUWindowSeconds)
+	}, ""},
+}
+
+func printReport(w io.Writer, r *Report) {
+	if r.DB != nil {
+		printDB(w, r.DB)
+		return
+	}
+	o := r.Options
+	fmt.Fprintf(w, "\n%s\n", r.Command)
+	fmt.Fprintf(w, "N=%d subscribers over %d room(s), %d writers at %s comments/s for %s, %d-byte bodies\n\n",
+		o.Subscribers, o.Rooms, o.Writers, rateString(o.Rate), o.Duration, o.BodyBytes)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	if r.Baseline != nil {
+		fmt.Fprintf(tw, "\tagora\tbare melody (queue %d)\tagora / bare\n", bareQueue)
+	} else {
+		fmt.Fprintf(tw, "\tagora\n")
+	}
+	for _, rw := range rows {
+		if r.Baseline == nil {
+			fmt.Fprintf(tw, "%s\t%s\n", rw.name, rw.val(r.Agora))
+			continue
+		}
+		rt := ""
+		if rw.ratio != "" {
+			rt = fr(r.Ratios[rw.ratio])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", rw.name, rw.val(r.Agora), rw.val(r.Baseline), rt)
+	}
+	tw.Flush()
+	if r.Baseline != nil {
+		fmt.Fprintf(w, "\nend-to-end p99, agora minus bare: %+.1f ms", r.Ratios["e2e_p99_minus_baseline_ms"])
+		if r.Baseline.Dropped > 0 {
+			fmt.Fprintf(w, "; bare melody dropped %d messages on full queues", r.Baseline.Dropped)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, p := range []*Phase{r.Agora, r.Baseline} {
+		if p == nil {
+			continue
+		}
+		if p.DrainTimedOut {
+			fmt.Fprintf(w, "%s: not every expected delivery arrived within the drain timeout\n", p.Target)
+		}
+		for k, v := range p.WriteErrorSample {
+			fmt.Fprintf(w, "%s: first %s write error: %s\n", p.Target, k, v)
+		}
+	}
+}
+
+func rateString(r float64) string {
+	if r <= 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%g", r)
+}
+
+func printDB(w io.Writer, d *DBResult) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nREST comment writes, %d writers over %d posts, %s\t%.0f /s\t(%d ok, %d failed; p50 %.2f ms, p99 %.2f ms)\n",
+		d.Writers, d.Posts, time.Duration(d.Seconds*float64(time.Second)).Round(time.Millisecond), d.WritesPerSec, d.Comments, d.Failed, d.REST.P50, d.REST.P99)
+	fmt.Fprintf(tw, "pgbench single-row INSERT, same cluster\t%.0f /s\t(%s)\n", d.PgbenchTPS, d.PgbenchCmd)
+	fmt.Fprintf(tw, "REST / pgbench\t%.2fx\n", d.Ratio)
+	fmt.Fprintf(tw, "CPU s in the REST phase: server / postgres / tool / others\t%.1f / %.1f / %.1f / %.1f\t(machine %.0f%% busy)\n",
+		d.ServerCPU, d.PgCPU, d.ToolCPU, d.OthersCPU, d.MachineBusyPct)
+	srv, pg, pgb := d.perWrite()
+	fmt.Fprintf(tw, "CPU ms per write: server / postgres; postgres per pgbench INSERT\t%.2f / %.2f; %.3f\n", srv, pg, pgb)
+	tw.Flush()
+	if d.Starved > 0.5 {
+		fmt.Fprintf(w, "note: writers waited %.1fs in total for a user under the comment rate limit; more --users would raise the figure\n", d.Starved)
+	}
+}
