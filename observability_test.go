@@ -123,6 +123,7 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 	atLeast := map[string]float64{
 		"agora_ws_sessions":                  1,
+		"agora_ws_tenants":                   1,
 		"agora_ws_subscriptions":             1,
 		"agora_ws_rooms":                     1,
 		"agora_presence_members":             1,

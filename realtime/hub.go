@@ -146,6 +146,7 @@ type Hub struct {
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
+	tenants map[int64]int // open sessions per tenant
 }
 
 // New builds a hub; call Run to start its background work.
@@ -160,6 +161,7 @@ func New(cfg Config) *Hub {
 		ctx:     ctx,
 		cancel:  cancel,
 		clients: map[*client]struct{}{},
+		tenants: map[int64]int{},
 	}
 	h.rooms = newIndex()
 	h.presence = newPresence(h)
@@ -318,6 +320,9 @@ func (h *Hub) onConnect(s *melody.Session) {
 	c.session = s
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
+	if h.tenants[c.tenant.ID]++; h.tenants[c.tenant.ID] == 1 {
+		h.metrics.Tenants.Inc()
+	}
 	h.mu.Unlock()
 	// Shutdown sets closing before it lists clients: a session that
 	// registered too late to be listed sees closing here.
@@ -332,6 +337,10 @@ func (h *Hub) onDisconnect(s *melody.Session) {
 	c := clientOf(s)
 	h.mu.Lock()
 	delete(h.clients, c)
+	if h.tenants[c.tenant.ID]--; h.tenants[c.tenant.ID] == 0 {
+		delete(h.tenants, c.tenant.ID)
+		h.metrics.Tenants.Dec()
+	}
 	h.mu.Unlock()
 	c.leaveAll()
 	h.metrics.Sessions.Dec()

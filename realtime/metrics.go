@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // never a user, room or tenant id.
 type Metrics struct {
 	Sessions           prometheus.Gauge
+	Tenants            prometheus.Gauge
 	Rooms              prometheus.Gauge
 	Subscriptions      prometheus.Gauge
 	PresenceMembers    prometheus.Gauge
@@ -25,6 +26,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "agora_ws_sessions", Help: "Open WebSocket sessions."}),
+		Tenants: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "agora_ws_tenants", Help: "Tenants with at least one open WebSocket session (a count, not a label per tenant)."}),
 		Rooms: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "agora_ws_rooms", Help: "Rooms with at least one local subscriber."}),
 		Subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -52,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "agora_ws_replayed_events_total", Help: "Events replayed from history on subscribe with since."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Sessions, m.Rooms, m.Subscriptions, m.PresenceMembers, m.EventsReceived,
+		reg.MustRegister(m.Sessions, m.Tenants, m.Rooms, m.Subscriptions, m.PresenceMembers, m.EventsReceived,
 			m.Deliveries, m.BytesOut, m.SlowCloses, m.Rejected, m.FanoutLatency, m.ListenerReconnects, m.Replayed)
 	}
 	return m
