@@ -17,6 +17,7 @@ type Metrics struct {
 	Rejected           *prometheus.CounterVec
 	FanoutLatency      prometheus.Histogram
 	ListenerReconnects prometheus.Counter
+	CaughtUp           prometheus.Counter
 	Replayed           prometheus.Counter
 }
 
@@ -51,12 +52,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		ListenerReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "agora_listener_reconnects_total", Help: "Times the LISTEN connection was lost and re-established."}),
+		CaughtUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "agora_listener_caught_up_events_total", Help: "Events delivered that no notification had announced (found after a reconnect or by the sweep)."}),
 		Replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "agora_ws_replayed_events_total", Help: "Events replayed from history on subscribe with since."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Sessions, m.Tenants, m.Rooms, m.Subscriptions, m.PresenceMembers, m.EventsReceived,
-			m.Deliveries, m.BytesOut, m.SlowCloses, m.Rejected, m.FanoutLatency, m.ListenerReconnects, m.Replayed)
+			m.Deliveries, m.BytesOut, m.SlowCloses, m.Rejected, m.FanoutLatency, m.ListenerReconnects, m.CaughtUp, m.Replayed)
 	}
 	return m
 }

@@ -19,7 +19,8 @@ import (
 )
 
 func TestListenerLossLosesNothing(t *testing.T) {
-	s := startInstance(t, "", nil)
+	metrics := realtime.NewMetrics(nil)
+	s := startInstance(t, "", func(c *realtime.Config) { c.Metrics = metrics })
 	f := newForum(t, s, "acme")
 	room := store.PostRoom(f.post.ID)
 	c := mustDial(t, s.URL, "acme", "")
@@ -50,6 +51,9 @@ func TestListenerLossLosesNothing(t *testing.T) {
 	}
 	<-done
 	rest := c.events(room, n-10, 20*time.Second)
+	if got := testutil.ToFloat64(metrics.ListenerReconnects); got < 1 {
+		t.Errorf("listener reconnects = %v, want at least 1", got)
+	}
 	assertConsecutive(t, seqs(rest), 12) // post.created=1, first ten comments 2..11
 	waitFor(t, 10*time.Second, "listener back", func() bool { return s.Hub.Ready(context.Background()) == nil })
 }

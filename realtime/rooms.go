@@ -359,6 +359,14 @@ func (h *Hub) drain(r *room) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		if n := len(evs); n > 0 {
+			r.mu.Lock()
+			announced := r.target
+			r.mu.Unlock()
+			if last := evs[n-1].Seq; last > announced {
+				h.metrics.CaughtUp.Add(float64(last - max(announced, after)))
+			}
+		}
 		if len(evs) == 0 {
 			// A notification is sent only after its commit is visible, so
 			// a seq announced before this read began and still not found
