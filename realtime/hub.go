@@ -179,6 +179,9 @@ func New(cfg Config) *Hub {
 	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	m.Upgrader.EnableCompression = false
 	m.Upgrader.WriteBufferPool = &sync.Pool{}
+	// 0: reuse the HTTP server's read buffer, which the connection keeps
+	// alive anyway, instead of allocating a second one.
+	m.Upgrader.ReadBufferSize = 0
 	m.HandleConnect(h.onConnect)
 	m.HandleDisconnect(h.onDisconnect)
 	m.HandleMessage(h.onMessage)

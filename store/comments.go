@@ -25,8 +25,7 @@ func collectComment(rows pgx.Rows, err error) (Comment, error) {
 	return c, mapErr(err, "comment")
 }
 
-// CreateComment replies to a post. The post's row lock (taken to bump
-// comment_count) also keeps a lock from landing halfway through.
+// CreateComment replies to a post.
 func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, postID int64, body string) (Comment, error) {
 	if err := canWrite(actor); err != nil {
 		return Comment{}, err
@@ -38,11 +37,18 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 	}
 	var c Comment
 	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
-		post, err := getPost(ctx, tx, actor, postID, true)
+		// Counting the comment first takes the post's row lock, so the
+		// lock state read here cannot change before this commits; a
+		// locked post rolls the count back with the transaction.
+		var locked bool
+		err := tx.QueryRow(ctx, `
+			UPDATE posts SET comment_count = comment_count + 1, last_activity_at = now()
+			WHERE id = $1 AND (NOT hidden OR $2)
+			RETURNING locked`, postID, actor.Moderates()).Scan(&locked)
 		if err != nil {
-			return err
+			return mapErr(err, "post")
 		}
-		if post.Locked && !actor.Moderates() {
+		if locked && !actor.Moderates() {
 			return errLocked
 		}
 		c, err = collectComment(tx.Query(ctx, `
@@ -53,11 +59,6 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body))
 		if err != nil {
 			return err
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE posts SET comment_count = comment_count + 1, last_activity_at = now()
-			WHERE id = $1`, postID); err != nil {
-			return mapErr(err, "post")
 		}
 		_, err = publish(ctx, tx, tenantID, PostRoom(postID), "comment.created", c)
 		return err

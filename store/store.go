@@ -107,10 +107,10 @@ func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 // Events published inside fn are announced after the commit succeeded.
 func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx) error) error {
 	tt := &tenantTx{batched: db.bell != nil}
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10)); err != nil {
-			return fmt.Errorf("set tenant: %w", err)
-		}
+	// BEGIN and the tenant setting travel in one round trip. The id is an
+	// integer formatted here, so it cannot carry SQL.
+	begin := "BEGIN; SELECT set_config('app.tenant_id', '" + strconv.FormatInt(tenantID, 10) + "', true)"
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{BeginQuery: begin}, func(tx pgx.Tx) error {
 		tt.Tx = tx
 		return fn(tt)
 	})
