@@ -197,7 +197,9 @@ func newPipeSessions(tb testing.TB, db *store.DB, tenant store.Tenant, n int, ro
 		req.Header.Set("Upgrade", "websocket")
 		req.Header.Set("Sec-WebSocket-Version", "13")
 		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-		go func() { _ = h.m.HandleRequestWithKeys(&pipeWriter{header: http.Header{}, conn: srvEnd}, req, map[string]any{clientKey: c}) }()
+		go func() {
+			_ = h.m.HandleRequestWithKeys(&pipeWriter{header: http.Header{}, conn: srvEnd}, req, map[string]any{clientKey: c})
+		}()
 		ps.clients = append(ps.clients, c)
 		ps.readers = append(ps.readers, cr)
 		ps.conns = append(ps.conns, cliEnd)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,11 +59,13 @@ func matrix(quick bool) []benchCase {
 		{"n10k-r100-sat", "N=10,000 over 100 rooms, saturation (400/s offered)", fan(10000, 100, 32, 400)},
 		// Publish cost against sessions elsewhere: 100 subscribers in the
 		// written room either way, 900 or 9,900 bystanders in others.
-		{"iso-1k", "1 written room of 100, 900 bystanders, 20/s", func(o *options) {
-			o.Subscribers, o.Rooms, o.WriteRooms, o.Writers, o.Rate = scale(1000), 10, 1, 8, 20
+		{"iso-1k", "1 written room of 100, 900 bystanders, 50/s", func(o *options) {
+			o.Subscribers, o.Rooms, o.WriteRooms, o.Writers, o.Rate = scale(1000), 10, 1, 8, 50
+			o.ProfileDir = "profiles"
 		}},
-		{"iso-10k", "1 written room of 100, 9,900 bystanders, 20/s", func(o *options) {
-			o.Subscribers, o.Rooms, o.WriteRooms, o.Writers, o.Rate = scale(10000), 100, 1, 8, 20
+		{"iso-10k", "1 written room of 100, 9,900 bystanders, 50/s", func(o *options) {
+			o.Subscribers, o.Rooms, o.WriteRooms, o.Writers, o.Rate = scale(10000), 100, 1, 8, 50
+			o.ProfileDir = "profiles"
 		}},
 		{"db", "REST writes, 32 writers over 100 posts, vs pgbench", func(o *options) {
 			o.DB, o.Subscribers, o.Rooms, o.Writers, o.Rate = true, 0, 100, 32, 0
@@ -80,11 +83,60 @@ func matrix(quick bool) []benchCase {
 }
 
 type benchRun struct {
-	c    benchCase
-	o    options
-	rep  *Report
-	err  error
-	took time.Duration
+	c       benchCase
+	command string
+	rep     *Report
+	err     error
+	took    time.Duration
+}
+
+// savedBench is results.json: everything the report is written from, so
+// `bench --render` can write it again without measuring again.
+type savedBench struct {
+	Machine machineInfo `json:"machine"`
+	Runs    []savedRun  `json:"runs"`
+}
+
+type savedRun struct {
+	Label   string  `json:"label"`
+	What    string  `json:"what"`
+	Command string  `json:"command"`
+	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
+	Report  *Report `json:"report,omitempty"`
+}
+
+func saveRuns(m machineInfo, runs []benchRun) savedBench {
+	sb := savedBench{Machine: m}
+	for _, r := range runs {
+		sr := savedRun{Label: r.c.label, What: r.c.what, Command: r.command, Seconds: r.took.Seconds(), Report: r.rep}
+		if r.err != nil {
+			sr.Error = r.err.Error()
+		}
+		sb.Runs = append(sb.Runs, sr)
+	}
+	return sb
+}
+
+func loadRuns(path string) (machineInfo, []benchRun, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return machineInfo{}, nil, err
+	}
+	var sb savedBench
+	if err := json.Unmarshal(b, &sb); err != nil {
+		return machineInfo{}, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var runs []benchRun
+	for _, sr := range sb.Runs {
+		r := benchRun{c: benchCase{label: sr.Label, what: sr.What}, command: sr.Command, rep: sr.Report,
+			took: time.Duration(sr.Seconds * float64(time.Second))}
+		if sr.Error != "" {
+			r.err = errors.New(sr.Error)
+		}
+		runs = append(runs, r)
+	}
+	return sb.Machine, runs, nil
 }
 
 func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -97,8 +149,16 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	work := fs.String("work-dir", ".agora/bench", "where raw results and profiles go")
 	quick := fs.Bool("quick", false, "a tenth of the subscribers and 3 s phases (to try the matrix)")
 	only := fs.String("only", "", "run only the cases whose label contains this")
+	render := fs.String("render", "", "write the report from this results.json of an earlier run, measuring nothing")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
+	}
+	if *render != "" {
+		machine, runs, err := loadRuns(*render)
+		if err != nil {
+			return err
+		}
+		return writeReport(*out, machine, runs, *micro, *benchstat, stdout)
 	}
 	raiseFileLimit()
 	if err := os.MkdirAll(*work, 0o755); err != nil {
@@ -143,7 +203,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		} else {
 			rep, err = runScenario(ctx, o, e, stderr)
 		}
-		r := benchRun{c: c, o: o, rep: rep, err: err, took: time.Since(t0)}
+		r := benchRun{c: c, command: o.commandLine(), rep: rep, err: err, took: time.Since(t0)}
 		if err != nil {
 			fmt.Fprintf(stderr, "%s failed: %v\n", c.label, err)
 		} else {
@@ -151,32 +211,17 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		runs = append(runs, r)
 	}
-	machine.loadEnd = loadAvg()
-	machine.took = time.Since(started)
+	machine.LoadEnd = loadAvg()
+	machine.Took = time.Since(started)
+	machine.Quick = *quick
 
-	raw, _ := json.MarshalIndent(rawResults(runs), "", "  ")
+	raw, _ := json.MarshalIndent(saveRuns(machine, runs), "", "  ")
 	if err := os.WriteFile(filepath.Join(*work, "results.json"), raw, 0o644); err != nil {
 		return err
 	}
-	var microText, statText string
-	if *micro != "" {
-		b, err := os.ReadFile(*micro)
-		if err != nil {
-			return err
-		}
-		microText = string(b)
-	}
-	if *benchstat != "" {
-		if b, err := os.ReadFile(*benchstat); err == nil {
-			statText = string(b)
-		}
-	}
-	var md bytes.Buffer
-	writeMarkdown(&md, machine, runs, microText, statText, *quick)
-	if err := os.WriteFile(*out, md.Bytes(), 0o644); err != nil {
+	if err := writeReport(*out, machine, runs, *micro, *benchstat, stdout); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d scenarios in %s)\n", *out, len(runs), machine.took.Round(time.Second))
 	for _, r := range runs {
 		if r.err != nil {
 			return fmt.Errorf("scenario %s failed: %w", r.c.label, r.err)
@@ -185,42 +230,51 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func rawResults(runs []benchRun) []map[string]any {
-	var out []map[string]any
-	for _, r := range runs {
-		m := map[string]any{"label": r.c.label, "what": r.c.what, "seconds": r.took.Seconds()}
-		if r.err != nil {
-			m["error"] = r.err.Error()
+func writeReport(out string, machine machineInfo, runs []benchRun, micro, benchstat string, stdout io.Writer) error {
+	var microText, statText string
+	if micro != "" {
+		b, err := os.ReadFile(micro)
+		if err != nil {
+			return err
 		}
-		if r.rep != nil {
-			m["report"] = r.rep
-		}
-		out = append(out, m)
+		microText = string(b)
 	}
-	return out
+	if benchstat != "" {
+		if b, err := os.ReadFile(benchstat); err == nil {
+			statText = string(b)
+		}
+	}
+	var md bytes.Buffer
+	writeMarkdown(&md, machine, runs, microText, statText, machine.Quick)
+	if err := os.WriteFile(out, md.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d scenarios measured in %s)\n", out, len(runs), machine.Took.Round(time.Second))
+	return nil
 }
 
 type machineInfo struct {
-	cpus      int
-	model     string
-	memGiB    float64
-	kernel    string
-	goVersion string
-	pgVersion string
-	files     int
-	loadStart string
-	loadEnd   string
-	date      string
-	took      time.Duration
+	CPUs      int           `json:"cpus"`
+	Model     string        `json:"cpu_model"`
+	MemGiB    float64       `json:"mem_gib"`
+	Kernel    string        `json:"kernel"`
+	GoVersion string        `json:"go_version"`
+	PgVersion string        `json:"postgres_version"`
+	Files     int           `json:"open_files"`
+	LoadStart string        `json:"load_start"`
+	LoadEnd   string        `json:"load_end"`
+	Date      string        `json:"date"`
+	Took      time.Duration `json:"took_ns"`
+	Quick     bool          `json:"quick"`
 }
 
 func describeMachine() machineInfo {
-	m := machineInfo{cpus: runtime.NumCPU(), files: fileLimit(), loadStart: loadAvg(),
-		date: time.Now().UTC().Format("2006-01-02 15:04 MST")}
+	m := machineInfo{CPUs: runtime.NumCPU(), Files: fileLimit(), LoadStart: loadAvg(),
+		Date: time.Now().UTC().Format("2006-01-02 15:04 MST")}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.model = strings.TrimSpace(v)
+				m.Model = strings.TrimSpace(v)
 				break
 			}
 		}
@@ -228,19 +282,19 @@ func describeMachine() machineInfo {
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		var kb float64
 		if _, err := fmt.Sscanf(string(b), "MemTotal: %f kB", &kb); err == nil {
-			m.memGiB = kb / (1 << 20)
+			m.MemGiB = kb / (1 << 20)
 		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.kernel = strings.TrimSpace(string(b))
+		m.Kernel = strings.TrimSpace(string(b))
 	}
-	m.goVersion = runtime.Version()
+	m.GoVersion = runtime.Version()
 	if out, err := exec.Command("go", "version").Output(); err == nil {
-		m.goVersion = strings.TrimSpace(string(out))
+		m.GoVersion = strings.TrimSpace(string(out))
 	}
 	if dir, err := devdb.FindBinDir(); err == nil {
 		if out, err := exec.Command(filepath.Join(dir, "postgres"), "--version").Output(); err == nil {
-			m.pgVersion = strings.TrimSpace(string(out))
+			m.PgVersion = strings.TrimSpace(string(out))
 		}
 	}
 	return m
@@ -306,13 +360,13 @@ func writeMarkdown(w io.Writer, m machineInfo, runs []benchRun, micro, stat stri
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("# Agora benchmarks\n\n")
 	p("Generated by `task bench` (`cmd/agora-load bench`) on %s in %s. Do not edit by hand: run `task bench` again.\n\n",
-		m.date, m.took.Round(time.Second))
+		m.Date, m.Took.Round(time.Second))
 	if quick {
 		p("> **Quick mode**: a tenth of the subscribers and 3-second phases. These figures are not comparable with the targets.\n\n")
 	}
 	p("## Machine\n\n| | |\n|---|---|\n")
 	p("| CPUs (nproc) | %d |\n| CPU model | %s |\n| RAM | %.1f GiB |\n| Kernel | %s |\n| Go | %s |\n| PostgreSQL | %s |\n| Open files per process | %d |\n| Load average (1/5/15 min) at start / end | %s / %s |\n\n",
-		m.cpus, m.model, m.memGiB, m.kernel, m.goVersion, m.pgVersion, m.files, m.loadStart, m.loadEnd)
+		m.CPUs, m.Model, m.MemGiB, m.Kernel, m.GoVersion, m.PgVersion, m.Files, m.LoadStart, m.LoadEnd)
 	p("The machine is shared: other work may run during the benchmark. The \"machine load\" table below shows, for every write phase, how busy all CPUs were and how much of that was neither the server, this tool nor PostgreSQL. Ratios against bare melody come from the same run and the same conditions, which makes them the figures to trust most.\n\n")
 
 	p("## How\n\n")
@@ -324,7 +378,7 @@ func writeMarkdown(w io.Writer, m machineInfo, runs []benchRun, micro, stat stri
 	p("Commands (each is also a standalone run that starts its own cluster):\n\n```sh\n")
 	p("go tool task bench          # everything below, writes BENCHMARKS.md\n")
 	for _, r := range runs {
-		p("%s\n", r.o.commandLine())
+		p("%s\n", r.command)
 	}
 	p("```\n\n")
 
@@ -368,10 +422,11 @@ func writeTargets(w io.Writer, runs []benchRun, micro string) {
 			targetDBRatio, d.WritesPerSec, d.PgbenchTPS, d.Ratio, verdict(d.Ratio >= targetDBRatio), d.Ratio-targetDBRatio)
 	}
 	a, b := find(runs, "iso-1k"), find(runs, "iso-10k")
-	if a != nil && b != nil && a.Agora != nil && b.Agora != nil && a.Agora.CPUMsPerComment > 0 {
-		g := b.Agora.CPUMsPerComment / a.Agora.CPUMsPerComment
-		p("| Publish CPU for a 100-subscriber room flat from 1,000 to 10,000 sessions | ≤ %.2f× (flat within measurement noise) | %.2f ms → %.2f ms per comment = %.2f× | %s |\n",
-			targetIsolation, a.Agora.CPUMsPerComment, b.Agora.CPUMsPerComment, g, verdict(g <= targetIsolation))
+	if a != nil && b != nil && a.Agora != nil && b.Agora != nil && a.Agora.PublishCPUMsPerComment > 0 {
+		g := b.Agora.PublishCPUMsPerComment / a.Agora.PublishCPUMsPerComment
+		p("| Publish CPU for a 100-subscriber room flat from 1,000 to 10,000 sessions | ≤ %.2f× (flat within measurement noise) | %.2f ms → %.2f ms per comment = %.2f×, net of the server's idle CPU (%.1f%% → %.1f%% of a core: pings and timers of every session); gross %.2f → %.2f ms | %s |\n",
+			targetIsolation, a.Agora.PublishCPUMsPerComment, b.Agora.PublishCPUMsPerComment, g,
+			a.Agora.IdleCPUPercent, b.Agora.IdleCPUPercent, a.Agora.CPUMsPerComment, b.Agora.CPUMsPerComment, verdict(g <= targetIsolation))
 	}
 	if ms, n := replayMedian(micro); n > 0 {
 		p("| Resume: 10,000 missed events replayed to one client | < %.0f ms | %.0f ms (median of %d, `BenchmarkReplay10k`) | %s |\n",
@@ -415,7 +470,7 @@ func writeFindings(w io.Writer, runs []benchRun) {
 		if top := pprofTop(a.HeapProfile, "-sample_index=inuse_space", 12); top != "" {
 			p("\n  Agora's heap at idle with %d connections (`go tool pprof -sample_index=inuse_space -top`):\n\n```\n%s\n```\n\n", r.Options.Subscribers, top)
 		}
-		p("- **End-to-end p99 at 5 comments/s.** %.1f ms against bare melody's %.1f ms (%+.1f ms); the REST call itself took %.1f ms at p99 (bare: %.1f ms). Every event is one frame per session (%.2f messages per frame), like bare melody, so the difference is the fan-out's own cost per frame and the path through PostgreSQL.\n",
+		p("- **End-to-end p99 at 5 comments/s.** %.1f ms against bare melody's %.1f ms (%+.1f ms); the REST call itself took %.1f ms at p99 (bare: %.1f ms). Every event is one frame per session (%.2f messages per frame), like bare melody, so the difference is the fan-out's own cost per frame and the path through PostgreSQL. Both figures include the load tool's own time to read 10,000 sockets on its one core.\n",
 			a.E2E.P99, b.E2E.P99, a.E2E.P99-b.E2E.P99, a.REST.P99, b.REST.P99, ratio(float64(a.Messages), float64(a.Frames)))
 	}
 	if r := find(runs, "n10k-r1-sat"); r != nil && r.Agora != nil {
@@ -430,10 +485,23 @@ func writeFindings(w io.Writer, runs []benchRun) {
 		}
 		p("\n")
 	}
+	a, b := find(runs, "iso-1k"), find(runs, "iso-10k")
+	if a != nil && b != nil && a.Agora != nil && b.Agora != nil {
+		p("- **Publish cost against sessions elsewhere.** With 100 subscribers in the written room either way, the server spent %.2f ms per comment (net of its idle CPU) beside 900 other sessions and %.2f ms beside 9,900. The room index is not where it goes: delivery touches only the room's sessions, and `BenchmarkIndex` does not depend on the number of rooms. The profiles show where: system calls (the same number of frames cost more `write(2)` time among 10,000 sockets) and the Go runtime's scheduler and timers (every frame sets a write deadline, every session has a ping ticker and a read deadline, and with the server on one core all of them sit in one timer heap). By cumulative share of each profile:\n\n",
+			a.Agora.PublishCPUMsPerComment, b.Agora.PublishCPUMsPerComment)
+		for _, ph := range []struct {
+			label string
+			path  string
+		}{{"900 bystanders", a.Agora.Profile}, {"9,900 bystanders", b.Agora.Profile}} {
+			if lines := pprofLines(ph.path, "runtime.findRunnable", "runtime.(*timers).check", "runtime.(*timers).adjust", "runtime.netpoll", "linux.Syscall6"); lines != "" {
+				p("  %s:\n\n```\n%s\n```\n\n", ph.label, lines)
+			}
+		}
+	}
 	if r := find(runs, "db"); r != nil && r.DB != nil {
 		d := r.DB
 		srv, pg, pgb := d.perWrite()
-		p("- **Write throughput.** Each REST comment cost %.2f ms of server CPU and %.2f ms of PostgreSQL CPU; each pgbench INSERT cost PostgreSQL %.3f ms. On two shared cores the sum per write bounds the rate: the comment's transaction makes several round trips (token lookup in its own transaction, tenant scope, the post's row lock and counter, the comment, the room seq and the event), each parsed, planned under row level security and answered separately.\n",
+		p("- **Write throughput.** Each REST comment cost %.2f ms of server CPU and %.2f ms of PostgreSQL CPU; each pgbench INSERT cost PostgreSQL %.3f ms. On two shared cores the sum per write bounds the rate (the REST writers and pgbench also need CPU): a comment is several statements and round trips (authentication, then the write transaction: the comment, the post's counter, the room's seq and the event), each executed under row level security with its foreign keys and indexes, against one INSERT into a table with a primary key only.\n",
 			srv, pg, pgb)
 	}
 	p("\n")
@@ -459,6 +527,33 @@ func pprofTop(path, extra string, n int) string {
 	return trimProfile(string(out))
 }
 
+// pprofLines is the header and the -top -cum lines of a profile that
+// name one of the functions.
+func pprofLines(path string, funcs ...string) string {
+	top := pprofTop(path, "-cum", 400)
+	if top == "" {
+		return ""
+	}
+	var out []string
+	for _, l := range strings.Split(top, "\n") {
+		if strings.Contains(l, "flat%") || strings.HasPrefix(l, "Duration:") {
+			out = append(out, l)
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		for _, fn := range funcs {
+			if strings.HasSuffix(f[len(f)-1], fn) || (len(f) > 1 && strings.HasSuffix(f[len(f)-2], fn)) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
 	if len(s) > 400 {
@@ -478,7 +573,7 @@ func writeMatrix(w io.Writer, runs []benchRun) {
 		}
 		a := r.rep.Agora
 		p("| %s | %s | %.1f | %.0f | %.1f / %.1f / %.1f / %.1f | %d / %d | %.1f / %.1f | %.1f | %.1f (%.1f + %.1f) | %.0f / %.0f | %.2f | %.2f | %.2f |\n",
-			r.c.what, rateString(r.o.Rate), a.WriteRate, a.DeliveriesPerSec, a.E2E.P50, a.E2E.P95, a.E2E.P99, a.E2E.Max,
+			r.c.what, rateString(r.rep.Options.Rate), a.WriteRate, a.DeliveriesPerSec, a.E2E.P50, a.E2E.P95, a.E2E.P99, a.E2E.Max,
 			a.Lost, a.Duplicated, a.REST.P50, a.REST.P99, a.ConnectSeconds, a.KBPerConn, a.HeapKBPerConn, a.StackKBPerConn,
 			float64(a.RSSIdleKB)/1024, float64(a.RSSLoadKB)/1024, a.CPUPerMDeliveries, a.CPUMsPerComment,
 			ratio(float64(a.Messages), float64(a.Frames)))
@@ -529,7 +624,7 @@ func writeDB(w io.Writer, runs []benchRun) {
 	p("| `%s`, script `%s` | %.0f | plain single-row INSERT into a scratch table (primary key only) |\n",
 		d.PgbenchCmd, strings.TrimSpace(d.PgbenchScript), d.PgbenchTPS)
 	p("| REST / pgbench | %.2f× | target ≥ %.1f× |\n\n", d.Ratio, targetDBRatio)
-	p("A REST comment is one transaction of several statements (token lookup, tenant scope, post row lock and counter, comment insert, room seq bump, event insert), then the batched post-commit doorbell.\n\n")
+	p("A REST comment is a token lookup and a write transaction of several statements (the comment, the post's counter, the room's seq and the event), announced after commit by the batched doorbell.\n\n")
 }
 
 func writeMicro(w io.Writer, micro, stat string) {
@@ -538,7 +633,7 @@ func writeMicro(w io.Writer, micro, stat string) {
 	}
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("## Microbenchmarks (`realtime/bench_test.go`)\n\n")
-	p("`go test -run XXX -bench . -benchmem -count 5 ./realtime/`. `BenchmarkDeliver` hands one batch to every session of a room through real melody sessions over in-memory pipes (melody's queue, write pump and WebSocket framing; no kernel); `BenchmarkReplay10k` reads 10,000 events from PostgreSQL and writes them to one session.\n\n")
+	p("`go test -run XXX -bench . -benchmem -count 5 ./realtime/`, summarised by `benchstat -confidence 0.9` (medians; five runs are too few for benchstat's default 95%% ranges). `BenchmarkDeliver` hands one batch to every session of a room through real melody sessions over in-memory pipes (melody's queue, write pump and WebSocket framing; no kernel); `BenchmarkReplay10k` reads 10,000 events from PostgreSQL and writes them to one session.\n\n")
 	text := stat
 	if text == "" {
 		text = micro

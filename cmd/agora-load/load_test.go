@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,6 +118,13 @@ func TestProcParsing(t *testing.T) {
 	if err != nil || cpu != 3250*time.Millisecond {
 		t.Fatalf("parseStatCPU = %v, %v; want 3.25s", cpu, err)
 	}
+	if all, err := parseStatFields(stat, true); err != nil || all != 3250*time.Millisecond {
+		t.Fatalf("with children = %v, %v; want 3.25s (no reaped children)", all, err)
+	}
+	reaped := []byte("1 (postgres) S 0 1 1 0 -1 0 0 0 0 0 100 50 30 20 20 0 1 0 1 1 1\n")
+	if all, err := parseStatFields(reaped, true); err != nil || all != 2*time.Second {
+		t.Fatalf("with children = %v, %v; want 2s", all, err)
+	}
 	if _, err := parseStatCPU([]byte("1234 (x) S 1 2")); err == nil {
 		t.Fatal("short stat accepted")
 	}
@@ -176,8 +187,8 @@ func TestOptionsStayOnLoopbackAndBounded(t *testing.T) {
 	if err != nil || !o.RateLimits {
 		t.Fatal("a --url server must be assumed to limit rates")
 	}
-	if !strings.Contains(o.commandLine(), "--subscribers 1000") {
-		t.Fatalf("command line %q", o.commandLine())
+	if cl := o.commandLine(); !strings.Contains(cl, "--subscribers 1000") || !strings.Contains(cl, "--url http://127.0.0.1:1") || strings.Contains(cl, " x") {
+		t.Fatalf("command line %q", cl)
 	}
 }
 
@@ -283,5 +294,62 @@ func waitUntil(t *testing.T, ok func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The bench report's verdicts follow the thresholds, and a saved run
+// renders the same report again.
+func TestBenchReportVerdictsAndRender(t *testing.T) {
+	o := defaultOptions()
+	o.Subscribers, o.Rate = 10000, 5
+	run := func(label string, rep *Report) benchRun {
+		rep.Options = o
+		return benchRun{c: benchCase{label: label, what: label}, command: "cmd-" + label, rep: rep, took: time.Second}
+	}
+	runs := []benchRun{
+		run("n10k-r1-5", &Report{
+			Agora:    &Phase{Target: "agora", KBPerConn: 19.5, E2E: Latency{P99: 190}, Frames: 10, Messages: 10},
+			Baseline: &Phase{Target: "bare melody", KBPerConn: 25, E2E: Latency{P99: 170}},
+			Ratios:   map[string]float64{},
+		}),
+		run("n10k-r1-sat", &Report{Agora: &Phase{Target: "agora", CPUPerMDeliveries: 6.0, Lost: 3}}),
+		run("db", &Report{DB: &DBResult{WritesPerSec: 2600, PgbenchTPS: 5000, Ratio: 0.52}}),
+	}
+	runs = append(runs, benchRun{c: benchCase{label: "broken", what: "broken"}, command: "cmd-broken", err: errors.New("it broke")})
+	var md bytes.Buffer
+	writeMarkdown(&md, machineInfo{CPUs: 2}, runs, "BenchmarkReplay10k-2 \t 5\t 200000000 ns/op\t 200.0 ms/replay\n", "", false)
+	text := md.String()
+	for _, want := range []string{
+		"| Idle memory per WebSocket connection, N=10,000 | ≤ 20 KB | 19.5 KB",
+		"**met**, by -0.5 KB",
+		"| 6.00 (bare melody: -;",
+		"**missed**, by +0.50 |",
+		"= 195.0 ms | 190.0 ms (bare: 170.0 ms) | **met**, by -5.0 ms |",
+		"2600/s vs 5000/s = 0.52× | **met**",
+		"200 ms (median of 1, `BenchmarkReplay10k`) | **met**",
+		"n10k-r1-sat (lost 3, duplicated 0",
+		"Scenario `broken` failed: `it broke`",
+		"cmd-n10k-r1-5\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "results.json")
+	b, err := json.Marshal(saveRuns(machineInfo{CPUs: 2}, runs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, again, err := loadRuns(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md2 bytes.Buffer
+	writeMarkdown(&md2, m, again, "BenchmarkReplay10k-2 \t 5\t 200000000 ns/op\t 200.0 ms/replay\n", "", false)
+	if md2.String() != text {
+		t.Fatal("the saved run renders another report")
 	}
 }

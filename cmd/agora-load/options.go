@@ -214,7 +214,14 @@ func (o options) commandLine() string {
 	if o.DB {
 		b.WriteString(" --db")
 	}
-	if o.ServerBin != d.ServerBin {
+	if o.URL != "" {
+		// The token is a secret: the command names it, never shows it.
+		add("url", o.URL)
+		add("admin-token", `"$AGORA_ADMIN_TOKEN"`)
+		if o.ServerPID > 0 {
+			add("server-pid", strconv.Itoa(o.ServerPID))
+		}
+	} else if o.ServerBin != d.ServerBin {
 		add("server-bin", o.ServerBin)
 	}
 	for _, f := range o.ServerFlags {

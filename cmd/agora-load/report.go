@@ -77,8 +77,13 @@ type Phase struct {
 	CPUSeconds        float64 `json:"cpu_seconds"`
 	CPUPerMDeliveries float64 `json:"cpu_s_per_million_deliveries"`
 	CPUMsPerComment   float64 `json:"cpu_ms_per_comment"`
-	Profile           string  `json:"profile,omitempty"`
-	HeapProfile       string  `json:"heap_profile,omitempty"`
+	// PublishCPUMsPerComment leaves out what the server spends idle with
+	// N connections (pings, timers), measured just before.
+	PublishCPUMsPerComment float64 `json:"publish_cpu_ms_per_comment"`
+	IdleCPUPercent         float64 `json:"idle_cpu_percent"`
+	ServerWindowSeconds    float64 `json:"server_cpu_window_seconds"`
+	Profile                string  `json:"profile,omitempty"`
+	HeapProfile            string  `json:"heap_profile,omitempty"`
 
 	// The machine during the write phase: how busy all its CPUs were, and
 	// who used them. Other processes' share is what this run could not
@@ -232,6 +237,9 @@ var rows = []row{
 	{"server CPU in write phase (s)", func(p *Phase) string { return f2(p.CPUSeconds) }, ""},
 	{"server CPU s per M deliveries", func(p *Phase) string { return f2(p.CPUPerMDeliveries) }, "cpu_s_per_million_deliveries"},
 	{"server CPU ms per comment", func(p *Phase) string { return f2(p.CPUMsPerComment) }, ""},
+	{"  net of idle (ms per comment)", func(p *Phase) string {
+		return fmt.Sprintf("%.2f (idle: %.1f%% of a core)", p.PublishCPUMsPerComment, p.IdleCPUPercent)
+	}, ""},
 	{"CPU s: tool / postgres / others", func(p *Phase) string {
 		return fmt.Sprintf("%.1f / %.1f / %.1f", p.ToolCPUSeconds, p.PgCPUSeconds, p.OthersCPUSeconds)
 	}, ""},

@@ -212,10 +212,22 @@ func measure(ctx context.Context, name string, s *server, spec dialSpec, write w
 	}
 
 	// The write phase, with RSS sampled and the CPU clock read around it.
+	// The server's CPU use while idle with N connections (pings, timers),
+	// so the write phase's cost can be told apart from it.
+	idle0 := snapCPU(s.pid, s.pgPID)
+	sleepCtx(ctx, idleWindow)
+	idle1 := snapCPU(s.pid, s.pgPID)
+	var idleRate float64 // server CPU seconds per second
+	if w := idle1.at.Sub(idle0.at).Seconds(); w > 0 && idle0.serverErr == nil && idle1.serverErr == nil {
+		idleRate = (idle1.server - idle0.server).Seconds() / w
+		ph.IdleCPUPercent = 100 * idleRate
+	}
+
 	cpu0 := snapCPU(s.pid, s.pgPID)
 	stopSampler := make(chan struct{})
 	var samplerDone sync.WaitGroup
 	var maxRSS int64
+	var timeline []cpuSnap // every 100 ms, to end the CPU window at the last receipt
 	samplerDone.Add(1)
 	go func() {
 		defer samplerDone.Done()
@@ -225,6 +237,7 @@ func measure(ctx context.Context, name string, s *server, spec dialSpec, write w
 			if v := rss(s.pid); v > maxRSS {
 				maxRSS = v
 			}
+			timeline = append(timeline, snapCPU(s.pid, s.pgPID))
 			select {
 			case <-stopSampler:
 				return
@@ -259,6 +272,19 @@ func measure(ctx context.Context, name string, s *server, spec dialSpec, write w
 	cpu1 := snapCPU(s.pid, s.pgPID)
 	close(stopSampler)
 	samplerDone.Wait()
+	// When deliveries stopped well before the drain ended (events lost,
+	// a drain timeout), the CPU window ends at the first sample after the
+	// last receipt instead: idle seconds are not the fan-out's.
+	if last := lastReceipt(set); last > 0 {
+		for _, sn := range timeline {
+			if sn.at.Sub(epoch) >= last {
+				if sn.at.Before(cpu1.at) {
+					cpu1 = sn
+				}
+				break
+			}
+		}
+	}
 	<-profDone
 	ph.RSSLoadKB = maxRSS
 	closed = true
@@ -321,6 +347,11 @@ func measure(ctx context.Context, name string, s *server, spec dialSpec, write w
 	}
 	if cpu0.serverErr == nil && cpu1.serverErr == nil {
 		ph.CPUSeconds = (cpu1.server - cpu0.server).Seconds()
+		ph.ServerWindowSeconds = cpu1.at.Sub(cpu0.at).Seconds()
+		if wr.ok > 0 {
+			net := ph.CPUSeconds - idleRate*ph.ServerWindowSeconds
+			ph.PublishCPUMsPerComment = max(net, 0) * 1000 / float64(wr.ok)
+		}
 		if ph.Deliveries > 0 {
 			ph.CPUPerMDeliveries = ph.CPUSeconds / float64(ph.Deliveries) * 1e6
 		}
@@ -331,6 +362,17 @@ func measure(ctx context.Context, name string, s *server, spec dialSpec, write w
 	fmt.Fprintf(logw, "[%s] %s: %d comments, %d deliveries (lost %d, dup %d), p99 %.1f ms\n",
 		o.Label, name, wr.ok, ph.Deliveries, ph.Lost, ph.Duplicated, ph.E2E.P99)
 	return ph, nil
+}
+
+// idleWindow is how long the server's idle CPU is measured.
+const idleWindow = 2 * time.Second
+
+func lastReceipt(set *subscriberSet) time.Duration {
+	var last time.Duration
+	for _, s := range set.subs {
+		last = max(last, time.Duration(s.lastRecv.Load()))
+	}
+	return last
 }
 
 func rss(pid int) int64 {

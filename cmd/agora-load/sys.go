@@ -170,6 +170,12 @@ func procCPU(pid int) (time.Duration, error) {
 }
 
 func parseStatCPU(b []byte) (time.Duration, error) {
+	return parseStatFields(b, false)
+}
+
+// parseStatFields is utime+stime, plus cutime+cstime (its reaped
+// children's) when withChildren.
+func parseStatFields(b []byte, withChildren bool) (time.Duration, error) {
 	// The command name (field 2) may hold spaces and parentheses: fields
 	// are counted from the last ')'.
 	i := bytes.LastIndexByte(b, ')')
@@ -177,16 +183,24 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 		return 0, errors.New("malformed /proc stat")
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
+	// f[0] is field 3 (state); utime, stime, cutime and cstime are
+	// fields 14 to 17.
+	if len(f) < 15 {
 		return 0, errors.New("short /proc stat")
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("malformed /proc stat times")
+	n := 2
+	if withChildren {
+		n = 4
 	}
-	return time.Duration(ut+st) * time.Second / userHZ, nil
+	var sum int64
+	for _, s := range f[11 : 11+n] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, errors.New("malformed /proc stat times")
+		}
+		sum += v
+	}
+	return time.Duration(sum) * time.Second / userHZ, nil
 }
 
 // procRSS is a process's resident set in KiB.
@@ -239,13 +253,18 @@ func machineCPU() (busy, total time.Duration, err error) {
 	return time.Duration(sum-idle) * time.Second / userHZ, time.Duration(sum) * time.Second / userHZ, nil
 }
 
-// treeCPU is the CPU time of pid and its live children (PostgreSQL's
-// postmaster and backends).
+// treeCPU is the CPU time of pid and its children, live or exited
+// (PostgreSQL's postmaster and its backends: a backend that exited is in
+// the postmaster's reaped-children times).
 func treeCPU(pid int) time.Duration {
 	if pid <= 0 {
 		return 0
 	}
-	total, _ := procCPU(pid)
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	total, _ := parseStatFields(b, true)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
@@ -272,12 +291,13 @@ func treeCPU(pid int) time.Duration {
 // cpuSnap is a moment's CPU clocks: the machine's, the server's, this
 // tool's and PostgreSQL's.
 type cpuSnap struct {
+	at                            time.Time
 	busy, total, server, tool, pg time.Duration
 	serverErr                     error
 }
 
 func snapCPU(serverPID, pgPID int) cpuSnap {
-	var s cpuSnap
+	s := cpuSnap{at: time.Now()}
 	s.busy, s.total, _ = machineCPU()
 	if serverPID > 0 {
 		s.server, s.serverErr = procCPU(serverPID)
