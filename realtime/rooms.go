@@ -411,6 +411,12 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event) {
 		return // someone else delivered meanwhile
 	}
 	r.lastSeq = last
+	// Counted before the sends, so a client never sees an event that the
+	// metrics have not counted yet.
+	h.metrics.Deliveries.Add(float64(len(evs) * len(r.subs)))
+	for _, e := range evs {
+		h.metrics.FanoutLatency.Observe(now.Sub(e.CreatedAt).Seconds())
+	}
 	for c, s := range r.subs {
 		f := frame(c.actor.Moderates())
 		if gap {
@@ -427,10 +433,6 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event) {
 			continue
 		}
 		c.send(f)
-	}
-	h.metrics.Deliveries.Add(float64(len(evs) * len(r.subs)))
-	for _, e := range evs {
-		h.metrics.FanoutLatency.Observe(now.Sub(e.CreatedAt).Seconds())
 	}
 }
 
