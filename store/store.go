@@ -120,6 +120,39 @@ func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx)
 	return err
 }
 
+// queryTenant runs one read-only query scoped to a tenant in a single round
+// trip: set_config and the query are pipelined in one batch with one Sync,
+// so they share an implicit transaction and the setting ends with it.
+// The rows must be read (and closed) before the connection is reused, as
+// with any pgx.Rows.
+func (db *DB) queryTenant(ctx context.Context, tenantID int64, sql string, args ...any) (pgx.Rows, error) {
+	b := &pgx.Batch{}
+	b.Queue("SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10))
+	b.Queue(sql, args...)
+	br := db.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("set tenant: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// batchRows closes its batch (returning the connection) with the rows.
+type batchRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	_ = r.br.Close()
+}
+
 // CheckSafety refuses to run with a role for which Row Level Security would
 // be silently off, or a schema where a tenant table lacks forced RLS.
 func (db *DB) CheckSafety(ctx context.Context) error {
