@@ -20,7 +20,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,26 +33,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"agora/store/pgtest"
-)
 
-// chromiumPath finds the browser, or skips (outside CI) when there is none.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	candidates := []string{os.Getenv("AGORA_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "" {
-		t.Skip("no Chromium found: the browser tests need it (apt-get install -y chromium, or AGORA_CHROMIUM=/path); in CI they run")
-	}
-	t.Fatal("no Chromium found, and CI is set: install it (apt-get install -y chromium) or set AGORA_CHROMIUM")
-	return ""
-}
+	"agora/web/webtest"
+)
 
 // testServer is one running instance of the whole program.
 type testServer struct {
@@ -168,7 +150,7 @@ type browser struct {
 
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	exe := chromiumPath(t)
+	exe := webtest.Chromium(t)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(t.TempDir()),
@@ -426,7 +408,7 @@ type shownComment struct {
 func commentSelector(id string) string { return "#c" + id }
 
 func TestBrowserForum(t *testing.T) {
-	chromiumPath(t)
+	webtest.Chromium(t)
 	srv := startServer(t, pgtest.NewDatabase(t), "127.0.0.1:0")
 	f := newForum(t, srv, "acme")
 
@@ -686,7 +668,7 @@ func TestBrowserForum(t *testing.T) {
 }
 
 func TestBrowserResume(t *testing.T) {
-	chromiumPath(t)
+	webtest.Chromium(t)
 	dbURL := pgtest.NewDatabase(t)
 	// Two instances on one database, as behind a load balancer: the page
 	// talks to the first, bob writes through the second.

@@ -4,12 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"agora/web/webtest"
 )
 
 // TestAgoraClient runs the protocol client's scenarios
@@ -18,7 +18,7 @@ import (
 // tickets, typing throttle. The forum's browser tests (../browser_test.go)
 // cover the same client against the real server.
 func TestAgoraClient(t *testing.T) {
-	exe := chromium(t)
+	exe := webtest.Chromium(t)
 	mux := http.NewServeMux()
 	mux.Handle("/", Handler())
 	mux.Handle("/testdata/", http.StripPrefix("/testdata/", http.FileServer(http.Dir("testdata"))))
@@ -61,22 +61,4 @@ func TestAgoraClient(t *testing.T) {
 			}
 		})
 	}
-}
-
-// chromium finds the browser, or skips (outside CI) when there is none.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, c := range []string{os.Getenv("AGORA_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if c == "" {
-			continue
-		}
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "" {
-		t.Skip("no Chromium found: the browser tests need it (apt-get install -y chromium, or AGORA_CHROMIUM=/path); in CI they run")
-	}
-	t.Fatal("no Chromium found, and CI is set: install it (apt-get install -y chromium) or set AGORA_CHROMIUM")
-	return ""
 }
