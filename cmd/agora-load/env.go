@@ -261,24 +261,7 @@ func (s *server) saveHeap(ctx context.Context, path string) string {
 	if s.pprofBase == "" {
 		return ""
 	}
-	c := &http.Client{Timeout: 30 * time.Second}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.pprofBase+"/debug/pprof/heap?gc=1", nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return ""
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return ""
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || os.WriteFile(path, b, 0o644) != nil {
-		return ""
-	}
-	return path
+	return download(ctx, s.pprofBase+"/debug/pprof/heap?gc=1", 30*time.Second, path)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -406,8 +406,14 @@ func profileName(label, target string) string {
 // file's path, or "" if the server has no pprof endpoint.
 func fetchProfile(ctx context.Context, pprofURL string, d time.Duration, path string) string {
 	secs := max(int(d.Seconds())-1, 1)
-	c := &http.Client{Timeout: d + 30*time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pprofURL+"?seconds="+strconv.Itoa(secs), nil)
+	return download(ctx, pprofURL+"?seconds="+strconv.Itoa(secs), d+30*time.Second, path)
+}
+
+// download saves what url answers to path; it returns the path, or "" if
+// anything failed (profiles are a bonus: a run never fails for them).
+func download(ctx context.Context, url string, timeout time.Duration, path string) string {
+	c := &http.Client{Timeout: timeout}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return ""
 	}
