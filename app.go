@@ -59,6 +59,7 @@ type config struct {
 	PongTimeout    time.Duration
 	RateLimits     bool
 	HistoryEvents  int64
+	Heartbeat      time.Duration
 	HistoryAge     time.Duration
 	DBMaxConns     int
 	SeedDemo       bool
@@ -89,6 +90,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&c.PingInterval, "ws-ping-interval", envDuration(getenv, "AGORA_WS_PING_INTERVAL", 20*time.Second), "how often WebSocket clients are pinged (AGORA_WS_PING_INTERVAL)")
 	fs.DurationVar(&c.PongTimeout, "ws-pong-timeout", envDuration(getenv, "AGORA_WS_PONG_TIMEOUT", 30*time.Second), "a client silent this long after a ping is dropped (AGORA_WS_PONG_TIMEOUT)")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", envInt(getenv, "AGORA_DB_MAX_CONNS", 16), "database connections per instance (AGORA_DB_MAX_CONNS)")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", envDuration(getenv, "AGORA_HEARTBEAT", 5*time.Second), "how often this instance tells the others it is alive; three missed ones and its users leave presence everywhere (AGORA_HEARTBEAT)")
 	fs.Int64Var(&c.HistoryEvents, "history-events", int64(envInt(getenv, "AGORA_HISTORY_EVENTS", 10000)), "events kept per room for resume (AGORA_HISTORY_EVENTS)")
 	fs.DurationVar(&c.HistoryAge, "history-age", envDuration(getenv, "AGORA_HISTORY_AGE", 7*24*time.Hour), "oldest event kept for resume (AGORA_HISTORY_AGE)")
 	fs.BoolVar(&c.RateLimits, "rate-limits", envBool(getenv, "AGORA_RATE_LIMITS", true), "limit writes, logins and registrations per user and address; off only for load tests (AGORA_RATE_LIMITS)")
@@ -401,6 +403,7 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, url string) (*ap
 		PongTimeout:    cfg.PongTimeout,
 		AllowedOrigins: splitList(cfg.AllowedOrigins),
 		Retention:      store.Retention{PerRoom: cfg.HistoryEvents, MaxAge: cfg.HistoryAge},
+		Heartbeat:      cfg.Heartbeat,
 		Metrics:        realtime.NewMetrics(reg),
 	})
 	hub.Run()
