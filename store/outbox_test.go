@@ -319,8 +319,11 @@ func TestBatchedDoorbell(t *testing.T) {
 			// their commits, so an older seq may be announced after a newer
 			// one; listeners read everything up to the newest they heard
 			// of, so only coverage matters.
-			if a.Seq <= before.Seq || a.Seq > before.Seq+writers {
-				t.Fatalf("announced seq %d outside %d..%d", a.Seq, before.Seq+1, before.Seq+writers)
+			if a.Seq <= before.Seq {
+				continue // the community's own set-up, rung late
+			}
+			if a.Seq > before.Seq+writers {
+				t.Fatalf("announced seq %d beyond the last write's %d", a.Seq, before.Seq+writers)
 			}
 			last = max(last, a.Seq)
 		}
