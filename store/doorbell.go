@@ -60,17 +60,23 @@ func startBell(db *DB) *bell {
 }
 
 func (b *bell) ring(ns []Notification) {
+	b.merge(ns)
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// merge adds announcements to the pending set, keeping the newest seq of
+// each room.
+func (b *bell) merge(ns []Notification) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, n := range ns {
 		k := roomRef{n.TenantID, n.Room}
 		if n.Seq > b.next[k] {
 			b.next[k] = n.Seq
 		}
-	}
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
 	}
 }
 
@@ -134,14 +140,7 @@ func (b *bell) flush(ctx context.Context) error {
 				ns, _ := ParseNotifications(q)
 				rest = append(rest, ns...)
 			}
-			b.mu.Lock()
-			for _, n := range rest {
-				k := roomRef{n.TenantID, n.Room}
-				if n.Seq > b.next[k] {
-					b.next[k] = n.Seq
-				}
-			}
-			b.mu.Unlock()
+			b.merge(rest)
 			return err
 		}
 	}
