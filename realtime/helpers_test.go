@@ -105,21 +105,13 @@ type wsClient struct {
 
 func dial(t testing.TB, base, tenant, token string, header http.Header) (*wsClient, *http.Response, error) {
 	t.Helper()
-	u := "ws" + strings.TrimPrefix(base, "http") + "/api/v1/t/" + tenant + "/ws"
 	if header == nil {
 		header = http.Header{}
 	}
 	if token != "" {
 		header.Set("Authorization", "Bearer "+token)
 	}
-	conn, resp, err := websocket.DefaultDialer.Dial(u, header)
-	if err != nil {
-		return nil, resp, err
-	}
-	c := &wsClient{t: t, conn: conn, msgs: make(chan msg, 100000), closed: make(chan struct{})}
-	go c.read()
-	t.Cleanup(func() { _ = conn.Close() })
-	return c, resp, nil
+	return dialPath(t, base, "/api/v1/t/"+tenant+"/ws", header)
 }
 
 func mustDial(t testing.TB, base, tenant, token string) *wsClient {
