@@ -24,7 +24,6 @@ function reports(root, ctx) {
   const list = h("ol", { class: "mod-list", id: "reports" });
   const msg = h("p", { class: "muted", hidden: true });
   const more = h("button", { type: "button", class: "more", hidden: true }, "Load more");
-  let cursor = null;
 
   const tab = (s, label) =>
     h("a", { href: ctx.url(`/mod/reports${s === "open" ? "" : "?status=resolved"}`), class: `tab${s === status ? " current" : ""}`, "aria-current": s === status ? "page" : null }, label);
@@ -82,21 +81,7 @@ function reports(root, ctx) {
     msg.textContent = status === "open" ? "No open reports. All clear!" : "No resolved reports yet.";
   };
 
-  const load = async () => {
-    more.disabled = true;
-    try {
-      const page = await ctx.api.get(`/mod/reports?status=${status}&limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-      list.append(...page.items.map(item));
-      cursor = page.next_cursor;
-      more.hidden = !cursor;
-      if (!list.childElementCount) showEmpty();
-    } catch (e) {
-      msg.hidden = false;
-      msg.textContent = describeError(e);
-    } finally {
-      more.disabled = false;
-    }
-  };
+  const load = pager(ctx, `/mod/reports?status=${status}&limit=50`, list, item, more, msg, showEmpty);
   more.addEventListener("click", load);
   setChildren(
     root,
@@ -128,7 +113,6 @@ function audit(root, ctx) {
   const body = h("tbody", { id: "audit" });
   const msg = h("p", { class: "muted", hidden: true });
   const more = h("button", { type: "button", class: "more", hidden: true }, "Load more");
-  let cursor = null;
 
   const target = (e) => {
     if (e.target_type === "post") return h("a", { href: ctx.url(`/p/${e.target_id}`) }, `#${e.target_id}`);
@@ -150,24 +134,10 @@ function audit(root, ctx) {
       h("td", { class: "reason" }, e.reason || "", e.reason && change(e) ? " · " : "", h("span", { class: "muted" }, change(e))),
     );
 
-  const load = async () => {
-    more.disabled = true;
-    try {
-      const page = await ctx.api.get(`/mod/audit?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-      body.append(...page.items.map(row));
-      cursor = page.next_cursor;
-      more.hidden = !cursor;
-      if (!body.childElementCount) {
-        msg.hidden = false;
-        msg.textContent = "Nothing has been moderated yet.";
-      }
-    } catch (e) {
-      msg.hidden = false;
-      msg.textContent = describeError(e);
-    } finally {
-      more.disabled = false;
-    }
-  };
+  const load = pager(ctx, "/mod/audit?limit=50", body, row, more, msg, () => {
+    msg.hidden = false;
+    msg.textContent = "Nothing has been moderated yet.";
+  });
   more.addEventListener("click", load);
   setChildren(
     root,
@@ -187,4 +157,26 @@ function audit(root, ctx) {
     more,
   );
   load();
+}
+
+// pager returns a loader for a keyset-paginated list: each call appends the
+// next page's items, rendered, to into; "more" shows while pages remain,
+// errors go to msg, and empty() runs when the list stays empty.
+function pager(ctx, path, into, render, more, msg, empty) {
+  let cursor = null;
+  return async () => {
+    more.disabled = true;
+    try {
+      const page = await ctx.api.get(`${path}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      into.append(...page.items.map(render));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      if (!into.childElementCount) empty();
+    } catch (e) {
+      msg.hidden = false;
+      msg.textContent = describeError(e);
+    } finally {
+      more.disabled = false;
+    }
+  };
 }
