@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"agora/store"
 )
@@ -60,7 +61,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		req := c.Request()
 		id, _ := c.Get(echo.HeaderXRequestID).(string)
-		logger := s.cfg.Log.With().Str("request_id", id).Logger()
+		lc := s.cfg.Log.With().Str("request_id", id)
+		if sc := trace.SpanContextFromContext(req.Context()); sc.IsValid() {
+			lc = lc.Str("trace_id", sc.TraceID().String())
+		}
+		logger := lc.Logger()
 		c.SetRequest(req.WithContext(logger.WithContext(req.Context())))
 
 		err := next(c)

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"agora/store"
 )
@@ -43,6 +44,8 @@ type Config struct {
 	Middleware []echo.MiddlewareFunc
 	// RateLimits limits writes and login attempts (zero value: defaults).
 	RateLimits RateLimits
+	// Tracer gives each request a span; nil: no tracing.
+	Tracer trace.TracerProvider
 }
 
 // Server is the configured Echo application.
@@ -68,7 +71,12 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, echo: e, limits: newLimiters(cfg.RateLimits), openapi: renderOpenAPI()}
 
 	e.Use(cfg.Middleware...)
-	e.Use(requestID, s.accessLog, s.recoverPanic)
+	e.Use(requestID)
+	if cfg.Tracer != nil {
+		// Before the access log, so that its lines carry the trace id.
+		e.Use(tracing(cfg.Tracer))
+	}
+	e.Use(s.accessLog, s.recoverPanic)
 	e.Use(middleware.BodyLimit("1MiB"))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })

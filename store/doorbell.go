@@ -33,6 +33,9 @@ type tenantTx struct {
 	pgx.Tx
 	batched bool
 	rung    []Notification
+	// trace is the W3C traceparent of the transaction's span, stored with
+	// each event it publishes ("" when the write is not traced).
+	trace string
 }
 
 // bell batches announcements: while one NOTIFY is on its way, the next

@@ -123,6 +123,9 @@ type Event struct {
 	// Hidden: the post or comment the event is about is hidden now, so
 	// members must not see its text.
 	Hidden bool
+	// TraceParent is the W3C traceparent of the transaction that wrote the
+	// event ("" when it was not traced).
+	TraceParent string
 }
 
 // Page is one page of a keyset-paginated list.

@@ -37,23 +37,27 @@ func publish(ctx context.Context, tx pgx.Tx, tenantID int64, room, typ string, d
 	}
 	tt, _ := tx.(*tenantTx)
 	batched := tt != nil && tt.batched
+	var traceParent *string
+	if tt != nil && tt.trace != "" {
+		traceParent = &tt.trace
+	}
 	const outbox = `
 		WITH r AS (
 			INSERT INTO rooms (tenant_id, name, seq) VALUES ($1, $2, 1)
 			ON CONFLICT (tenant_id, name) DO UPDATE SET seq = rooms.seq + 1
 			RETURNING seq
 		), e AS (
-			INSERT INTO events (tenant_id, room, seq, type, payload)
-			SELECT $1, $2, r.seq, $3, $4 FROM r
+			INSERT INTO events (tenant_id, room, seq, type, payload, trace_parent)
+			SELECT $1, $2, r.seq, $3, $4, $5 FROM r
 			RETURNING seq
 		)`
 	var seq int64
 	if batched {
-		err = tx.QueryRow(ctx, outbox+` SELECT e.seq FROM e`, tenantID, room, typ, payload).Scan(&seq)
+		err = tx.QueryRow(ctx, outbox+` SELECT e.seq FROM e`, tenantID, room, typ, payload, traceParent).Scan(&seq)
 	} else {
 		err = tx.QueryRow(ctx, outbox+`
-			SELECT e.seq, pg_notify($5, $1::text || ' ' || $2 || ' ' || e.seq) FROM e`,
-			tenantID, room, typ, payload, NotifyChannel).Scan(&seq, nil)
+			SELECT e.seq, pg_notify($6, $1::text || ' ' || $2 || ' ' || e.seq) FROM e`,
+			tenantID, room, typ, payload, traceParent, NotifyChannel).Scan(&seq, nil)
 	}
 	if err != nil {
 		return 0, mapErr(err, typ+" event")
@@ -113,7 +117,7 @@ func (db *DB) EventsAfter(ctx context.Context, tenantID int64, room string, afte
 		// Hidden is the object's state now, not when the event was written:
 		// hiding a comment must also hide it from replays of its creation.
 		rows, err := tx.Query(ctx, `
-			SELECT e.tenant_id, e.room, e.seq, e.type, e.payload, e.created_at,
+			SELECT e.tenant_id, e.room, e.seq, e.type, e.payload, e.created_at, coalesce(e.trace_parent, ''),
 			       CASE
 			         WHEN e.type LIKE 'comment.%' THEN coalesce((
 			           SELECT c.hidden OR p.hidden FROM comments c
@@ -130,7 +134,7 @@ func (db *DB) EventsAfter(ctx context.Context, tenantID int64, room string, afte
 		}
 		evs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
 			var e Event
-			err := row.Scan(&e.TenantID, &e.Room, &e.Seq, &e.Type, &e.Payload, &e.CreatedAt, &e.Hidden)
+			err := row.Scan(&e.TenantID, &e.Room, &e.Seq, &e.Type, &e.Payload, &e.CreatedAt, &e.TraceParent, &e.Hidden)
 			e.CreatedAt = e.CreatedAt.UTC()
 			return e, err
 		})

@@ -12,6 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Config says how to reach the database and how patient to be with it.
@@ -25,6 +29,9 @@ type Config struct {
 	Hasher Hasher
 	// Doorbell says how events are announced (zero value: batched).
 	Doorbell Doorbell
+	// Tracer traces tenant transactions and their commits; nil: no
+	// tracing.
+	Tracer trace.TracerProvider
 }
 
 // DB is the store. It is safe for concurrent use.
@@ -36,6 +43,7 @@ type DB struct {
 	// dummyHash is verified against when a login names no user, so an
 	// unknown username costs the same time as a wrong password.
 	dummyHash string
+	tracer    trace.Tracer
 }
 
 // Open connects and checks the connection.
@@ -75,7 +83,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	db := &DB{pool: pool, hasher: h, dummyHash: dummy}
+	tp := cfg.Tracer
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	db := &DB{pool: pool, hasher: h, dummyHash: dummy, tracer: tp.Tracer("agora/store")}
 	if cfg.Doorbell == DoorbellBatched {
 		db.bell = startBell(db)
 	}
@@ -105,19 +117,45 @@ func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 // connection never carries a tenant into the next request.
 //
 // Events published inside fn are announced after the commit succeeded.
-func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx) error) error {
-	tt := &tenantTx{batched: db.bell != nil}
+// The transaction and its commit are spans of their own; events published
+// inside carry the transaction span's context, so the fan-out on every
+// instance joins the trace of the write that caused it.
+func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx) error) (err error) {
+	ctx, span := db.tracer.Start(ctx, "store.tenant_tx", trace.WithAttributes(attribute.Int64("agora.tenant_id", tenantID)))
+	defer func() { endSpan(span, err) }()
+	tt := &tenantTx{batched: db.bell != nil, trace: traceParent(span.SpanContext())}
 	// BEGIN and the tenant setting travel in one round trip. The id is an
 	// integer formatted here, so it cannot carry SQL.
 	begin := "BEGIN; SELECT set_config('app.tenant_id', '" + strconv.FormatInt(tenantID, 10) + "', true)"
-	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{BeginQuery: begin}, func(tx pgx.Tx) error {
-		tt.Tx = tx
-		return fn(tt)
-	})
-	if err == nil && len(tt.rung) > 0 {
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+	if err != nil {
+		return err
+	}
+	// A no-op after Commit; after an error or a panic in fn it returns the
+	// connection to the pool clean.
+	defer func() { _ = tx.Rollback(ctx) }()
+	tt.Tx = tx
+	if err := fn(tt); err != nil {
+		return err
+	}
+	_, commit := db.tracer.Start(ctx, "store.commit")
+	err = tx.Commit(ctx)
+	endSpan(commit, err)
+	if err != nil {
+		return err
+	}
+	if len(tt.rung) > 0 {
 		db.bell.ring(tt.rung)
 	}
-	return err
+	return nil
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // queryTenant runs one read-only query scoped to a tenant in a single round
