@@ -7,7 +7,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/agora . \
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/agora ./cmd/agora \
  && mkdir -p /out/data
 
 FROM scratch
