@@ -47,6 +47,8 @@ func (e usageError) Error() string { return string(e) }
 // config is everything the subcommands read from flags and environment.
 type config struct {
 	DatabaseURL    string
+	MigrateURL     string
+	AllowOwner     bool
 	DataDir        string
 	Addr           string
 	AdminAddr      string
@@ -78,7 +80,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.SetOutput(stderr)
 	// Secrets take no default from the environment here: flag help and
 	// usage errors print defaults, and must not print passwords.
-	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (DATABASE_URL); empty: a private cluster under the data dir")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the serving role, which should own nothing (DATABASE_URL); empty with no migrate URL: a private cluster under the data dir")
+	fs.StringVar(&c.MigrateURL, "migrate-database-url", "", "PostgreSQL URL of the role that owns the schema, for migrations; they grant the serving role its rights (AGORA_MIGRATE_DATABASE_URL); empty: DATABASE_URL")
+	fs.BoolVar(&c.AllowOwner, "allow-owner", envBool(getenv, "AGORA_ALLOW_OWNER", false), "serve even when the serving role owns the schema, for a single-role setup, with a warning (AGORA_ALLOW_OWNER)")
 	fs.StringVar(&c.DataDir, "data-dir", env("AGORA_DATA_DIR", ".agora"), "where the private cluster lives (AGORA_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env("AGORA_ADDR", ":8080"), "listen address (AGORA_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", getenv("AGORA_ADMIN_ADDR"), "pprof listen address, loopback only by default; empty: off (AGORA_ADMIN_ADDR)")
@@ -101,6 +105,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = getenv("DATABASE_URL")
+	}
+	if c.MigrateURL == "" {
+		c.MigrateURL = getenv("AGORA_MIGRATE_DATABASE_URL")
 	}
 	if c.AdminToken == "" {
 		c.AdminToken = getenv("AGORA_ADMIN_TOKEN")
@@ -183,20 +190,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return usageError(fmt.Sprintf("unknown command %q", cmd))
 }
 
-// database returns a URL to use, starting the private cluster when no
-// DATABASE_URL is set. stop is never nil.
-func database(ctx context.Context, cfg config, log zerolog.Logger) (url string, stop func(), err error) {
-	if cfg.DatabaseURL != "" {
-		return cfg.DatabaseURL, func() {}, nil
+// databases are the two ways in: the serving role, which only has data
+// rights, and the schema's owner, which migrates and grants them.
+type databases struct {
+	URL      string // DATABASE_URL; empty when only the owner's is known
+	OwnerURL string // AGORA_MIGRATE_DATABASE_URL, else DATABASE_URL
+}
+
+// database returns the URLs to use, starting the private cluster when
+// neither DATABASE_URL nor AGORA_MIGRATE_DATABASE_URL is set. With
+// DATABASE_URL alone (the single-role layout), migrations run as that role
+// too, and serve then needs AGORA_ALLOW_OWNER. stop is never nil.
+func database(ctx context.Context, cfg config, log zerolog.Logger) (dbs databases, stop func(), err error) {
+	if cfg.DatabaseURL != "" || cfg.MigrateURL != "" {
+		dbs = databases{URL: cfg.DatabaseURL, OwnerURL: cfg.MigrateURL}
+		if dbs.OwnerURL == "" {
+			dbs.OwnerURL = dbs.URL
+		}
+		return dbs, func() {}, nil
 	}
 	dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "pg"))
 	if err != nil {
-		return "", nil, err
+		return databases{}, nil, err
 	}
-	log.Info().Str("dir", dir).Msg("no DATABASE_URL: starting the private PostgreSQL cluster")
+	log.Info().Str("dir", dir).Msg("no DATABASE_URL nor AGORA_MIGRATE_DATABASE_URL: starting the private PostgreSQL cluster")
 	cl, err := devdb.Start(ctx, devdb.Options{Dir: dir, Log: log})
 	if err != nil {
-		return "", nil, err
+		return databases{}, nil, err
 	}
 	stop = func() {
 		if !cl.StartedHere() {
@@ -208,12 +228,20 @@ func database(ctx context.Context, cfg config, log zerolog.Logger) (url string, 
 			log.Error().Err(err).Msg("stop private PostgreSQL")
 		}
 	}
-	url, err = cl.EnsureApp(ctx, "agora", "agora")
+	dbs.OwnerURL, dbs.URL, err = cl.EnsureApp(ctx, "agora_owner", "agora", "agora")
 	if err != nil {
 		stop()
-		return "", nil, err
+		return databases{}, nil, err
 	}
-	return url, stop, nil
+	return dbs, stop, nil
+}
+
+// servingURL is the serving role's URL, for the commands that need one.
+func (dbs databases) servingURL() (string, error) {
+	if dbs.URL == "" {
+		return "", usageError("AGORA_MIGRATE_DATABASE_URL is set but DATABASE_URL is not: set DATABASE_URL to the serving role's URL")
+	}
+	return dbs.URL, nil
 }
 
 func migrateCmd(ctx context.Context, cfg config, log zerolog.Logger, args []string, stdout io.Writer) error {
@@ -226,19 +254,22 @@ func migrateCmd(ctx context.Context, cfg config, log zerolog.Logger, args []stri
 		}
 		return createMigration("migrations", args[1], stdout)
 	}
-	url, stop, err := database(ctx, cfg, log)
+	dbs, stop, err := database(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	mg, err := store.NewMigrator(url)
+	if dbs.URL == "" && args[0] == "up" {
+		log.Warn().Msg("DATABASE_URL is not set: migrating without granting a serving role its rights")
+	}
+	mg, err := store.NewMigrator(dbs.OwnerURL, dbs.URL)
 	if err != nil {
 		return err
 	}
 	defer mg.Close()
 	switch {
 	case args[0] == "up" && len(args) == 1:
-		err = mg.Up()
+		err = mg.Up(ctx)
 	case args[0] == "down" && len(args) <= 2:
 		n := 0 // all
 		if len(args) == 2 {
@@ -310,13 +341,17 @@ func tenantCmd(ctx context.Context, cfg config, log zerolog.Logger, args []strin
 	if len(args) != 3 || args[0] != "create" {
 		return usageError("usage: agora tenant create SLUG NAME")
 	}
-	url, stop, err := database(ctx, cfg, log)
+	dbs, stop, err := database(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer stop()
+	url, err := dbs.servingURL()
+	if err != nil {
+		return err
+	}
 	if cfg.AutoMigrate {
-		if err := store.MigrateUp(ctx, url); err != nil {
+		if err := store.MigrateUp(ctx, dbs.OwnerURL, url); err != nil {
 			return err
 		}
 	}
@@ -345,12 +380,12 @@ type app struct {
 }
 
 func serve(ctx context.Context, cfg config, log zerolog.Logger, stdout io.Writer) error {
-	url, stopDB, err := database(ctx, cfg, log)
+	dbs, stopDB, err := database(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer stopDB()
-	a, err := start(ctx, cfg, log, url)
+	a, err := start(ctx, cfg, log, dbs)
 	if err != nil {
 		return err
 	}
@@ -374,11 +409,15 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, stdout io.Writer
 	}
 }
 
-// start migrates, connects and wires the server, listening but not yet
-// serving.
-func start(ctx context.Context, cfg config, log zerolog.Logger, url string) (*app, error) {
+// start migrates (as the owner), connects (as the serving role) and wires
+// the server, listening but not yet serving.
+func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases) (*app, error) {
+	url, err := dbs.servingURL()
+	if err != nil {
+		return nil, err
+	}
 	if cfg.AutoMigrate {
-		if err := store.MigrateUp(ctx, url); err != nil {
+		if err := store.MigrateUp(ctx, dbs.OwnerURL, url); err != nil {
 			return nil, err
 		}
 	}
@@ -386,9 +425,19 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, url string) (*ap
 	if err != nil {
 		return nil, err
 	}
-	if err := db.CheckSafety(ctx); err != nil {
+	warnings, err := db.CheckSafety(ctx, cfg.AllowOwner)
+	switch {
+	case errors.Is(err, store.ErrRoleOwnsSchema):
+		err = fmt.Errorf("%w. Give DATABASE_URL a role that owns nothing and AGORA_MIGRATE_DATABASE_URL the owner's URL (the migrations run as the owner and grant the serving role its rights), or set AGORA_ALLOW_OWNER=true to accept a single-role setup", err)
+	case errors.Is(err, store.ErrRoleLacksRights):
+		err = fmt.Errorf("%w. Run the migrations with AGORA_MIGRATE_DATABASE_URL set to the owner's URL and DATABASE_URL to this role's: they grant it its rights", err)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	for _, w := range warnings {
+		log.Warn().Msg(w)
 	}
 	a := &app{log: log, db: db}
 	a.closer = append(a.closer, func(context.Context) { db.Close() })
