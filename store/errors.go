@@ -48,6 +48,17 @@ var (
 	ErrUnauthorized = &Error{Code: CodeUnauthorized, Message: "unauthorized"}
 )
 
+// What CheckSafety refuses besides superusers and unforced Row Level
+// Security, for the caller to say what to set instead.
+var (
+	// ErrRoleOwnsSchema: the serving role owns the database, the schema or
+	// objects in it.
+	ErrRoleOwnsSchema = errors.New("the serving database role owns the schema")
+	// ErrRoleLacksRights: the serving role has not been granted its rights
+	// (the migrations grant them when they know the role).
+	ErrRoleLacksRights = errors.New("the serving database role lacks its rights")
+)
+
 // Errorf returns an *Error with a formatted client-safe message.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}

@@ -47,7 +47,8 @@ func TestMigrationsUpDownUp(t *testing.T) {
 	ctx := testCtx(t)
 	url := pgtest.NewDatabase(t)
 	latest, previous := latestMigrations(t)
-	mg, err := NewMigrator(url)
+	owner := pgtest.OwnerURL(dbNameOf(t, url))
+	mg, err := NewMigrator(owner, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,14 +92,14 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		t.Fatalf("down when already at zero: %v", err)
 	}
 
-	if err := mg.Up(); err != nil {
+	if err := mg.Up(ctx); err != nil {
 		t.Fatalf("up again: %v", err)
 	}
 	version(latest)
 	if tables, funcs := objects(); tables != tablesUp || funcs != funcsUp {
 		t.Fatalf("up again: %d tables, %d functions; first up had %d, %d", tables, funcs, tablesUp, funcsUp)
 	}
-	if err := mg.Up(); err != nil {
+	if err := mg.Up(ctx); err != nil {
 		t.Fatalf("up when up to date: %v", err)
 	}
 
@@ -107,15 +108,16 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		t.Fatalf("down 1: %v", err)
 	}
 	version(previous)
-	if err := MigrateUp(ctx, url); err != nil {
+	if err := MigrateUp(ctx, owner, url); err != nil {
 		t.Fatal(err)
 	}
 	version(latest)
 
-	// The re-created schema is usable and safe.
+	// The re-created schema is usable and safe: the serving role got its
+	// rights on the new tables.
 	db, _ := openDB(t, Config{URL: url})
-	if err := db.CheckSafety(ctx); err != nil {
-		t.Fatal(err)
+	if warnings, err := db.CheckSafety(ctx, false); err != nil || len(warnings) > 0 {
+		t.Fatalf("CheckSafety after migrating again: %v, warnings %q", err, warnings)
 	}
 	newCommunity(t, db, "again")
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,20 +193,27 @@ func (r *batchRows) Close() {
 }
 
 // CheckSafety refuses to run with a role for which Row Level Security would
-// be silently off, or a schema where a tenant table lacks forced RLS.
-func (db *DB) CheckSafety(ctx context.Context) error {
+// be silently off (a superuser, BYPASSRLS), on a schema where a tenant table
+// lacks forced RLS, as a role that owns what it serves (ErrRoleOwnsSchema:
+// one ALTER TABLE through an SQL injection would switch RLS off), or as one
+// the migrations have not granted its rights (ErrRoleLacksRights).
+//
+// allowOwner accepts a role that owns the schema, for single-role setups;
+// what it owns then comes back as a warning, as do rights the role should
+// not have but that only the database's owner could take away.
+func (db *DB) CheckSafety(ctx context.Context, allowOwner bool) (warnings []string, err error) {
 	var super, bypass bool
 	var role string
-	err := db.pool.QueryRow(ctx,
+	err = db.pool.QueryRow(ctx,
 		`SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).
 		Scan(&role, &super, &bypass)
 	if err != nil {
-		return fmt.Errorf("read role attributes: %w", err)
+		return nil, fmt.Errorf("read role attributes: %w", err)
 	}
 	if super || bypass {
-		return fmt.Errorf("database role %q is a superuser or has BYPASSRLS: tenant isolation would be off; connect as an ordinary role that owns the database", role)
+		return nil, fmt.Errorf("database role %q is a superuser or has BYPASSRLS: tenant isolation would be off; connect as an ordinary role", role)
 	}
-	rows, err := db.pool.Query(ctx, `
+	unsafe, err := db.names(ctx, `
 		SELECT c.relname
 		FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -214,14 +222,87 @@ func (db *DB) CheckSafety(ctx context.Context) error {
 		  AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
 		ORDER BY c.relname`)
 	if err != nil {
-		return fmt.Errorf("check row level security: %w", err)
-	}
-	unsafe, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("check row level security: %w", err)
+		return nil, fmt.Errorf("check row level security: %w", err)
 	}
 	if len(unsafe) > 0 {
-		return fmt.Errorf("tenant tables without forced row level security: %v", unsafe)
+		return nil, fmt.Errorf("tenant tables without forced row level security: %v", unsafe)
 	}
-	return nil
+
+	// Owning (or being able to become the owner of) the database, the
+	// schema or anything in it gives DDL: ALTER, DROP, TRUNCATE, GRANT.
+	owned, err := db.names(ctx, `
+		SELECT what FROM (
+			SELECT 'database ' || d.datname AS what, 0 AS rank FROM pg_database d
+			WHERE d.datname = current_database() AND pg_has_role(d.datdba, 'MEMBER')
+			UNION ALL
+			SELECT 'schema ' || n.nspname, 1 FROM pg_namespace n
+			WHERE n.nspname = current_schema() AND pg_has_role(n.nspowner, 'MEMBER')
+			UNION ALL
+			SELECT CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || c.relname,
+			       CASE WHEN c.relkind = 'S' THEN 3 ELSE 2 END
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+			  AND pg_has_role(c.relowner, 'MEMBER')
+			UNION ALL
+			SELECT 'function ' || p.proname, 3
+			FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+			WHERE n.nspname = current_schema() AND pg_has_role(p.proowner, 'MEMBER')
+		) owned ORDER BY rank, what`)
+	if err != nil {
+		return nil, fmt.Errorf("check ownership: %w", err)
+	}
+	if len(owned) > 0 {
+		if !allowOwner {
+			return nil, fmt.Errorf("%w: database role %q owns %s; an SQL injection through it could switch row level security off or drop the tables",
+				ErrRoleOwnsSchema, role, summarise(owned))
+		}
+		return []string{fmt.Sprintf("database role %q owns %s: allowed for a single-role setup, but an SQL injection through it could switch row level security off or drop the tables",
+			role, summarise(owned))}, nil
+	}
+
+	unreadable, err := db.names(ctx, `
+		SELECT c.relname
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migrations'
+		  AND NOT has_table_privilege(c.oid, 'SELECT')
+		ORDER BY c.relname`)
+	if err != nil {
+		return nil, fmt.Errorf("check privileges: %w", err)
+	}
+	if len(unreadable) > 0 {
+		return nil, fmt.Errorf("%w: database role %q may not read %s", ErrRoleLacksRights, role, summarise(unreadable))
+	}
+
+	var temp, create bool
+	err = db.pool.QueryRow(ctx, `SELECT has_database_privilege(current_database(), 'TEMPORARY'), has_schema_privilege(current_schema(), 'CREATE')`).
+		Scan(&temp, &create)
+	if err != nil {
+		return nil, fmt.Errorf("check privileges: %w", err)
+	}
+	if temp {
+		warnings = append(warnings, fmt.Sprintf("database role %q may create temporary tables, which would shadow the real ones for the connection that made them; the database's owner can take that away: REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC, %s", role, pgx.Identifier{role}.Sanitize()))
+	}
+	if create {
+		warnings = append(warnings, fmt.Sprintf("database role %q may create objects in the schema; the schema's owner can take that away: REVOKE CREATE ON SCHEMA ... FROM PUBLIC, %s", role, pgx.Identifier{role}.Sanitize()))
+	}
+	return warnings, nil
+}
+
+// names runs a query of one text column.
+func (db *DB) names(ctx context.Context, sql string) ([]string, error) {
+	rows, err := db.pool.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// summarise lists a few names and counts the rest, so that one log line
+// stays readable.
+func summarise(names []string) string {
+	const shown = 4
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
 }

@@ -92,7 +92,7 @@ func Start(tb testing.TB, opts Options) *Server {
 		tb.Fatalf("apitest: open store: %v", err)
 	}
 	tb.Cleanup(db.Close)
-	if err := db.CheckSafety(ctx); err != nil {
+	if _, err := db.CheckSafety(ctx, false); err != nil {
 		tb.Fatalf("apitest: %v", err)
 	}
 

@@ -21,6 +21,8 @@ func (e usageError) Error() string { return string(e) }
 // config is everything the subcommands read from flags and environment.
 type config struct {
 	DatabaseURL    string
+	MigrateURL     string
+	AllowOwner     bool
 	DataDir        string
 	Addr           string
 	AdminAddr      string
@@ -50,7 +52,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.SetOutput(stderr)
 	// Secrets take no default from the environment here: flag help and
 	// usage errors print defaults, and must not print passwords.
-	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (DATABASE_URL); empty: a private cluster under the data dir")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the serving role, which should own nothing (DATABASE_URL); empty with no migrate URL: a private cluster under the data dir")
+	fs.StringVar(&c.MigrateURL, "migrate-database-url", "", "PostgreSQL URL of the role that owns the schema, for migrations; they grant the serving role its rights (AGORA_MIGRATE_DATABASE_URL); empty: DATABASE_URL")
+	fs.BoolVar(&c.AllowOwner, "allow-owner", env.boolean("AGORA_ALLOW_OWNER", false), "serve even when the serving role owns the schema, for a single-role setup, with a warning (AGORA_ALLOW_OWNER)")
 	fs.StringVar(&c.DataDir, "data-dir", env.str("AGORA_DATA_DIR", ".agora"), "where the private cluster lives (AGORA_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env.str("AGORA_ADDR", ":8080"), "listen address (AGORA_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", getenv("AGORA_ADMIN_ADDR"), "pprof listen address, loopback only by default; empty: off (AGORA_ADMIN_ADDR)")
@@ -76,6 +80,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = getenv("DATABASE_URL")
+	}
+	if c.MigrateURL == "" {
+		c.MigrateURL = getenv("AGORA_MIGRATE_DATABASE_URL")
 	}
 	if c.AdminToken == "" {
 		c.AdminToken = getenv("AGORA_ADMIN_TOKEN")

@@ -44,7 +44,7 @@ type app struct {
 
 // serve runs the server until ctx ends or serving fails.
 func (m *Main) serve(ctx context.Context) error {
-	url, err := m.database(ctx)
+	dbs, err := m.database(ctx)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (m *Main) serve(ctx context.Context) error {
 		return err
 	}
 	m.onClose(flush)
-	a, err := start(ctx, m.cfg, m.log, url, tracer)
+	a, err := start(ctx, m.cfg, m.log, dbs, tracer)
 	if err != nil {
 		return err
 	}
@@ -75,11 +75,15 @@ func (m *Main) serve(ctx context.Context) error {
 	}
 }
 
-// start migrates, connects and wires the server, listening but not yet
-// serving.
-func start(ctx context.Context, cfg config, log zerolog.Logger, url string, tracer trace.TracerProvider) (*app, error) {
+// start migrates (as the owner), connects (as the serving role) and wires
+// the server, listening but not yet serving.
+func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, tracer trace.TracerProvider) (*app, error) {
+	url, err := dbs.servingURL()
+	if err != nil {
+		return nil, err
+	}
 	if cfg.AutoMigrate {
-		if err := store.MigrateUp(ctx, url); err != nil {
+		if err := store.MigrateUp(ctx, dbs.OwnerURL, url); err != nil {
 			return nil, err
 		}
 	}
@@ -87,9 +91,19 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, url string, trac
 	if err != nil {
 		return nil, err
 	}
-	if err := db.CheckSafety(ctx); err != nil {
+	warnings, err := db.CheckSafety(ctx, cfg.AllowOwner)
+	switch {
+	case errors.Is(err, store.ErrRoleOwnsSchema):
+		err = fmt.Errorf("%w. Give DATABASE_URL a role that owns nothing and AGORA_MIGRATE_DATABASE_URL the owner's URL (the migrations run as the owner and grant the serving role its rights), or set AGORA_ALLOW_OWNER=true to accept a single-role setup", err)
+	case errors.Is(err, store.ErrRoleLacksRights):
+		err = fmt.Errorf("%w. Run the migrations with AGORA_MIGRATE_DATABASE_URL set to the owner's URL and DATABASE_URL to this role's: they grant it its rights", err)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	for _, w := range warnings {
+		log.Warn().Msg(w)
 	}
 	a := &app{log: log, db: db}
 	a.closers = append(a.closers, func(context.Context) { db.Close() })
