@@ -1,0 +1,79 @@
+-- Formatting and edit history: every post and comment keeps, beside the
+-- Markdown its author wrote (body), the HTML rendered from it when it was
+-- written (body_html), and the time of its last change of title or body
+-- (edited_at, NULL until one). The revisions tables keep every text an
+-- object has had once it has been edited.
+
+-- SQL cannot run the Markdown renderer, so rows written before this
+-- migration get a rendering that is safe without it: the text escaped, in
+-- paragraphs split at blank lines, which is what readers saw before
+-- formatting existed. The same fallback fills body_html of a row inserted
+-- without one (bulk loads, tests writing SQL), so the column is never
+-- empty and never unsafe; the application always renders its own.
+CREATE FUNCTION escaped_paragraphs(body text) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT '<p>' || regexp_replace(
+        btrim(replace(replace(replace(replace(replace(replace(body,
+            '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&#34;'), '''', '&#39;'), E'\r', ''), E' \t\n'),
+        E'\n[ \t]*\n\\s*', '</p>' || E'\n' || '<p>', 'g') || '</p>'
+$$;
+
+CREATE FUNCTION fill_body_html() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.body_html := escaped_paragraphs(NEW.body);
+    RETURN NEW;
+END;
+$$;
+
+ALTER TABLE posts ADD COLUMN body_html text, ADD COLUMN edited_at timestamptz;
+ALTER TABLE comments ADD COLUMN body_html text, ADD COLUMN edited_at timestamptz;
+UPDATE posts SET body_html = escaped_paragraphs(body);
+UPDATE comments SET body_html = escaped_paragraphs(body);
+ALTER TABLE posts ALTER COLUMN body_html SET NOT NULL;
+ALTER TABLE comments ALTER COLUMN body_html SET NOT NULL;
+CREATE TRIGGER posts_body_html BEFORE INSERT ON posts
+    FOR EACH ROW WHEN (NEW.body_html IS NULL) EXECUTE FUNCTION fill_body_html();
+CREATE TRIGGER comments_body_html BEFORE INSERT ON comments
+    FOR EACH ROW WHEN (NEW.body_html IS NULL) EXECUTE FUNCTION fill_body_html();
+
+-- One row per text a post has had, written in the transaction of the edit:
+-- the first edit also keeps the original (version 1, by the author, at
+-- created_at). version is the post's version once that text was saved, so
+-- it may skip numbers (moderation bumps the version too).
+CREATE TABLE post_revisions (
+    tenant_id bigint NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    post_id   bigint NOT NULL,
+    version   integer NOT NULL,
+    title     text NOT NULL,
+    body      text NOT NULL,
+    edited_by bigint NOT NULL,
+    edited_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, post_id, version),
+    FOREIGN KEY (tenant_id, post_id) REFERENCES posts (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, edited_by) REFERENCES users (tenant_id, id)
+);
+
+CREATE TABLE comment_revisions (
+    tenant_id  bigint NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    comment_id bigint NOT NULL,
+    version    integer NOT NULL,
+    body       text NOT NULL,
+    edited_by  bigint NOT NULL,
+    edited_at  timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, comment_id, version),
+    FOREIGN KEY (tenant_id, comment_id) REFERENCES comments (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, edited_by) REFERENCES users (tenant_id, id)
+);
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['post_revisions', 'comment_revisions'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY tenant_isolation ON %I
+            USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)
+            WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)$p$, t);
+    END LOOP;
+END;
+$$;
