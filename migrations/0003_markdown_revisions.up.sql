@@ -10,6 +10,8 @@
 -- formatting existed. The same fallback fills body_html of a row inserted
 -- without one (bulk loads, tests writing SQL), so the column is never
 -- empty and never unsafe; the application always renders its own.
+-- body_html_stale marks the fallback: the server re-renders those rows
+-- with the real renderer in the background after it starts.
 CREATE FUNCTION escaped_paragraphs(body text) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT '<p>' || regexp_replace(
         btrim(replace(replace(replace(replace(replace(replace(body,
@@ -20,19 +22,22 @@ $$;
 CREATE FUNCTION fill_body_html() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     NEW.body_html := escaped_paragraphs(NEW.body);
+    NEW.body_html_stale := true;
     RETURN NEW;
 END;
 $$;
 
-ALTER TABLE posts ADD COLUMN body_html text, ADD COLUMN edited_at timestamptz;
-ALTER TABLE comments ADD COLUMN body_html text, ADD COLUMN edited_at timestamptz;
+ALTER TABLE posts ADD COLUMN body_html text, ADD COLUMN body_html_stale boolean NOT NULL DEFAULT false,
+    ADD COLUMN edited_at timestamptz;
+ALTER TABLE comments ADD COLUMN body_html text, ADD COLUMN body_html_stale boolean NOT NULL DEFAULT false,
+    ADD COLUMN edited_at timestamptz;
 -- Row level security is forced on the owner too, and a migration has no
 -- tenant: the backfill would see no rows. The file runs as one
 -- transaction, so nobody else ever sees the tables unforced.
 ALTER TABLE posts NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE comments NO FORCE ROW LEVEL SECURITY;
-UPDATE posts SET body_html = escaped_paragraphs(body);
-UPDATE comments SET body_html = escaped_paragraphs(body);
+UPDATE posts SET body_html = escaped_paragraphs(body), body_html_stale = true;
+UPDATE comments SET body_html = escaped_paragraphs(body), body_html_stale = true;
 ALTER TABLE posts FORCE ROW LEVEL SECURITY;
 ALTER TABLE comments FORCE ROW LEVEL SECURITY;
 ALTER TABLE posts ALTER COLUMN body_html SET NOT NULL;
@@ -41,6 +46,9 @@ CREATE TRIGGER posts_body_html BEFORE INSERT ON posts
     FOR EACH ROW WHEN (NEW.body_html IS NULL) EXECUTE FUNCTION fill_body_html();
 CREATE TRIGGER comments_body_html BEFORE INSERT ON comments
     FOR EACH ROW WHEN (NEW.body_html IS NULL) EXECUTE FUNCTION fill_body_html();
+-- What the background re-render looks for; empty once it is done.
+CREATE INDEX posts_body_html_stale ON posts (tenant_id, id) WHERE body_html_stale;
+CREATE INDEX comments_body_html_stale ON comments (tenant_id, id) WHERE body_html_stale;
 
 -- One row per text a post has had, written in the transaction of the edit:
 -- the first edit also keeps the original (version 1, by the author, at

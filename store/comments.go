@@ -182,6 +182,7 @@ func saveComment(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Comme
 	c, err := collectComment(tx.Query(ctx, `
 		WITH c AS (
 			UPDATE comments SET body = $2, body_html = $3, hidden = $4,
+			                    body_html_stale = body_html_stale AND body = $2,
 			                    edited_at = CASE WHEN $5 THEN now() ELSE edited_at END,
 			                    version = version + 1, updated_at = now()
 			WHERE id = $1 RETURNING *

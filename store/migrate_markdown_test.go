@@ -34,8 +34,8 @@ func TestMarkdownMigrationWithData(t *testing.T) {
 	// Data as the old schema held it, written as the superuser (no tenant
 	// setting needed) with SQL that names only columns of migration 1.
 	super := superConn(t, url)
-	const body = "Hello <b>world</b> & \"friends\"\n\nIt's  me\r\nagain\n\n\n  third  "
-	const wantHTML = "<p>Hello &lt;b&gt;world&lt;/b&gt; &amp; &#34;friends&#34;</p>\n<p>It&#39;s  me\nagain</p>\n<p>third</p>"
+	const body = "Hello <b>world</b> & \"friends\"\n\nIt's  me\r\nat https://example.com\n\n\n  third  "
+	const wantHTML = "<p>Hello &lt;b&gt;world&lt;/b&gt; &amp; &#34;friends&#34;</p>\n<p>It&#39;s  me\nat https://example.com</p>\n<p>third</p>"
 	var tenantID, postID, commentID int64
 	err = super.QueryRow(ctx, `
 		WITH t AS (INSERT INTO tenants (slug, name) VALUES ('old-data', 'Old data') RETURNING id),
@@ -68,6 +68,21 @@ func TestMarkdownMigrationWithData(t *testing.T) {
 	if err != nil || len(cs.Items) != 1 || cs.Items[0].BodyHTML != "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>" {
 		t.Errorf("old comment after the migration: %+v, %v", cs.Items, err)
 	}
+
+	// The server then renders the old rows for real, once.
+	if n, err := db.RenderStaleBodies(ctx); err != nil || n != 2 {
+		t.Fatalf("RenderStaleBodies: %d, %v; want the old post and comment", n, err)
+	}
+	rendered, err := db.GetPost(ctx, tenantID, Actor{}, postID)
+	wantRendered := "<p>Hello &lt;b&gt;world&lt;/b&gt; &amp; &#34;friends&#34;</p>\n<p>It&#39;s  me\nat " +
+		`<a href="https://example.com" ` + linkRel + ">https://example.com</a></p>\n<p>third</p>"
+	if err != nil || rendered.BodyHTML != wantRendered || rendered.Version != p.Version || !rendered.UpdatedAt.Equal(p.UpdatedAt) {
+		t.Errorf("old post re-rendered: %q, version %d, updated_at %v (%v)\nwant %q, version %d, updated_at %v",
+			rendered.BodyHTML, rendered.Version, rendered.UpdatedAt, err, wantRendered, p.Version, p.UpdatedAt)
+	}
+	if n, err := db.RenderStaleBodies(ctx); err != nil || n != 0 {
+		t.Errorf("RenderStaleBodies again: %d, %v; want nothing left", n, err)
+	}
 	// The old rows can be edited, and their history starts with the text
 	// they had.
 	edit := "New *text*"
@@ -86,6 +101,9 @@ func TestMarkdownMigrationWithData(t *testing.T) {
 	if err != nil || fallback != "<p>&lt;i&gt;raw&lt;/i&gt;</p>" {
 		t.Errorf("body_html of a comment inserted without one: %q, %v", fallback, err)
 	}
+	if n, err := db.RenderStaleBodies(ctx); err != nil || n != 1 {
+		t.Errorf("RenderStaleBodies after the raw insert: %d, %v; want 1", n, err)
+	}
 	db.Close()
 
 	if err := mg.m.Migrate(before); err != nil {
@@ -94,7 +112,8 @@ func TestMarkdownMigrationWithData(t *testing.T) {
 	var columns, tables, functions int
 	err = super.QueryRow(ctx, `
 		SELECT (SELECT count(*) FROM information_schema.columns
-		        WHERE table_schema = 'public' AND table_name IN ('posts', 'comments') AND column_name IN ('body_html', 'edited_at')),
+		        WHERE table_schema = 'public' AND table_name IN ('posts', 'comments')
+		          AND column_name IN ('body_html', 'body_html_stale', 'edited_at')),
 		       (SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('post_revisions', 'comment_revisions')),
 		       (SELECT count(*) FROM pg_proc WHERE proname IN ('escaped_paragraphs', 'fill_body_html'))`).Scan(&columns, &tables, &functions)
 	if err != nil || columns+tables+functions != 0 {

@@ -228,6 +228,7 @@ func savePost(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Post) (P
 	p, err := collectPost(tx.Query(ctx, `
 		WITH p AS (
 			UPDATE posts SET title = $2, body = $3, body_html = $4, locked = $5, pinned = $6, hidden = $7,
+			                 body_html_stale = body_html_stale AND body = $3,
 			                 edited_at = CASE WHEN $8 THEN now() ELSE edited_at END,
 			                 version = version + 1, updated_at = now()
 			WHERE id = $1 RETURNING *

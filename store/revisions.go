@@ -2,40 +2,10 @@ package store
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"agora/store/markdown"
 )
-
-// renderBody renders a body for storage in the write transaction. Its
-// @mentions are resolved against the tenant's users in one query (none
-// when it mentions nobody); the tenant's slug, which mention links carry,
-// comes with it.
-func renderBody(ctx context.Context, tx pgx.Tx, tenantID int64, doc *markdown.Doc) (string, error) {
-	names := doc.Mentions()
-	if len(names) == 0 {
-		return doc.HTML("", nil), nil
-	}
-	var slug string
-	var usernames []string
-	err := tx.QueryRow(ctx, `
-		SELECT t.slug, coalesce(array_agg(u.username) FILTER (WHERE u.id IS NOT NULL), '{}')
-		FROM tenants t
-		LEFT JOIN users u ON u.tenant_id = t.id AND lower(u.username) = ANY($2)
-		WHERE t.id = $1
-		GROUP BY t.slug`, tenantID, names).Scan(&slug, &usernames)
-	if err != nil {
-		return "", mapErr(err, "mentioned users")
-	}
-	users := make(map[string]string, len(usernames))
-	for _, u := range usernames {
-		users[strings.ToLower(u)] = u
-	}
-	return doc.HTML(slug, users), nil
-}
 
 // keepPostRevision records an edit of a post's title or body, in the
 // edit's transaction: the text as saved and, on the first edit, the
