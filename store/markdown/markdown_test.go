@@ -1,6 +1,7 @@
 package markdown
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -174,5 +175,22 @@ func TestUnsafeHTMLCatches(t *testing.T) {
 		if why := unsafeHTML(ok); why != "" {
 			t.Errorf("unsafeHTML(%q) = %s", ok, why)
 		}
+	}
+}
+
+// BenchmarkRender renders a typical comment and a body at the
+// 20,000-character limit, dense with links, emphasis, code, raw HTML and
+// mentions: the cost that formatting adds to a write.
+func BenchmarkRender(b *testing.B) {
+	para := "Some *emphasis*, a [link](https://example.com/x), `code`, <b>html</b>, www.example.org and @bob.\n\n"
+	for _, size := range []int{300, 20000} {
+		src := strings.Repeat(para, max(1, size/len(para)))
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				d := Parse(src)
+				_ = d.HTML("acme", map[string]string{"bob": "bob"})
+			}
+		})
 	}
 }
