@@ -126,6 +126,15 @@ func operations() []operation {
 		errors: []int{404, 409, 422, 429}})
 	add(operation{method: "DELETE", path: t + "/comments/{comment}", id: "deleteComment", tag: "forum", auth: authUser,
 		summary: "Delete a comment (its author, or a moderator).", status: 204, errors: []int{404, 409, 429}})
+	add(operation{method: "GET", path: t + "/posts/{post}/revisions", id: "listPostRevisions", tag: "forum", auth: authOptional,
+		summary: "A post's edit history, oldest first: the original text, then one item per change of title or body.",
+		query:   pageQuery, status: 200, result: "RevisionPage", errors: []int{404},
+		description: "For the post's author and moderators; for anyone else (anonymous readers too) 404, as for a post that does not exist. " +
+			"version is the post's version once that text was saved, so it may skip numbers (moderation bumps it too)."})
+	add(operation{method: "GET", path: t + "/comments/{comment}/revisions", id: "listCommentRevisions", tag: "forum", auth: authOptional,
+		summary: "A comment's edit history, oldest first: the original text, then one item per change of the body.",
+		query:   pageQuery, status: 200, result: "RevisionPage", errors: []int{404},
+		description: "For the comment's author and moderators; for anyone else (anonymous readers too) 404."})
 	add(operation{method: "POST", path: t + "/reports", id: "createReport", tag: "forum", auth: authUser,
 		summary: "Report a post or comment to the moderators.", body: "NewReport", status: 201, result: "Report",
 		errors:      []int{404, 409, 422, 429},
@@ -357,6 +366,12 @@ func schemas() map[string]any {
 	reason := map[string]any{"type": "string", "maxLength": 1000}
 	errorCodes := []string{"bad_request", "unauthorized", "forbidden", "not_found", "conflict",
 		"payload_too_large", "unprocessable", "rate_limited", "internal", "unavailable"}
+	markdownBody := str("Markdown as the author wrote it (CommonMark, autolinked URLs, ~~strike~~).")
+	bodyHTML := str("The server's rendering of body, safe to insert into a page as is: raw HTML shown as text, " +
+		"links http, https or mailto only with rel=\"nofollow ugc noopener\", images shown as links, " +
+		"@username of a user of the tenant as <a class=\"mention\" href=\"/t/{tenant}/u/{username}\">.")
+	editedAt := nullable(map[string]any{"type": "string", "format": "date-time",
+		"description": "The last change of title or body; null until one. Moderation does not set it."})
 	auditActions := []string{"post.lock", "post.unlock", "post.pin", "post.unpin", "post.hide", "post.unhide",
 		"comment.hide", "comment.unhide", "user.ban", "user.unban", "user.role", "report.resolve"}
 
@@ -401,9 +416,10 @@ func schemas() map[string]any {
 			"name":        map[string]any{"type": "string", "minLength": 1, "maxLength": 100},
 			"slug":        map[string]any{"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
 			"description": map[string]any{"type": "string", "maxLength": 1000}}),
-		"Post": obj([]string{"id", "board_id", "author", "title", "body", "version", "comment_count", "locked", "pinned",
-			"hidden", "created_at", "updated_at"}, map[string]any{
-			"id": idRef, "board_id": idRef, "author": ref("UserRef"), "title": str(""), "body": str(""),
+		"Post": obj([]string{"id", "board_id", "author", "title", "body", "body_html", "version", "comment_count", "locked", "pinned",
+			"hidden", "created_at", "updated_at", "edited_at"}, map[string]any{
+			"id": idRef, "board_id": idRef, "author": ref("UserRef"), "title": str(""), "body": markdownBody, "body_html": bodyHTML,
+			"edited_at":     editedAt,
 			"version":       map[string]any{"type": "integer", "minimum": 1, "description": "Grows by one on every change of title, body, locked, pinned or hidden."},
 			"comment_count": integer, "locked": boolean, "pinned": boolean, "hidden": boolean,
 			"created_at": ts, "updated_at": ts, "last_activity_at": ts}),
@@ -414,11 +430,17 @@ func schemas() map[string]any {
 		"PostPatch": obj(nil, map[string]any{
 			"title": map[string]any{"type": "string", "minLength": 1, "maxLength": 200},
 			"body":  map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
-		"Comment": obj([]string{"id", "post_id", "author", "body", "version", "hidden", "created_at", "updated_at"}, map[string]any{
-			"id": idRef, "post_id": idRef, "author": ref("UserRef"), "body": str(""),
+		"Comment": obj([]string{"id", "post_id", "author", "body", "body_html", "version", "hidden", "created_at", "updated_at", "edited_at"}, map[string]any{
+			"id": idRef, "post_id": idRef, "author": ref("UserRef"), "body": markdownBody, "body_html": bodyHTML, "edited_at": editedAt,
 			"version": map[string]any{"type": "integer", "minimum": 1}, "hidden": boolean,
 			"created_at": ts, "updated_at": ts}),
-		"CommentPage":  pageOf("Comment"),
+		"CommentPage": pageOf("Comment"),
+		"Revision": obj([]string{"version", "body", "edited_by", "edited_at"}, map[string]any{
+			"version":   map[string]any{"type": "integer", "minimum": 1, "description": "The object's version once this text was saved."},
+			"title":     str("Posts only: the title with this text."),
+			"body":      markdownBody,
+			"edited_by": ref("UserRef"), "edited_at": ts}),
+		"RevisionPage": pageOf("Revision"),
 		"NewComment":   obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
 		"CommentPatch": obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
 		"NewReport": obj([]string{"target_type", "target_id", "reason"}, map[string]any{

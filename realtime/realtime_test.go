@@ -35,7 +35,8 @@ func TestEventReachesSubscriber(t *testing.T) {
 		t.Fatalf("event data = %s (err %v)", ev.Data, err)
 	}
 
-	// An edit is a diff with only the changed field.
+	// An edit is a diff with only the changed fields: the body, its
+	// rendering and the time of the edit.
 	s.MustDo(t, "PATCH", fmt.Sprintf("/api/v1/t/acme/comments/%d", cm.ID), f.admin, map[string]any{"body": "edited"}, 200, nil)
 	ev = c.events(room, 1, 5*time.Second)[0]
 	var diff struct {
@@ -46,7 +47,8 @@ func TestEventReachesSubscriber(t *testing.T) {
 	if err := json.Unmarshal(ev.Data, &diff); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Type != "comment.updated" || diff.Version != 2 || len(diff.Changes) != 1 || diff.Changes["body"] != "edited" {
+	if ev.Type != "comment.updated" || diff.Version != 2 || len(diff.Changes) != 3 || diff.Changes["body"] != "edited" ||
+		diff.Changes["body_html"] != "<p>edited</p>" || diff.Changes["edited_at"] == nil {
 		t.Fatalf("update event = %s", ev.raw)
 	}
 }

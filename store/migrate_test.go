@@ -3,6 +3,7 @@ package store
 import (
 	"io/fs"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -15,32 +16,40 @@ import (
 // migrations are added, numbering gaps included.
 func latestMigrations(t *testing.T) (latest, previous uint) {
 	t.Helper()
+	v := migrationVersions(t)
+	if len(v) > 1 {
+		previous = v[len(v)-2]
+	}
+	return v[len(v)-1], previous
+}
+
+// migrationVersions are the versions of the embedded files in order.
+// Numbers are handed out ahead of time, so they may have gaps.
+func migrationVersions(t *testing.T) []uint {
+	t.Helper()
 	files, err := fs.Glob(migrations.FS, "*.up.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var versions []uint
 	re := regexp.MustCompile(`^(\d+)_`)
 	for _, f := range files {
 		m := re.FindStringSubmatch(f)
 		if m == nil {
 			t.Fatalf("migration %s has no version prefix", f)
 		}
-		n, _ := strconv.ParseUint(m[1], 10, 64)
-		switch v := uint(n); {
-		case v > latest:
-			latest, previous = v, latest
-		case v > previous:
-			previous = v
-		}
+		v, _ := strconv.ParseUint(m[1], 10, 64)
+		versions = append(versions, uint(v))
 		down := f[:len(f)-len(".up.sql")] + ".down.sql"
 		if _, err := fs.Stat(migrations.FS, down); err != nil {
 			t.Errorf("migration %s has no %s", f, down)
 		}
 	}
-	if latest == 0 {
+	if len(versions) == 0 {
 		t.Fatal("no migrations embedded")
 	}
-	return latest, previous
+	slices.Sort(versions)
+	return versions
 }
 
 func TestMigrationsUpDownUp(t *testing.T) {

@@ -107,6 +107,7 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 	}
 	a := &app{log: log, db: db}
 	a.closers = append(a.closers, func(context.Context) { db.Close() })
+	a.closers = append(a.closers, renderStaleBodies(db, log))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -173,6 +174,27 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 		}
 	})
 	return a, nil
+}
+
+// renderStaleBodies gives posts and comments written before formatting
+// existed their real rendering, in the background: serving does not wait
+// for it, and the returned closer stops it before the pool closes.
+func renderStaleBodies(db *store.DB, log zerolog.Logger) func(context.Context) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, err := db.RenderStaleBodies(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Int("rendered", n).Msg("render bodies written before formatting (the next start goes on)")
+		} else if n > 0 {
+			log.Info().Int("rendered", n).Msg("rendered bodies written before formatting")
+		}
+	}()
+	return func(context.Context) {
+		cancel()
+		<-done
+	}
 }
 
 // URL is where the server can be reached from this machine.
