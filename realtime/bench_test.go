@@ -254,6 +254,7 @@ func (ps *pipeSessions) room() *room {
 	for _, c := range ps.clients {
 		r.subs[c] = &sub{}
 	}
+	ps.hub.listening.Store(true) // as if the listener were connected
 	return r
 }
 
@@ -274,7 +275,7 @@ func BenchmarkDeliver(b *testing.B) {
 				r.mu.Lock()
 				r.lastSeq = 0
 				r.mu.Unlock()
-				ps.hub.deliver(r, 0, evs)
+				ps.hub.deliver(r, 0, evs, ps.hub.linkGen.Load())
 				ps.idle(b)
 			}
 			b.StopTimer()

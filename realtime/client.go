@@ -120,10 +120,29 @@ func (c *client) slow() {
 // closeNow sends a close frame directly on the connection (the send queue
 // may be full) and ends the session.
 func (c *client) closeNow(code int, reason string) {
+	if c.markClosing(code, reason) {
+		c.writeClose(code, reason)
+	}
+}
+
+// stop ends the session without waiting for the close frame to go out:
+// from its return on, nothing more is sent to the session.
+func (c *client) stop(code int, reason string) {
+	if c.markClosing(code, reason) {
+		c.log.Info().Str("reason", reason).Msg("closing session: its standing changed")
+		go c.writeClose(code, reason)
+	}
+}
+
+func (c *client) markClosing(code int, reason string) bool {
 	if !c.closing.CompareAndSwap(false, true) {
-		return
+		return false
 	}
 	c.setCloseReason(code, reason)
+	return true
+}
+
+func (c *client) writeClose(code int, reason string) {
 	conn := c.session.WebsocketConnection()
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
 		time.Now().Add(time.Second))
@@ -223,8 +242,5 @@ func (h *Hub) control(_ context.Context, ctl store.Control) {
 		h.log.Warn().Str("kind", ctl.Kind).Msg("unknown control notification")
 		return
 	}
-	h.forEachClient(keep, func(c *client) {
-		c.log.Info().Str("reason", reason).Msg("closing session on control notification")
-		go c.closeNow(code, reason)
-	})
+	h.forEachClient(keep, func(c *client) { c.stop(code, reason) })
 }

@@ -140,7 +140,10 @@ type Hub struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// listening: the listener is connected and every session's standing
+	// was checked on connecting; linkGen counts those connections.
 	listening atomic.Bool
+	linkGen   atomic.Uint64
 	closing   atomic.Bool
 	nextID    atomic.Uint64
 

@@ -60,3 +60,41 @@ func (db *DB) Notify(ctx context.Context, channel, payload string) error {
 	_, err := db.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
 	return mapErr(err, "notify")
 }
+
+// Standing is where a session token and its user stand now.
+type Standing struct {
+	// Valid: the token is neither revoked nor expired.
+	Valid  bool
+	UserID int64
+	Role   Role
+	Banned bool
+}
+
+// Standings reads the standing of session tokens of one tenant in one
+// query. Control notifications sent while an instance's listener was away
+// are lost, so after every reconnect the realtime side compares its open
+// sessions with this. Tokens that no longer exist are absent.
+func (db *DB) Standings(ctx context.Context, tenantID int64, tokenIDs []int64) (map[int64]Standing, error) {
+	out := make(map[int64]Standing, len(tokenIDs))
+	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT t.id, t.revoked_at IS NULL AND t.expires_at > now(), `+userColumns+`
+			FROM tokens t JOIN users u ON u.tenant_id = t.tenant_id AND u.id = t.user_id
+			WHERE t.id = ANY($1)`, tokenIDs)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var valid bool
+			u, err := scanUserWith(rows, &id, &valid)
+			if err != nil {
+				return err
+			}
+			out[id] = Standing{Valid: valid, UserID: u.ID, Role: u.Role, Banned: u.Banned}
+		}
+		return rows.Err()
+	})
+	return out, mapErr(err, "standing")
+}
