@@ -102,7 +102,7 @@ func killListener(t *testing.T, dbURL string) {
 	err = conn.QueryRow(ctx, `
 		SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE application_name = $1 AND datname = current_database()`,
-		realtime.ListenerApplicationName).Scan(&killed)
+		store.ListenerApplicationName).Scan(&killed)
 	if err != nil || killed != 1 {
 		t.Fatalf("terminated %d listener connections (err %v), want 1", killed, err)
 	}
@@ -115,7 +115,7 @@ func killListener(t *testing.T, dbURL string) {
 func TestControlSurvivesListenerOutage(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
 	px := startHoldProxy(t, dbURL)
-	s := startInstance(t, dbURL, func(c *realtime.Config) { c.ListenURL = px.url })
+	s := startInstance(t, dbURL, func(c *realtime.Config) { c.Bus = store.NewBus(c.History.(*store.DB), px.url) })
 	f := newForum(t, s, "acme")
 	room := store.PostRoom(f.post.ID)
 	moeUser, moe := s.Register(t, "acme", "moe")
@@ -162,13 +162,13 @@ func TestControlSurvivesListenerOutage(t *testing.T) {
 	}
 	// The session that kept its standing catches up as before...
 	evs := admin.events(room, 2, wait)
-	if evs[0].Type != "comment.created" || !strings.Contains(evs[0].raw, secret) {
-		t.Fatalf("admin's catch-up = %s", evs[0].raw)
+	if evs[0].Type != "comment.created" || !strings.Contains(evs[0].Raw, secret) {
+		t.Fatalf("admin's catch-up = %s", evs[0].Raw)
 	}
 	// ...and the demoted one got none of it.
 	for len(mod.msgs) > 0 {
-		if m := <-mod.msgs; strings.Contains(m.raw, secret) || m.Op == "event" {
-			t.Fatalf("demoted moderator received %s", m.raw)
+		if m := <-mod.msgs; strings.Contains(m.Raw, secret) || m.Op == "event" {
+			t.Fatalf("demoted moderator received %s", m.Raw)
 		}
 	}
 }

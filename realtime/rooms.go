@@ -137,7 +137,7 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 		fail(store.CodeBadRequest, "too many rooms: at most "+strconv.Itoa(h.cfg.MaxRooms)+" per connection")
 		return
 	}
-	if err := h.db.RoomExists(ctx, c.tenant.ID, c.actor, name); err != nil {
+	if err := h.history.RoomExists(ctx, c.tenant.ID, c.actor, name); err != nil {
 		code, msg := store.CodeNotFound, "room not found"
 		var se *store.Error
 		if !errors.As(err, &se) || se.Code != store.CodeNotFound {
@@ -226,7 +226,7 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 	if !h.live(gen) {
 		return unavailable(errors.New("listener not connected"))
 	}
-	st, err := h.db.RoomState(ctx, r.key.tenant, name)
+	st, err := h.history.RoomState(ctx, r.key.tenant, name)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -237,7 +237,7 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 	const page = 1000
 	after := since
 	for after < upTo {
-		evs, err := h.db.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
+		evs, err := h.history.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
 		if err != nil {
 			return unavailable(err)
 		}
@@ -296,7 +296,7 @@ func (h *Hub) leave(c *client, r *room) {
 // committed after this read is missed.
 func (h *Hub) startRoom(ctx context.Context, r *room) {
 	defer close(r.ready)
-	st, err := h.db.RoomState(ctx, r.key.tenant, r.key.name)
+	st, err := h.history.RoomState(ctx, r.key.tenant, r.key.name)
 	if err != nil {
 		r.err = err
 		h.log.Warn().Err(err).Str("room", r.key.name).Msg("open room")
@@ -332,8 +332,10 @@ func (h *Hub) schedule(r *room, seq int64, recheck bool) {
 		r.running = true
 	}
 	r.mu.Unlock()
-	if start {
-		go h.drain(r)
+	if start && !h.spawn(func() { h.drain(r) }) {
+		r.mu.Lock()
+		r.running = false // shutting down
+		r.mu.Unlock()
 	}
 }
 
@@ -361,7 +363,7 @@ func (h *Hub) drain(r *room) {
 		r.recheck = false
 		r.mu.Unlock()
 
-		evs, err := h.db.EventsAfter(h.ctx, r.key.tenant, r.key.name, after, 500)
+		evs, err := h.history.EventsAfter(h.ctx, r.key.tenant, r.key.name, after, 500)
 		if err != nil {
 			if h.ctx.Err() != nil {
 				r.mu.Lock()
@@ -370,7 +372,10 @@ func (h *Hub) drain(r *room) {
 				return
 			}
 			h.log.Warn().Err(err).Str("room", r.key.name).Msg("read events")
-			time.Sleep(backoff)
+			select {
+			case <-h.ctx.Done():
+			case <-time.After(backoff):
+			}
 			backoff = min(2*backoff, 2*time.Second)
 			r.mu.Lock()
 			r.recheck = true

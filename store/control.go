@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -35,30 +32,20 @@ type Control struct {
 // notifyControl queues a control notification; Postgres sends it only if
 // the transaction commits.
 func notifyControl(ctx context.Context, tx pgx.Tx, kind string, tenantID, id int64) error {
-	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ControlChannel,
-		kind+" "+strconv.FormatInt(tenantID, 10)+" "+strconv.FormatInt(id, 10))
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ControlChannel, Control{Kind: kind, TenantID: tenantID, ID: id}.line())
 	return mapErr(err, "control notification")
 }
 
+// line is the control payload: "kind tenant id".
+func (c Control) line() string { return formatLine(c.Kind, [2]int64{c.TenantID, c.ID}, 0) }
+
 // ParseControl reads a "kind tenant id" payload.
 func ParseControl(payload string) (Control, error) {
-	f := strings.Fields(payload)
-	if len(f) != 3 {
-		return Control{}, fmt.Errorf("control %q: want 3 fields", payload)
+	kind, n, err := parseLine("control", payload, 0)
+	if err != nil {
+		return Control{}, err
 	}
-	t, err1 := strconv.ParseInt(f[1], 10, 64)
-	id, err2 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil {
-		return Control{}, fmt.Errorf("control %q: bad number", payload)
-	}
-	return Control{Kind: f[0], TenantID: t, ID: id}, nil
-}
-
-// Notify sends an ephemeral notification outside any transaction (presence
-// and typing between instances: never stored).
-func (db *DB) Notify(ctx context.Context, channel, payload string) error {
-	_, err := db.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
-	return mapErr(err, "notify")
+	return Control{Kind: kind, TenantID: n[0], ID: n[1]}, nil
 }
 
 // Standing is where a session token and its user stand now.
