@@ -137,7 +137,7 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 		fail(store.CodeBadRequest, "too many rooms: at most "+strconv.Itoa(h.cfg.MaxRooms)+" per connection")
 		return
 	}
-	if err := h.db.RoomExists(ctx, c.tenant.ID, c.actor, name); err != nil {
+	if err := h.history.RoomExists(ctx, c.tenant.ID, c.actor, name); err != nil {
 		code, msg := store.CodeNotFound, "room not found"
 		var se *store.Error
 		if !errors.As(err, &se) || se.Code != store.CodeNotFound {
@@ -216,10 +216,19 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 		c.send(encodeReset(name, upTo))
 		return nil
 	}
-	st, err := h.db.RoomState(ctx, r.key.tenant, name)
-	if err != nil {
+	// History goes out only while the session's standing is known to be
+	// current (see deliver).
+	gen := h.linkGen.Load()
+	unavailable := func(err error) error {
 		c.send(encodeError(store.CodeUnavailable, "could not read history, subscribe again", name))
 		return err
+	}
+	if !h.live(gen) {
+		return unavailable(errors.New("listener not connected"))
+	}
+	st, err := h.history.RoomState(ctx, r.key.tenant, name)
+	if err != nil {
+		return unavailable(err)
 	}
 	if st.Oldest == 0 || st.Oldest > since+1 {
 		c.send(encodeReset(name, upTo))
@@ -228,10 +237,9 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 	const page = 1000
 	after := since
 	for after < upTo {
-		evs, err := h.db.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
+		evs, err := h.history.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
 		if err != nil {
-			c.send(encodeError(store.CodeUnavailable, "could not read history, subscribe again", name))
-			return err
+			return unavailable(err)
 		}
 		if len(evs) == 0 || evs[0].Seq != after+1 {
 			c.send(encodeReset(name, upTo)) // pruned while we read
@@ -245,6 +253,9 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 		for _, f := range pack(msgs, replayFrame) {
 			if err := c.waitQueue(int64(h.cfg.SendQueue / 2)); err != nil {
 				return err
+			}
+			if !h.live(gen) {
+				return unavailable(errors.New("listener lost during the replay"))
 			}
 			c.send(f)
 		}
@@ -285,7 +296,7 @@ func (h *Hub) leave(c *client, r *room) {
 // committed after this read is missed.
 func (h *Hub) startRoom(ctx context.Context, r *room) {
 	defer close(r.ready)
-	st, err := h.db.RoomState(ctx, r.key.tenant, r.key.name)
+	st, err := h.history.RoomState(ctx, r.key.tenant, r.key.name)
 	if err != nil {
 		r.err = err
 		h.log.Warn().Err(err).Str("room", r.key.name).Msg("open room")
@@ -321,8 +332,10 @@ func (h *Hub) schedule(r *room, seq int64, recheck bool) {
 		r.running = true
 	}
 	r.mu.Unlock()
-	if start {
-		go h.drain(r)
+	if start && !h.spawn(func() { h.drain(r) }) {
+		r.mu.Lock()
+		r.running = false // shutting down
+		r.mu.Unlock()
 	}
 }
 
@@ -339,10 +352,18 @@ func (h *Hub) drain(r *room) {
 			r.mu.Unlock()
 			return
 		}
+		if !h.listening.Load() {
+			// Sessions may have lost their standing meanwhile: the
+			// listener's reconnect checks them, then catches every room up.
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		gen := h.linkGen.Load()
 		r.recheck = false
 		r.mu.Unlock()
 
-		evs, err := h.db.EventsAfter(h.ctx, r.key.tenant, r.key.name, after, 500)
+		evs, err := h.history.EventsAfter(h.ctx, r.key.tenant, r.key.name, after, 500)
 		if err != nil {
 			if h.ctx.Err() != nil {
 				r.mu.Lock()
@@ -351,7 +372,10 @@ func (h *Hub) drain(r *room) {
 				return
 			}
 			h.log.Warn().Err(err).Str("room", r.key.name).Msg("read events")
-			time.Sleep(backoff)
+			select {
+			case <-h.ctx.Done():
+			case <-time.After(backoff):
+			}
 			backoff = min(2*backoff, 2*time.Second)
 			r.mu.Lock()
 			r.recheck = true
@@ -381,14 +405,17 @@ func (h *Hub) drain(r *room) {
 			r.mu.Unlock()
 			continue
 		}
-		h.deliver(r, after, evs)
+		h.deliver(r, after, evs, gen)
 	}
 }
 
 // deliver fans one ordered batch out to the room's sessions: each event is
 // encoded once (twice when it must be redacted for members), and each
 // session gets one frame for the batch.
-func (h *Hub) deliver(r *room, after int64, evs []store.Event) {
+//
+// Events read on an earlier listener connection than the current one (gen)
+// are not delivered: they are read again after the standing check.
+func (h *Hub) deliver(r *room, after int64, evs []store.Event, gen uint64) {
 	gap := evs[0].Seq != after+1
 	var member, moderator []byte
 	frame := func(mod bool) []byte {
@@ -409,6 +436,10 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event) {
 	defer r.mu.Unlock()
 	if after != r.lastSeq {
 		return // someone else delivered meanwhile
+	}
+	if !h.live(gen) {
+		r.recheck = true
+		return
 	}
 	r.lastSeq = last
 	// Counted before the sends, so a client never sees an event that the

@@ -112,17 +112,19 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hub := realtime.New(realtime.Config{
-		Store:          db,
+		History:        db,
+		Bus:            store.NewBus(db, url),
 		Log:            log,
-		ListenURL:      url,
 		PingInterval:   cfg.PingInterval,
 		PongTimeout:    cfg.PongTimeout,
 		AllowedOrigins: splitList(cfg.AllowedOrigins),
-		Retention:      store.Retention{PerRoom: cfg.HistoryEvents, MaxAge: cfg.HistoryAge},
 		Heartbeat:      cfg.Heartbeat,
 		Metrics:        realtime.NewMetrics(reg),
 	})
 	hub.Run()
+	stopPruner := store.Pruner{DB: db, Log: log,
+		Retention: store.Retention{PerRoom: cfg.HistoryEvents, MaxAge: cfg.HistoryAge}}.Start()
+	a.closers = append(a.closers, func(context.Context) { stopPruner() })
 	a.hub = hub
 	// Sessions close with 1001 before the pool goes.
 	a.closers = append(a.closers, func(ctx context.Context) {
