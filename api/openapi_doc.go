@@ -47,7 +47,7 @@ type param struct {
 }
 
 var pageQuery = []param{
-	{"limit", "Page size (default 50, at most 200).", map[string]any{"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+	{"limit", "Page size: 1 to 200, default 50; anything else is 422.", map[string]any{"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
 	{"cursor", "The next_cursor of the previous page.", map[string]any{"type": "string"}},
 }
 
@@ -187,12 +187,13 @@ func renderOperation(o operation) map[string]any {
 	}
 	var params []any
 	for _, m := range pathParam.FindAllStringSubmatch(o.path, -1) {
-		desc := "The " + m[1] + "'s id."
+		desc := "The " + m[1] + "'s id, in canonical decimal (any other spelling is 404)."
+		schema := map[string]any{"type": "string", "pattern": "^[1-9][0-9]*$"}
 		if m[1] == "tenant" {
-			desc = "The tenant's slug."
+			desc, schema = "The tenant's slug.", map[string]any{"type": "string"}
 		}
 		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true,
-			"description": desc, "schema": map[string]any{"type": "string"}})
+			"description": desc, "schema": schema})
 	}
 	for _, q := range o.query {
 		params = append(params, map[string]any{"name": q.name, "in": "query", "required": false,
@@ -348,7 +349,7 @@ func pageOf(item string) map[string]any {
 }
 
 func schemas() map[string]any {
-	id := map[string]any{"type": "string", "pattern": "^[0-9]+$", "description": "An opaque id."}
+	id := map[string]any{"type": "string", "pattern": "^[1-9][0-9]*$", "description": "An opaque id."}
 	idRef := ref("ID")
 	ts := map[string]any{"type": "string", "format": "date-time"}
 	boolean := map[string]any{"type": "boolean"}
