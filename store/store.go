@@ -23,6 +23,12 @@ type Config struct {
 	MaxConns int32
 	// Hasher hashes passwords (zero value: DefaultHasher()).
 	Hasher Hasher
+	// HashConcurrency caps password hashes running at once, each holding
+	// Hasher.MemoryKiB (0: the number of CPUs).
+	HashConcurrency int
+	// HashWait is how long a registration or login waits for a hashing
+	// slot before it is refused as unavailable (0: 3 s).
+	HashWait time.Duration
 	// Doorbell says how events are announced (zero value: batched).
 	Doorbell Doorbell
 }
@@ -31,6 +37,7 @@ type Config struct {
 type DB struct {
 	pool      *pgxpool.Pool
 	hasher    Hasher
+	hashes    *hashGate
 	closeOnce sync.Once
 	bell      *bell // nil: NOTIFY inside each write transaction
 	// dummyHash is verified against when a login names no user, so an
@@ -75,7 +82,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	db := &DB{pool: pool, hasher: h, dummyHash: dummy}
+	db := &DB{pool: pool, hasher: h, hashes: newHashGate(cfg.HashConcurrency, cfg.HashWait), dummyHash: dummy}
 	if cfg.Doorbell == DoorbellBatched {
 		db.bell = startBell(db)
 	}
