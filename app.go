@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,6 +63,8 @@ type config struct {
 	Heartbeat      time.Duration
 	HistoryAge     time.Duration
 	DBMaxConns     int
+	DBAcquireWait  time.Duration
+	HashSlots      int
 	SeedDemo       bool
 	AutoMigrate    bool
 }
@@ -90,6 +93,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&c.PingInterval, "ws-ping-interval", envDuration(getenv, "AGORA_WS_PING_INTERVAL", 20*time.Second), "how often WebSocket clients are pinged (AGORA_WS_PING_INTERVAL)")
 	fs.DurationVar(&c.PongTimeout, "ws-pong-timeout", envDuration(getenv, "AGORA_WS_PONG_TIMEOUT", 30*time.Second), "a client silent this long after a ping is dropped (AGORA_WS_PONG_TIMEOUT)")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", envInt(getenv, "AGORA_DB_MAX_CONNS", 16), "database connections per instance (AGORA_DB_MAX_CONNS)")
+	fs.DurationVar(&c.DBAcquireWait, "db-acquire-timeout", envDuration(getenv, "AGORA_DB_ACQUIRE_TIMEOUT", 3*time.Second), "longest wait for a free database connection before a request is answered 503 (AGORA_DB_ACQUIRE_TIMEOUT)")
+	fs.IntVar(&c.HashSlots, "hash-concurrency", envInt(getenv, "AGORA_HASH_CONCURRENCY", runtime.NumCPU()), "password hashes (19 MiB each) running at once; more wait up to 3 s, then 503 (AGORA_HASH_CONCURRENCY)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", envDuration(getenv, "AGORA_HEARTBEAT", 5*time.Second), "how often this instance tells the others it is alive; three missed ones and its users leave presence everywhere (AGORA_HEARTBEAT)")
 	fs.Int64Var(&c.HistoryEvents, "history-events", int64(envInt(getenv, "AGORA_HISTORY_EVENTS", 10000)), "events kept per room for resume (AGORA_HISTORY_EVENTS)")
 	fs.DurationVar(&c.HistoryAge, "history-age", envDuration(getenv, "AGORA_HISTORY_AGE", 7*24*time.Hour), "oldest event kept for resume (AGORA_HISTORY_AGE)")
@@ -382,7 +387,8 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, url string) (*ap
 			return nil, err
 		}
 	}
-	db, err := store.Open(ctx, store.Config{URL: url, MaxConns: int32(cfg.DBMaxConns)})
+	db, err := store.Open(ctx, store.Config{URL: url, MaxConns: int32(cfg.DBMaxConns),
+		AcquireTimeout: cfg.DBAcquireWait, HashConcurrency: cfg.HashSlots})
 	if err != nil {
 		return nil, err
 	}
