@@ -62,7 +62,8 @@ func operations() []operation {
 	add(operation{method: "GET", path: "/readyz", id: "readyz", tag: "operations",
 		summary: "The database is reachable and the realtime listener connected.",
 		status:  200, result: "Readiness", errors: []int{503},
-		description: "Each check maps to \"ok\" or its error; 503 (with the same object) when any fails."})
+		description: "Each check maps to \"ok\" or \"unavailable\"; 503 (with the same object) when any fails. " +
+			"The database check pings on a connection of its own, so a pool busy with requests is still ready."})
 	add(operation{method: "GET", path: "/metrics", id: "metrics", tag: "operations",
 		summary: "Prometheus metrics in the text exposition format.", status: 200, result: "text/plain"})
 	add(operation{method: "GET", path: "/api/v1/openapi.json", id: "openapi", tag: "operations",
@@ -84,7 +85,9 @@ func operations() []operation {
 		description: "Rate limited per client address. Fields such as role or tenant_id are ignored."})
 	add(operation{method: "POST", path: t + "/auth/login", id: "login", tag: "accounts",
 		summary: "Sign in.", body: "Login", status: 200, result: "AuthResponse", errors: []int{401, 429},
-		description: "A wrong password and an unknown user get the same 401. Failed attempts are rate limited per username and client address."})
+		description: "A wrong password and an unknown user get the same 401. Failed attempts are rate limited per username and client address, " +
+			"counted before the password is checked (and given back when it was right), so concurrent guesses are limited too. " +
+			"503 when no password-hashing slot frees up within a few seconds."})
 	add(operation{method: "POST", path: t + "/auth/logout", id: "logout", tag: "accounts", auth: authUser,
 		summary: "Revoke the token (and close the WebSockets opened with it).", status: 204})
 	add(operation{method: "GET", path: t + "/me", id: "me", tag: "accounts", auth: authUser,
@@ -248,6 +251,9 @@ func renderOperation(o operation) map[string]any {
 		codes = append(codes, 401, 404)
 	}
 	codes = append(codes, 500)
+	if strings.HasPrefix(o.path, "/api/v1/") && o.id != "openapi" {
+		codes = append(codes, 503) // the database unreachable or overloaded; no hashing slot
+	}
 	for _, c := range codes {
 		responses[strconv.Itoa(c)] = map[string]any{"$ref": "#/components/responses/" + errorNames[c]}
 	}
@@ -275,7 +281,7 @@ func openAPISpec() map[string]any {
 	responses := map[string]any{}
 	for status, name := range errorNames {
 		desc := http.StatusText(status)
-		if status == 429 {
+		if status == 429 || status == 503 {
 			responses[name] = map[string]any{
 				"description": desc + ": wait Retry-After seconds.",
 				"headers": map[string]any{"Retry-After": map[string]any{
