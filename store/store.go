@@ -84,9 +84,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
-	pool := &pool{p: pgxp, wait: wait}
+	conns := &pool{p: pgxp, wait: wait}
 	if err := pgxp.Ping(ctx); err != nil {
-		pool.close()
+		conns.close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	h := cfg.Hasher
@@ -95,10 +95,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	dummy, err := h.Hash("agora-dummy-password")
 	if err != nil {
-		pool.close()
+		conns.close()
 		return nil, err
 	}
-	db := &DB{pool: pool, pinger: newPinger(pc.ConnConfig.Copy()), hasher: h, hashes: newHashGate(cfg.HashConcurrency, cfg.HashWait), dummyHash: dummy}
+	db := &DB{pool: conns, pinger: newPinger(pc.ConnConfig.Copy()), hasher: h, hashes: newHashGate(cfg.HashConcurrency, cfg.HashWait), dummyHash: dummy}
 	if cfg.Doorbell == DoorbellBatched {
 		db.bell = startBell(db)
 	}
