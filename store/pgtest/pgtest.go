@@ -267,6 +267,36 @@ func SuperuserURL(db string) string {
 	return cluster.SuperuserURL(db)
 }
 
+// StopCluster stops the test cluster the way clients see a crash
+// (pg_ctl stop -m immediate), for tests of database outages; StartCluster
+// brings it back. Every test of the binary shares the cluster: a test that
+// stops it must not run in parallel with others.
+func StopCluster(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if cluster == nil {
+		tb.Fatal("pgtest.StopCluster: pgtest.Main was not called")
+	}
+	if err := cluster.StopImmediate(ctx); err != nil {
+		tb.Fatalf("pgtest.StopCluster: %v", err)
+	}
+}
+
+// StartCluster starts the test cluster again after StopCluster and waits
+// until it accepts connections (crash recovery included).
+func StartCluster(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if cluster == nil {
+		tb.Fatal("pgtest.StartCluster: pgtest.Main was not called")
+	}
+	if err := cluster.Resume(ctx); err != nil {
+		tb.Fatalf("pgtest.StartCluster: %v", err)
+	}
+}
+
 // dbName makes a database name unique in the cluster that says which test
 // it belongs to, within PostgreSQL's 63-byte limit.
 func dbName(testName string, n int64) string {
