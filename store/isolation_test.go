@@ -46,7 +46,7 @@ func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 // the tests check are unchanged).
 func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 	t.Helper()
-	err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO reports (tenant_id, reporter_id, target_type, target_id, reason)
 			VALUES ($1, $2, 'post', $3, 'spam')`, c.tenant.ID, c.member.ID, c.post.ID); err != nil {
 			return err
@@ -87,7 +87,7 @@ func countAll(t *testing.T, ctx context.Context, q interface {
 func tenantCounts(t *testing.T, ctx context.Context, db *DB, tenantID int64) map[string]int64 {
 	t.Helper()
 	var n map[string]int64
-	if err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	if err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		n = countAll(t, ctx, tx)
 		return nil
 	}); err != nil {
@@ -114,10 +114,10 @@ func TestIsolationSQL(t *testing.T) {
 	}
 	bBefore := tenantCounts(t, ctx, db, b.tenant.ID)
 
-	asB := func(fn func(tx pgx.Tx) error) error { return db.WithTenant(ctx, b.tenant.ID, fn) }
+	asB := func(fn func(tx *Tx) error) error { return db.WithTenant(ctx, b.tenant.ID, fn) }
 
 	t.Run("SelectUpdateDelete", func(t *testing.T) {
-		err := asB(func(tx pgx.Tx) error {
+		err := asB(func(tx *Tx) error {
 			for _, tb := range tenantTables {
 				var n int64
 				if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+tb+` WHERE tenant_id = $1`, a.tenant.ID).Scan(&n); err != nil {
@@ -202,13 +202,13 @@ func TestIsolationSQL(t *testing.T) {
 				t.Errorf("no insert case for %s", tb)
 				continue
 			}
-			err := asB(func(tx pgx.Tx) error { _, err := tx.Exec(ctx, ins.sql, ins.args...); return err })
+			err := asB(func(tx *Tx) error { _, err := tx.Exec(ctx, ins.sql, ins.args...); return err })
 			if !isSQLState(err, "42501") {
 				t.Errorf("as B, inserting into %s with A's tenant_id: err = %v, want a row level security violation (42501)", tb, err)
 			}
 		}
 		// Nor can B move one of its own rows into A.
-		err := asB(func(tx pgx.Tx) error {
+		err := asB(func(tx *Tx) error {
 			_, err := tx.Exec(ctx, `UPDATE boards SET tenant_id = $1 WHERE id = $2`, a.tenant.ID, b.board.ID)
 			return err
 		})
@@ -222,7 +222,7 @@ func TestIsolationSQL(t *testing.T) {
 		// Raw SQL: the composite foreign key (tenant_id, post_id) finds no
 		// post (B, A's id), exactly as for an id that exists nowhere.
 		rawInsert := func(postID int64) error {
-			return asB(func(tx pgx.Tx) error {
+			return asB(func(tx *Tx) error {
 				_, err := tx.Exec(ctx, `INSERT INTO comments (tenant_id, post_id, author_id, body) VALUES ($1, $2, $3, 'x')`,
 					b.tenant.ID, postID, b.admin.ID)
 				return mapErr(err, "comment")
