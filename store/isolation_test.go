@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -12,7 +13,7 @@ import (
 
 // tenantTables are the tenant-owned tables; the test fails if the schema
 // gains one this list does not know, so new tables get the same proof.
-var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events"}
+var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events", "idempotency_keys"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -40,9 +41,14 @@ func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 }
 
 // seedRestOfTenant gives a community rows in the tables the forum methods do
-// not write (reports and the audit log belong to moderation).
+// not write (reports and the audit log belong to moderation, idempotency
+// keys to keyed requests).
 func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 	t.Helper()
+	key := IdempotencyKey{Hash: []byte("key of " + c.tenant.Slug), Request: []byte("request"), Claim: []byte("claim")}
+	if _, err := db.ClaimIdempotencyKey(ctx, c.tenant.ID, key, time.Hour, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO reports (tenant_id, reporter_id, target_type, target_id, reason)
 			VALUES ($1, $2, 'post', $3, 'spam')`, c.tenant.ID, c.member.ID, c.post.ID); err != nil {
@@ -177,6 +183,8 @@ func TestIsolationSQL(t *testing.T) {
 			"audit_log": {`INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id) VALUES ($1, $2, 'post.pin', 'post', $3)`, []any{a.tenant.ID, a.admin.ID, a.post.ID}},
 			"rooms":     {`INSERT INTO rooms (tenant_id, name, seq) VALUES ($1, 'board:999999', 1)`, []any{a.tenant.ID}},
 			"events":    {`INSERT INTO events (tenant_id, room, seq, type, payload) VALUES ($1, 'tenant', 999999, 'board.created', '{}')`, []any{a.tenant.ID}},
+
+			"idempotency_keys": {`INSERT INTO idempotency_keys (tenant_id, key_hash, request_hash, claim, expires_at) VALUES ($1, '\x01', '\x02', '\x03', now() + interval '1 day')`, []any{a.tenant.ID}},
 		}
 		for _, tb := range tenantTables {
 			ins, ok := inserts[tb]

@@ -10,15 +10,15 @@ import (
 	"agora/store/pgtest"
 )
 
-// latestMigration is the highest version among the embedded files, so the
-// test keeps working as migrations are added.
-func latestMigration(t *testing.T) uint {
+// latestMigration is the highest version among the embedded files, and
+// previous the one below it (versions may skip numbers), so the test keeps
+// working as migrations are added.
+func latestMigration(t *testing.T) (latest, previous uint) {
 	t.Helper()
 	files, err := fs.Glob(migrations.FS, "*.up.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var latest uint
 	re := regexp.MustCompile(`^(\d+)_`)
 	for _, f := range files {
 		m := re.FindStringSubmatch(f)
@@ -26,7 +26,12 @@ func latestMigration(t *testing.T) uint {
 			t.Fatalf("migration %s has no version prefix", f)
 		}
 		v, _ := strconv.ParseUint(m[1], 10, 64)
-		latest = max(latest, uint(v))
+		switch {
+		case uint(v) > latest:
+			latest, previous = uint(v), latest
+		case uint(v) > previous:
+			previous = uint(v)
+		}
 		down := f[:len(f)-len(".up.sql")] + ".down.sql"
 		if _, err := fs.Stat(migrations.FS, down); err != nil {
 			t.Errorf("migration %s has no %s", f, down)
@@ -35,13 +40,13 @@ func latestMigration(t *testing.T) uint {
 	if latest == 0 {
 		t.Fatal("no migrations embedded")
 	}
-	return latest
+	return latest, previous
 }
 
 func TestMigrationsUpDownUp(t *testing.T) {
 	ctx := testCtx(t)
 	url := pgtest.NewDatabase(t)
-	latest := latestMigration(t)
+	latest, previous := latestMigration(t)
 	mg, err := NewMigrator(url)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +106,7 @@ func TestMigrationsUpDownUp(t *testing.T) {
 	if err := mg.Down(1); err != nil {
 		t.Fatalf("down 1: %v", err)
 	}
-	version(latest - 1)
+	version(previous)
 	if err := MigrateUp(ctx, url); err != nil {
 		t.Fatal(err)
 	}
