@@ -211,6 +211,14 @@ func renderOperation(o operation) map[string]any {
 		params = append(params, map[string]any{"name": q.name, "in": "query", "required": false,
 			"description": q.description, "schema": q.schema})
 	}
+	keyed := o.method == "POST" && strings.HasPrefix(o.path, "/api/v1/t/") && o.id != "login"
+	if keyed {
+		params = append(params, map[string]any{"name": headerIdempotencyKey, "in": "header", "required": false,
+			"description": "Makes the request safe to retry: the same key from the same caller within 24 h " +
+				"answers the first status and body again, with Idempotent-Replayed: true. A different request " +
+				"with the key, or one while the first still runs (with Retry-After), is 409.",
+			"schema": map[string]any{"type": "string", "minLength": 1, "maxLength": maxIdempotencyKeyLen, "pattern": "^[ -~]+$"}})
+	}
 	if len(params) > 0 {
 		op["parameters"] = params
 	}
@@ -241,8 +249,16 @@ func renderOperation(o operation) map[string]any {
 	default:
 		ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(o.result)}}
 	}
+	if keyed {
+		ok["headers"] = map[string]any{headerReplayed: map[string]any{
+			"description": "\"true\" on an answer replayed for a repeated Idempotency-Key.",
+			"schema":      map[string]any{"type": "string", "enum": []string{"true"}}}}
+	}
 	responses := map[string]any{strconv.Itoa(o.status): ok}
 	codes := append([]int{}, o.errors...)
+	if keyed {
+		codes = append(codes, 400, 409)
+	}
 	if strings.HasPrefix(o.path, "/api/v1/t/") {
 		codes = append(codes, 404) // unknown tenant
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -13,7 +14,7 @@ import (
 // tenantTables are the tenant-owned tables; the test fails if the schema
 // gains one this list does not know, so new tables get the same proof.
 var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events",
-	"post_revisions", "comment_revisions"}
+	"post_revisions", "comment_revisions", "idempotency_keys"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -41,11 +42,15 @@ func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 }
 
 // seedRestOfTenant gives a community rows in the tables the forum methods do
-// not write (reports and the audit log belong to moderation), and in the
-// revisions tables without editing (which would bump the versions that
-// the tests check are unchanged).
+// not write (reports and the audit log belong to moderation, idempotency
+// keys to keyed requests), and in the revisions tables without editing
+// (which would bump the versions that the tests check are unchanged).
 func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 	t.Helper()
+	key := IdempotencyKey{Hash: []byte("key of " + c.tenant.Slug), Request: []byte("request"), Claim: []byte("claim")}
+	if _, err := db.ClaimIdempotencyKey(ctx, c.tenant.ID, key, time.Hour, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO reports (tenant_id, reporter_id, target_type, target_id, reason)
 			VALUES ($1, $2, 'post', $3, 'spam')`, c.tenant.ID, c.member.ID, c.post.ID); err != nil {
@@ -195,6 +200,7 @@ func TestIsolationSQL(t *testing.T) {
 				VALUES ($1, $2, 99, 't', 'b', $3, now())`, []any{a.tenant.ID, a.post.ID, a.admin.ID}},
 			"comment_revisions": {`INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
 				VALUES ($1, $2, 99, 'b', $3, now())`, []any{a.tenant.ID, a.comment.ID, a.admin.ID}},
+			"idempotency_keys": {`INSERT INTO idempotency_keys (tenant_id, key_hash, request_hash, claim, expires_at) VALUES ($1, '\x01', '\x02', '\x03', now() + interval '1 day')`, []any{a.tenant.ID}},
 		}
 		for _, tb := range tenantTables {
 			ins, ok := inserts[tb]
