@@ -4,25 +4,21 @@ package api
 // that carries an Idempotency-Key runs once, and a retry with the same key
 // gets the first answer again.
 //
-// How a keyed request runs, and the trade-off taken. The middleware claims
-// the key in a short transaction of its own, committed before the handler
-// runs, so that a concurrent request with the same key finds it taken (409)
-// instead of running too; the handler then writes in its own transaction as
-// it always does; and the answer is recorded afterwards. The ideal is to
-// record the key in the transaction of the write it protects, so that the
-// write and "this key is used" commit or vanish together. That does not fit
-// cleanly: the answer exists only after the handler has rendered it, which
-// is after its transaction committed, and every handler's transaction is a
-// store method of its own; threading the key into each of them would put
-// HTTP retries into every store method. What the separate steps cost is one
-// window: if the server dies, or loses the database, after the write
-// committed and before the answer is recorded, the claim stays without an
-// answer. Retries get 409 until its lease (idempotencyLease) runs out, and a
-// retry after that runs the request again: the one case in which a retry
-// can write twice. Everything else is exact: requests that race with one
-// key run the handler once (the claim is a primary key), a 5xx gives the
-// key up so the retry runs, and a request whose lease was taken over cannot
-// record its answer over the new holder's.
+// How a keyed request runs. The middleware claims the key in a short
+// transaction of its own, committed before the handler runs, so that a
+// concurrent request with the same key finds it taken (409) instead of
+// running too. The handler then writes in its own transaction as it always
+// does, and that same transaction marks the key applied (the request's
+// context carries the claim; see store.WithIdempotencyClaim): the write and
+// "this key was used" commit or vanish together. The answer exists only
+// once the handler has rendered it, after its transaction, so it is
+// recorded afterwards. If the server dies, or loses the database, between
+// the commit and recording the answer, the claim stays applied without an
+// answer: retries get 409 while its lease (idempotencyLease) runs, and then
+// a 409 that says the answer was lost. A retry never runs a committed write
+// again. A claim that was never applied (the request failed or its server
+// died before writing) is taken over after the lease, and a request whose
+// lease was taken over cannot record its answer over the new holder's.
 //
 // The database never sees the key itself. Everything stored is derived
 // from it (HMAC-SHA256 with the key as the secret): the row's name, the
@@ -111,6 +107,8 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			return s.runKeyed(c, next, tenantID, kr)
 		case !hmac.Equal(use.Request, kr.key.Request):
 			return apiError(store.CodeConflict, "this Idempotency-Key was already used for a different request")
+		case use.Lost:
+			return apiError(store.CodeConflict, "the request with this Idempotency-Key was carried out, but its answer was lost: read the result instead of retrying")
 		case use.Response == nil:
 			// Retry-After tells this 409 apart from the others: only this
 			// one goes away by waiting.
@@ -151,6 +149,8 @@ func validIdempotencyKey(k string) bool {
 
 // runKeyed runs the handler holding the key and records its answer.
 func (s *Server) runKeyed(c echo.Context, next echo.HandlerFunc, tenantID int64, kr keyedRequest) error {
+	req := c.Request()
+	c.SetRequest(req.WithContext(store.WithIdempotencyClaim(req.Context(), tenantID, kr.key)))
 	res := c.Response()
 	tee := &teeWriter{ResponseWriter: res.Writer}
 	res.Writer = tee

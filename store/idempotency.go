@@ -38,8 +38,41 @@ type KeyUse struct {
 	Claimed bool
 	// Request is the fingerprint of the request holding the key.
 	Request []byte
-	// Response is that request's answer; nil while it is still running.
+	// Response is that request's answer; nil while it is still running,
+	// or when its answer was lost.
 	Response *IdempotentResponse
+	// Lost means the request holding the key committed its write but never
+	// recorded an answer (its server died in between): running it again
+	// could write twice, so the key stays used and the answer is gone.
+	Lost bool
+}
+
+type idempotencyClaimKey struct{}
+
+type heldClaim struct {
+	tenantID int64
+	key      IdempotencyKey
+}
+
+// WithIdempotencyClaim marks ctx as the request that holds k. Every tenant
+// transaction that commits under ctx marks the key applied in that same
+// transaction, so that the write and "this key was used" commit or vanish
+// together: a retry never runs a write that committed.
+func WithIdempotencyClaim(ctx context.Context, tenantID int64, k IdempotencyKey) context.Context {
+	return context.WithValue(ctx, idempotencyClaimKey{}, heldClaim{tenantID, k})
+}
+
+// markClaimApplied is the part of a tenant transaction that a keyed
+// request adds (see WithIdempotencyClaim).
+func markClaimApplied(ctx context.Context, tx *Tx, tenantID int64) error {
+	c, ok := ctx.Value(idempotencyClaimKey{}).(heldClaim)
+	if !ok || c.tenantID != tenantID {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE idempotency_keys SET applied = true
+		WHERE tenant_id = $1 AND key_hash = $2 AND claim = $3`, tenantID, c.key.Hash, c.key.Claim)
+	return mapErr(err, "idempotency key")
 }
 
 // pruneBatch is how many expired keys of its tenant each claim deletes.
@@ -62,7 +95,7 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, tenantID int64, k Idempot
 	b.Queue(`
 		DELETE FROM idempotency_keys
 		WHERE tenant_id = $1 AND key_hash = $2
-		  AND (expires_at <= now() OR (status IS NULL AND created_at <= now() - $3::interval))`,
+		  AND (expires_at <= now() OR (status IS NULL AND NOT applied AND created_at <= now() - $3::interval))`,
 		tenantID, k.Hash, lease)
 	// SKIP LOCKED: concurrent claims share the pruning instead of queueing
 	// behind each other for it.
@@ -80,8 +113,9 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, tenantID int64, k Idempot
 		INSERT INTO idempotency_keys AS k (tenant_id, key_hash, request_hash, claim, expires_at)
 		VALUES ($1, $2, $3, $4, now() + $5::interval)
 		ON CONFLICT (tenant_id, key_hash) DO UPDATE SET key_hash = k.key_hash
-		RETURNING k.claim = $4, k.request_hash, k.status, k.content_type, k.response`,
-		tenantID, k.Hash, k.Request, k.Claim, ttl)
+		RETURNING k.claim = $4, k.request_hash, k.status, k.content_type, k.response,
+		          k.status IS NULL AND k.applied AND k.created_at <= now() - $6::interval`,
+		tenantID, k.Hash, k.Request, k.Claim, ttl, lease)
 	br := db.pool.SendBatch(ctx, b)
 	use, err := readClaim(br)
 	if cerr := br.Close(); err == nil {
@@ -100,7 +134,7 @@ func readClaim(br pgx.BatchResults) (KeyUse, error) {
 	var status *int16
 	var contentType *string
 	var body []byte
-	if err := br.QueryRow().Scan(&use.Claimed, &use.Request, &status, &contentType, &body); err != nil {
+	if err := br.QueryRow().Scan(&use.Claimed, &use.Request, &status, &contentType, &body, &use.Lost); err != nil {
 		return KeyUse{}, err
 	}
 	if status != nil {
@@ -126,10 +160,12 @@ func (db *DB) RecordIdempotentResponse(ctx context.Context, tenantID int64, k Id
 }
 
 // ReleaseIdempotencyKey gives the key up after an answer that is not kept
-// (a server error, a rate limit), so that a retry runs the request again.
+// (a server error, a rate limit), so that a retry runs the request again;
+// unless the request already committed a write, which a retry must not
+// repeat: then the key stays used, with its answer lost.
 func (db *DB) ReleaseIdempotencyKey(ctx context.Context, tenantID int64, k IdempotencyKey) error {
 	return db.idempotencyExec(ctx, tenantID, `
-		DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key_hash = $2 AND claim = $3`,
+		DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key_hash = $2 AND claim = $3 AND NOT applied`,
 		tenantID, k.Hash, k.Claim)
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -102,6 +103,43 @@ func TestIdempotencyKeyClaims(t *testing.T) {
 		}
 		if n := rows(`key_hash = $1`, first.Hash); n != 0 {
 			t.Errorf("released key: %d rows left", n)
+		}
+	})
+
+	t.Run("AppliedClaimIsNeverTakenOver", func(t *testing.T) {
+		first := IdempotencyKey{Hash: []byte("applied"), Request: []byte("req"), Claim: []byte("first")}
+		claim(first)
+		held := WithIdempotencyClaim(ctx, c.tenant.ID, first)
+		// A write that rolls back leaves the key unapplied...
+		errBoom := errors.New("boom")
+		if err := db.WithTenant(held, c.tenant.ID, func(*Tx) error { return errBoom }); !errors.Is(err, errBoom) {
+			t.Fatal(err)
+		}
+		if n := rows(`key_hash = $1 AND applied`, first.Hash); n != 0 {
+			t.Fatal("a rolled-back transaction marked the key applied")
+		}
+		// ...one that commits marks it in the same transaction.
+		if _, err := db.CreateBoard(held, c.tenant.ID, ActorOf(c.admin), NewBoard{Name: "Applied"}); err != nil {
+			t.Fatal(err)
+		}
+		if n := rows(`key_hash = $1 AND applied`, first.Hash); n != 1 {
+			t.Fatal("a committed write did not mark its key applied")
+		}
+		// Its server dies before recording the answer: past the lease, a
+		// retry must not run the write again, nor may a late release free
+		// the key.
+		if _, err := super.Exec(ctx, `UPDATE idempotency_keys SET created_at = now() - interval '2 minutes' WHERE key_hash = $1`, first.Hash); err != nil {
+			t.Fatal(err)
+		}
+		retry := IdempotencyKey{Hash: first.Hash, Request: first.Request, Claim: []byte("retry")}
+		if use := claim(retry); use.Claimed || !use.Lost || use.Response != nil {
+			t.Fatalf("retry of an applied claim past its lease: %+v, want not claimed, answer lost", use)
+		}
+		if err := db.ReleaseIdempotencyKey(ctx, c.tenant.ID, first); err != nil {
+			t.Fatal(err)
+		}
+		if n := rows(`key_hash = $1 AND claim = 'first'`, first.Hash); n != 1 {
+			t.Error("releasing an applied claim freed the key")
 		}
 	})
 

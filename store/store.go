@@ -197,6 +197,9 @@ func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx *Tx) er
 	if err := fn(tt); err != nil {
 		return lost(err)
 	}
+	if err := markClaimApplied(ctx, tt, tenantID); err != nil {
+		return lost(err)
+	}
 	_, commit := db.tracer.Start(ctx, "store.commit")
 	err = tx.Commit(ctx)
 	endSpan(commit, err)
