@@ -28,14 +28,14 @@ func checkText(fields map[string]string, name, value string, max int) {
 
 // postColumns reads a post joined with its author as p and u.
 const postColumns = `p.id, p.board_id, p.author_id, u.username, p.title, p.body, p.body_html, p.version,
-	p.comment_count, p.locked, p.pinned, p.hidden, p.created_at, p.updated_at, p.last_activity_at, p.edited_at`
+	p.comment_count, p.locked, p.pinned, p.hidden, p.created_at, p.updated_at, p.last_activity_at, p.edited_at, p.reactions`
 
 const postFrom = ` JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.author_id`
 
 func scanPost(row pgx.CollectableRow) (Post, error) {
 	var p Post
 	err := row.Scan(&p.ID, &p.BoardID, &p.Author.ID, &p.Author.Username, &p.Title, &p.Body, &p.BodyHTML, &p.Version,
-		&p.CommentCount, &p.Locked, &p.Pinned, &p.Hidden, &p.CreatedAt, &p.UpdatedAt, &p.LastActivityAt, &p.EditedAt)
+		&p.CommentCount, &p.Locked, &p.Pinned, &p.Hidden, &p.CreatedAt, &p.UpdatedAt, &p.LastActivityAt, &p.EditedAt, &p.Reactions)
 	p.CreatedAt, p.UpdatedAt, p.LastActivityAt, p.EditedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.LastActivityAt.UTC(), utcPtr(p.EditedAt)
 	return p, err
 }
@@ -97,8 +97,10 @@ func (db *DB) GetPost(ctx context.Context, tenantID int64, actor Actor, postID i
 	var p Post
 	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
 		var err error
-		p, err = getPost(ctx, tx, actor, postID, false)
-		return err
+		if p, err = getPost(ctx, tx, actor, postID, false); err != nil {
+			return err
+		}
+		return addPostReading(ctx, tx, actor, []*Post{&p})
 	})
 	return p, err
 }
@@ -141,8 +143,10 @@ func (db *DB) ListPosts(ctx context.Context, tenantID int64, actor Actor, boardI
 		if err != nil {
 			return mapErr(err, "posts")
 		}
-		items, err = pgx.CollectRows(rows, scanPost)
-		return mapErr(err, "posts")
+		if items, err = pgx.CollectRows(rows, scanPost); err != nil {
+			return mapErr(err, "posts")
+		}
+		return addPostReading(ctx, tx, actor, ptrs(items))
 	})
 	if err != nil {
 		return Page[Post]{}, err
