@@ -93,6 +93,12 @@ func TestBus(t *testing.T) {
 	if v, ok := rec.next(t).(Notification); !ok || v.TenantID != c.tenant.ID || v.Room != PostRoom(cm.PostID) || v.Seq != rec.after[v.Room] {
 		t.Fatalf("got %#v, want the post room's doorbell", v)
 	}
+	// The same write's post.activity and the author's read.updated.
+	for _, room := range []string{BoardRoom(c.board.ID), UserRoom(c.admin.ID)} {
+		if v, ok := rec.next(t).(Notification); !ok || v.TenantID != c.tenant.ID || v.Room != room {
+			t.Fatalf("got %#v, want the doorbell of %s", v, room)
+		}
+	}
 	if _, err := db.Pool().Exec(ctx, `SELECT pg_notify($1, 'not three fields')`, ControlChannel); err != nil {
 		t.Fatal(err)
 	}
