@@ -43,31 +43,37 @@ type reactionsChanged struct {
 // reactionTarget is what a reaction is on: a post or a comment.
 type reactionTarget struct {
 	what string // "post" or "comment": messages and the event type
-	// lock reads the target ($1) for the actor (moderator: $2) and takes
-	// its row lock, so that every reaction write of one object runs after
-	// the one before it has committed. It yields the post (its room) and
-	// whether that post is locked.
-	lock string
-	// put and del write the actor's reaction and, when that changed
-	// anything, the counts beside the object; see reactionWrite.
+	// put and del change the actor's reaction and the counts beside the
+	// object, in one statement (see reactionWrite).
 	put, del string
+	// mine reads a user's ($2) kinds on the object ($1).
+	mine string
 }
 
-// reactionWrite is the statement that changes a reaction: $1 object, $2
-// user, $3 kind, $4 the change of the count (+1, -1), $5 tenant. It yields
-// the new counts (NULL when nothing changed), the counts as they are, and
-// the user's kinds before the change. It runs after the lock, so its
-// snapshot holds every earlier reaction write of the object.
-func reactionWrite(table, reactions, column string, put bool) string {
-	change := `INSERT INTO ` + reactions + ` (tenant_id, ` + column + `, user_id, kind) VALUES ($5, $1, $2, $3)
+// reactionWrite is the one statement of a reaction write: $1 object, $2
+// user, $3 kind, $4 the change of the count (+1, -1), $5 tenant, $6
+// whether the actor moderates. target reads the object as the actor may
+// see it and takes its row lock, so every reaction write of one object
+// waits for the one before it to commit; the lock returns the newest row,
+// so the flags and counts it yields are current. The statement yields the
+// object's post (its room), whether that post is locked, the counts
+// before the change and the new counts (NULL when nothing changed: the
+// reaction was there already, or was not, or the post is locked); no row
+// when the actor cannot see the object.
+func reactionWrite(target, table, reactions, column string, put bool) string {
+	allowed := `(SELECT 1 FROM target WHERE NOT target.locked OR $6)`
+	change := `INSERT INTO ` + reactions + ` (tenant_id, ` + column + `, user_id, kind)
+			SELECT $5, $1, $2, $3 WHERE EXISTS ` + allowed + `
 			ON CONFLICT DO NOTHING RETURNING 1`
 	if !put {
-		change = `DELETE FROM ` + reactions + ` WHERE tenant_id = $5 AND ` + column + ` = $1 AND user_id = $2 AND kind = $3
+		change = `DELETE FROM ` + reactions + `
+			WHERE tenant_id = $5 AND ` + column + ` = $1 AND user_id = $2 AND kind = $3 AND EXISTS ` + allowed + `
 			RETURNING 1`
 	}
 	// A kind whose count reaches zero leaves the map: {} means none.
 	return `
-		WITH changed AS (` + change + `),
+		WITH target AS (` + target + `),
+		changed AS (` + change + `),
 		counted AS (
 			UPDATE ` + table + ` SET reactions = CASE
 				WHEN coalesce((reactions->>$3::text)::int, 0) + $4 <= 0 THEN reactions - $3::text
@@ -76,30 +82,32 @@ func reactionWrite(table, reactions, column string, put bool) string {
 			WHERE id = $1 AND EXISTS (SELECT 1 FROM changed)
 			RETURNING reactions
 		)
-		SELECT (SELECT reactions FROM counted), (SELECT reactions FROM ` + table + ` WHERE id = $1),
-		       ARRAY(SELECT kind FROM ` + reactions + ` WHERE ` + column + ` = $1 AND user_id = $2)`
+		SELECT post_id, locked, reactions, (SELECT reactions FROM counted) FROM target`
+}
+
+func newReactionTarget(what, target, table, reactions, column string) reactionTarget {
+	return reactionTarget{
+		what: what,
+		put:  reactionWrite(target, table, reactions, column, true),
+		del:  reactionWrite(target, table, reactions, column, false),
+		mine: `SELECT ARRAY(SELECT kind FROM ` + reactions + ` WHERE ` + column + ` = $1 AND user_id = $2)`,
+	}
 }
 
 var (
-	postReactions = reactionTarget{
-		what: "post",
-		lock: `SELECT p.id, p.locked FROM posts p WHERE p.id = $1 AND (NOT p.hidden OR $2) FOR NO KEY UPDATE`,
-		put:  reactionWrite("posts", "post_reactions", "post_id", true),
-		del:  reactionWrite("posts", "post_reactions", "post_id", false),
-	}
-	commentReactions = reactionTarget{
-		what: "comment",
-		// The post's locked flag is read without its row lock: a reaction
-		// that races a lock by a moment is harmless, and locking every
-		// post under a burst of reactions on its comments would hold up
-		// the post's own writes.
-		lock: `SELECT c.post_id, p.locked FROM comments c
-			JOIN posts p ON p.tenant_id = c.tenant_id AND p.id = c.post_id
-			WHERE c.id = $1 AND ((NOT c.hidden AND NOT p.hidden) OR $2)
-			FOR NO KEY UPDATE OF c`,
-		put: reactionWrite("comments", "comment_reactions", "comment_id", true),
-		del: reactionWrite("comments", "comment_reactions", "comment_id", false),
-	}
+	postReactions = newReactionTarget("post",
+		`SELECT p.id AS post_id, p.locked, p.reactions FROM posts p
+		WHERE p.id = $1 AND (NOT p.hidden OR $6) FOR NO KEY UPDATE`,
+		"posts", "post_reactions", "post_id")
+	// The post's locked flag is read without the post's row lock: a
+	// reaction that races a lock by a moment is harmless, and locking the
+	// post under a burst of reactions on its comments would hold up the
+	// post's own writes.
+	commentReactions = newReactionTarget("comment",
+		`SELECT c.post_id, p.locked, c.reactions FROM comments c
+		JOIN posts p ON p.tenant_id = c.tenant_id AND p.id = c.post_id
+		WHERE c.id = $1 AND ((NOT c.hidden AND NOT p.hidden) OR $6) FOR NO KEY UPDATE OF c`,
+		"comments", "comment_reactions", "comment_id")
 )
 
 // ReactToPost adds (on) or takes back (!on) the actor's reaction of one
@@ -115,6 +123,10 @@ func (db *DB) ReactToComment(ctx context.Context, tenantID int64, actor Actor, c
 	return db.react(ctx, tenantID, actor, commentReactions, commentID, kind, on)
 }
 
+// react holds the object's row lock for three round trips (the write, its
+// event, the commit): under a burst on one object that is the part that
+// runs one at a time. The actor's kinds are read after the commit, off the
+// lock.
 func (db *DB) react(ctx context.Context, tenantID int64, actor Actor, t reactionTarget, id int64, kind string, on bool) (ReactionState, error) {
 	if err := canWrite(actor); err != nil {
 		return ReactionState{}, err
@@ -122,42 +134,42 @@ func (db *DB) react(ctx context.Context, tenantID int64, actor Actor, t reaction
 	if err := checkKind(kind); err != nil {
 		return ReactionState{}, err
 	}
+	write, delta := t.put, 1
+	if !on {
+		write, delta = t.del, -1
+	}
 	var st ReactionState
 	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
 		var postID int64
 		var locked bool
-		if err := tx.QueryRow(ctx, t.lock, id, actor.Moderates()).Scan(&postID, &locked); err != nil {
+		var changed map[string]int
+		err := tx.QueryRow(ctx, write, id, actor.UserID, kind, delta, tenantID, actor.Moderates()).
+			Scan(&postID, &locked, &st.Reactions, &changed)
+		if err != nil {
 			return mapErr(err, t.what)
 		}
 		// As for comments: moderators may still act in a locked post.
 		if locked && !actor.Moderates() {
 			return errLocked
 		}
-		write, delta := t.put, 1
-		if !on {
-			write, delta = t.del, -1
-		}
-		var changed map[string]int
-		if err := tx.QueryRow(ctx, write, id, actor.UserID, kind, delta, tenantID).
-			Scan(&changed, &st.Reactions, &st.MyReactions); err != nil {
-			return mapErr(err, "reaction")
-		}
-		// The kinds were read before the change.
-		st.MyReactions = slices.DeleteFunc(st.MyReactions, func(k string) bool { return k == kind })
-		if on {
-			st.MyReactions = append(st.MyReactions, kind)
-		}
-		sortKinds(st.MyReactions)
 		if changed == nil {
 			return nil
 		}
 		st.Reactions = changed
-		_, err := publish(ctx, tx, tenantID, PostRoom(postID), t.what+".reactions", reactionsChanged{ID: id, Reactions: changed})
+		_, err = publish(ctx, tx, tenantID, PostRoom(postID), t.what+".reactions", reactionsChanged{ID: id, Reactions: changed})
 		return err
 	})
 	if err != nil {
 		return ReactionState{}, err
 	}
+	rows, err := db.queryTenant(ctx, tenantID, t.mine, id, actor.UserID)
+	if err == nil {
+		st.MyReactions, err = pgx.CollectExactlyOneRow(rows, pgx.RowTo[[]string])
+	}
+	if err != nil {
+		return ReactionState{}, mapErr(err, "reactions")
+	}
+	sortKinds(st.MyReactions)
 	return st, nil
 }
 
