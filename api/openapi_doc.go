@@ -120,7 +120,8 @@ func operations() []operation {
 		summary: "List a post's comments, oldest first.", query: pageQuery, status: 200, result: "CommentPage", errors: []int{404}})
 	add(operation{method: "POST", path: t + "/posts/{post}/comments", id: "createComment", tag: "forum", auth: authUser,
 		summary: "Reply to a post.", body: "NewComment", status: 201, result: "Comment", errors: []int{404, 409, 422, 429},
-		description: "409 when the post is locked."})
+		description: "409 when the post is locked. Sends comment.created to the post's room and post.activity to its board's room, " +
+			"and marks the post read up to the new comment for its author (read.updated in user:{id})."})
 	add(operation{method: "PATCH", path: t + "/comments/{comment}", id: "updateComment", tag: "forum", auth: authUser,
 		summary: "Edit a comment (its author, or a moderator).", body: "CommentPatch", status: 200, result: "Comment",
 		errors: []int{404, 409, 422, 429}})
@@ -179,7 +180,8 @@ func operations() []operation {
 		add(operation{method: "POST", path: t + "/mod/comments/{comment}/" + a, id: a + "Comment", tag: "moderation", auth: authModerator,
 			summary: strings.ToUpper(a[:1]) + a[1:] + " a comment.", body: modReason, bodyOptional: true,
 			status: 200, result: "Comment", errors: []int{404, 422},
-			description: "Bumps the version and sends a comment.updated diff; logged as comment." + a + ". " +
+			description: "Bumps the version and sends a comment.updated diff, and post.activity with the post's new count of visible comments " +
+				"to its board's room; logged as comment." + a + ". " +
 				"When the comment is already in that state nothing is written or sent."})
 	}
 	add(operation{method: "POST", path: t + "/mod/users/{user}/ban", id: "banUser", tag: "moderation", auth: authModerator,
