@@ -282,7 +282,8 @@ func runBurst(ctx context.Context, o burstOptions, e *env, logw io.Writer) (*Bur
 		last = max(last, time.Duration(s.lastAt.Load())-t0.Sub(s.epoch))
 	}
 	rep.DrainSeconds = last.Seconds()
-	rep.TailMS = float64((last - lastAnswer).Microseconds()) / 1000
+	// The last event may arrive before the last answer is read.
+	rep.TailMS = float64(max(last-lastAnswer, 0).Microseconds()) / 1000
 
 	final := finalCounts(kinds, rep.OK, o.Reactions)
 	rep.Expected = int64(len(subs)) * want
