@@ -116,6 +116,7 @@ func New(cfg Config) *Server {
 	r.GET("/posts/:post/revisions", s.listPostRevisions)
 	r.GET("/comments/:comment/revisions", s.listCommentRevisions)
 	s.modRoutes(t, r)
+	s.peopleRoutes(t, r)
 
 	if cfg.Web != nil {
 		e.GET("/*", echo.WrapHandler(cfg.Web))

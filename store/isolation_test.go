@@ -13,7 +13,7 @@ import (
 // tenantTables are the tenant-owned tables; the test fails if the schema
 // gains one this list does not know, so new tables get the same proof.
 var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events",
-	"post_revisions", "comment_revisions"}
+	"post_revisions", "comment_revisions", "notifications", "notification_counts"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -62,6 +62,20 @@ func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 		_, err := tx.Exec(ctx, `INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
 			VALUES ($1, $2, 1, 'old body', $3, now())`, c.tenant.ID, c.comment.ID, c.admin.ID)
 		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The admin's comment on the member's post notified the member.
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM notifications WHERE user_id = $1`, c.member.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("the member has %d notifications, want 1 (the admin's comment)", n)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +209,9 @@ func TestIsolationSQL(t *testing.T) {
 				VALUES ($1, $2, 99, 't', 'b', $3, now())`, []any{a.tenant.ID, a.post.ID, a.admin.ID}},
 			"comment_revisions": {`INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
 				VALUES ($1, $2, 99, 'b', $3, now())`, []any{a.tenant.ID, a.comment.ID, a.admin.ID}},
+			"notifications": {`INSERT INTO notifications (tenant_id, user_id, kind, actor_id, post_id)
+				VALUES ($1, $2, 'reply', $3, $4)`, []any{a.tenant.ID, a.member.ID, a.admin.ID, a.post.ID}},
+			"notification_counts": {`INSERT INTO notification_counts (tenant_id, user_id, unread) VALUES ($1, $2, 1)`, []any{a.tenant.ID, a.admin.ID}},
 		}
 		for _, tb := range tenantTables {
 			ins, ok := inserts[tb]
@@ -256,6 +273,15 @@ func TestIsolationSQL(t *testing.T) {
 		_, checks["UpdatePost"] = db.UpdatePost(ctx, b.tenant.ID, actor, a.post.ID, PostPatch{Title: &title})
 		checks["DeletePost"] = db.DeletePost(ctx, b.tenant.ID, actor, a.post.ID)
 		checks["RoomExists"] = db.RoomExists(ctx, b.tenant.ID, actor, PostRoom(a.post.ID))
+		checks["RoomExists(user)"] = db.RoomExists(ctx, b.tenant.ID, actor, UserRoom(a.member.ID))
+		_, checks["GetUserPage"] = db.GetUserPage(ctx, b.tenant.ID, actor, a.member.Username)
+		var aNote int64
+		if err := db.WithTenant(ctx, a.tenant.ID, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT id FROM notifications WHERE user_id = $1`, a.member.ID).Scan(&aNote)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, checks["MarkRead"] = db.MarkRead(ctx, b.tenant.ID, ActorOf(b.member), []int64{aNote}, false)
 		_, checks["PostRevisions"] = db.PostRevisions(ctx, b.tenant.ID, actor, a.post.ID, PageParams{Limit: 10})
 		_, checks["CommentRevisions"] = db.CommentRevisions(ctx, b.tenant.ID, actor, a.comment.ID, PageParams{Limit: 10})
 		for name, err := range checks {
@@ -272,6 +298,22 @@ func TestIsolationSQL(t *testing.T) {
 		evs, err := db.EventsAfter(ctx, b.tenant.ID, PostRoom(a.post.ID), 0, 100)
 		if err != nil || len(evs) != 0 {
 			t.Errorf("EventsAfter of A's post room as B: %d events, %v; want none", len(evs), err)
+		}
+		// A reply in B answering A's comment is refused exactly like one
+		// answering a comment that exists nowhere.
+		_, errA := db.CreateReply(ctx, b.tenant.ID, actor, b.post.ID, a.comment.ID, "x")
+		_, errMissing := db.CreateReply(ctx, b.tenant.ID, actor, b.post.ID, a.comment.ID+b.comment.ID+1000, "x")
+		if !errors.Is(errA, &Error{Code: CodeInvalid}) || fmt.Sprint(errA) != fmt.Sprint(errMissing) {
+			t.Errorf("CreateReply to A's comment as B: %v; to a missing one: %v; want the same unprocessable", errA, errMissing)
+		}
+		evs, err = db.EventsAfter(ctx, b.tenant.ID, UserRoom(a.member.ID), 0, 100)
+		if err != nil || len(evs) != 0 {
+			t.Errorf("EventsAfter of A's member's user room as B: %d events, %v; want none", len(evs), err)
+		}
+		// B's member sees only B's own notification (the admin's welcome).
+		list, err := db.ListNotifications(ctx, b.tenant.ID, ActorOf(b.member), false, PageParams{Limit: 50})
+		if err != nil || len(list.Items) != 1 || list.Items[0].Post == nil || list.Items[0].Post.ID != b.post.ID {
+			t.Errorf("B's member's notifications: %+v, %v; want only the one about B's post", list.Items, err)
 		}
 	})
 

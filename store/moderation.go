@@ -70,10 +70,13 @@ func (db *DB) ModeratePost(ctx context.Context, tenantID int64, actor Actor, pos
 		if p, err = savePost(ctx, tx, tenantID, old, next); err != nil || p.Version == old.Version {
 			return err
 		}
-		return writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: "post." + action, TargetType: "post", TargetID: p.ID, Reason: reason,
 			Before: map[string]bool{field: before}, After: map[string]bool{field: *flag},
-		})
+		}); err != nil {
+			return err
+		}
+		return notifyModerated(ctx, tx, tenantID, actor, action, p.Author.ID, p.ID, 0)
 	})
 	return p, err
 }
@@ -114,10 +117,13 @@ func (db *DB) ModerateComment(ctx context.Context, tenantID int64, actor Actor, 
 		if c, err = saveComment(ctx, tx, tenantID, old, next); err != nil || c.Version == old.Version {
 			return err
 		}
-		return writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: "comment." + action, TargetType: "comment", TargetID: c.ID, Reason: reason,
 			Before: map[string]bool{"hidden": old.Hidden}, After: map[string]bool{"hidden": c.Hidden},
-		})
+		}); err != nil {
+			return err
+		}
+		return notifyModerated(ctx, tx, tenantID, actor, action, c.Author.ID, c.PostID, c.ID)
 	})
 	return c, err
 }
@@ -208,6 +214,9 @@ func (db *DB) BanUser(ctx context.Context, tenantID int64, actor Actor, userID i
 		}); err != nil {
 			return err
 		}
+		if err := notifyUser(ctx, tx, tenantID, actor, KindBan, userID, "ban", ban.Reason); err != nil {
+			return err
+		}
 		return notifyControl(ctx, tx, ControlBan, tenantID, userID)
 	})
 	return u, err
@@ -255,6 +264,9 @@ func (db *DB) UnbanUser(ctx context.Context, tenantID int64, actor Actor, userID
 			Action: AuditUserUnban, TargetType: "user", TargetID: userID, Reason: reason,
 			Before: banStateOf(old), After: banStateOf(u),
 		}); err != nil {
+			return err
+		}
+		if err := notifyUser(ctx, tx, tenantID, actor, KindBan, userID, "unban", ""); err != nil {
 			return err
 		}
 		return notifyControl(ctx, tx, ControlRefresh, tenantID, userID)
@@ -324,6 +336,9 @@ func (db *DB) SetRole(ctx context.Context, tenantID int64, actor Actor, userID i
 			Action: AuditUserRole, TargetType: "user", TargetID: userID, Reason: reason,
 			Before: map[string]Role{"role": old.Role}, After: map[string]Role{"role": u.Role},
 		}); err != nil {
+			return err
+		}
+		if err := notifyUser(ctx, tx, tenantID, actor, KindRole, userID, string(u.Role), ""); err != nil {
 			return err
 		}
 		return notifyControl(ctx, tx, ControlRefresh, tenantID, userID)

@@ -56,14 +56,28 @@ func TestOutboxConcurrentComments(t *testing.T) {
 		t.Fatalf("concurrent CreateComment: %v", err)
 	}
 
-	// The doorbells: exactly one per write, in commit order.
-	var got []int64
+	// The doorbells: exactly one per write, in commit order; and one in
+	// the post author's user room for each comment the admin wrote
+	// (reply notifications), in that room's own order.
+	var got, authorRoom []int64
 	for _, n := range drainUntilSentinel(t, db, listener) {
-		if n.TenantID != c.tenant.ID || n.Room != room {
+		switch {
+		case n.TenantID == c.tenant.ID && n.Room == room:
+			got = append(got, n.Seq)
+		case n.TenantID == c.tenant.ID && n.Room == UserRoom(c.member.ID):
+			authorRoom = append(authorRoom, n.Seq)
+		default:
 			t.Errorf("unexpected notification %+v (only comments were written, all in %s)", n, room)
-			continue
 		}
-		got = append(got, n.Seq)
+	}
+	// newCommunity's welcome comment took seq 1.
+	if len(authorRoom) != writers/2 || authorRoom[0] != 2 || authorRoom[len(authorRoom)-1] != writers/2+1 {
+		t.Fatalf("the post author's room rang %v, want 2..%d", authorRoom, writers/2+1)
+	}
+	for i := 1; i < len(authorRoom); i++ {
+		if authorRoom[i] != authorRoom[i-1]+1 {
+			t.Fatalf("the post author's room rang %v: not consecutive", authorRoom)
+		}
 	}
 	if len(got) != writers {
 		t.Fatalf("%d notifications for %d writes: %v", len(got), writers, got)
@@ -247,14 +261,14 @@ func TestParseRoom(t *testing.T) {
 	good := map[string]struct {
 		kind string
 		id   int64
-	}{"tenant": {"tenant", 0}, "board:1": {"board", 1}, "post:9007199254740993": {"post", 9007199254740993}}
+	}{"tenant": {"tenant", 0}, "board:1": {"board", 1}, "post:9007199254740993": {"post", 9007199254740993}, "user:1": {"user", 1}}
 	for room, want := range good {
 		kind, id, err := ParseRoom(room)
 		if err != nil || kind != want.kind || id != want.id {
 			t.Errorf("ParseRoom(%q) = %q, %d, %v", room, kind, id, err)
 		}
 	}
-	for _, bad := range []string{"", "board", "board:", "board:0", "board:-1", "board:01", "post:1x", "user:1", "tenant:1", "post: 1"} {
+	for _, bad := range []string{"", "board", "board:", "board:0", "board:-1", "board:01", "post:1x", "user:0", "user:1x", "users:1", "tenant:1", "post: 1"} {
 		if _, _, err := ParseRoom(bad); !errors.Is(err, &Error{Code: CodeBadRequest}) {
 			t.Errorf("ParseRoom(%q): %v, want bad_request", bad, err)
 		}
