@@ -1,5 +1,5 @@
 DROP TABLE IF EXISTS notification_counts, notifications;
-DROP FUNCTION IF EXISTS excerpt(text);
+DROP FUNCTION IF EXISTS body_excerpt(text);
 DROP INDEX IF EXISTS comments_author, posts_author, comments_reply_to;
 ALTER TABLE comments DROP CONSTRAINT IF EXISTS comments_reply_to_fkey;
 ALTER TABLE comments DROP COLUMN IF EXISTS reply_to;

@@ -68,7 +68,7 @@ CREATE TABLE notification_counts (
 
 -- The excerpt a notification or a user's page shows of a text: its start,
 -- whitespace folded, at most 200 characters.
-CREATE FUNCTION excerpt(body text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+CREATE FUNCTION body_excerpt(body text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT CASE WHEN char_length(t) > 200 THEN left(t, 199) || '…' ELSE t END
     FROM (SELECT btrim(regexp_replace(left(body, 1000), '\s+', ' ', 'g')) AS t) folded
 $$;

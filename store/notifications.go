@@ -169,7 +169,7 @@ var notifyStatement = `
 	), ins AS (
 		INSERT INTO notifications (tenant_id, user_id, kind, actor_id, post_id, comment_id, excerpt, detail)
 		SELECT $1, k.user_id, CASE WHEN k.ord < 1000 THEN $3::text ELSE 'mention' END, $9, $5, $6,
-		       coalesce(excerpt(t.body), excerpt($7::text)), $8::text
+		       coalesce(body_excerpt(t.body), body_excerpt($7::text)), $8::text
 		FROM (SELECT * FROM pick ORDER BY ord LIMIT ` + strconv.Itoa(maxNotified) + `) k, target t
 		ORDER BY k.user_id
 		RETURNING *

@@ -52,7 +52,7 @@ func (db *DB) GetUserPage(ctx context.Context, tenantID int64, actor Actor, user
 			 ORDER BY c.created_at DESC LIMIT $3)
 		)
 		SELECT u.id, u.username, u.role, u.created_at,
-		       r.type, r.post_id, r.title, r.comment_id, excerpt(r.body), r.created_at
+		       r.type, r.post_id, r.title, r.comment_id, body_excerpt(r.body), r.created_at
 		FROM u LEFT JOIN (SELECT * FROM recent ORDER BY created_at DESC LIMIT $3) r ON true
 		ORDER BY r.created_at DESC, r.comment_id DESC NULLS LAST`, username, actor.Moderates(), recentItems)
 	if err != nil {
