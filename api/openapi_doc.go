@@ -122,14 +122,20 @@ func operations() []operation {
 	add(operation{method: "GET", path: t + "/posts/{post}/comments", id: "listComments", tag: "forum", auth: authOptional,
 		summary: "List a post's comments, oldest first.", query: pageQuery, status: 200, result: "CommentPage", errors: []int{404}})
 	add(operation{method: "POST", path: t + "/posts/{post}/comments", id: "createComment", tag: "forum", auth: authUser,
-		summary: "Reply to a post.", body: "NewComment", status: 201, result: "Comment", errors: []int{404, 409, 422, 429},
-		description: "409 when the post is locked. Sends comment.created to the post's room and post.activity to its board's room, " +
-			"and marks the post read up to the new comment for its author (read.updated in user:{id})."})
+		summary: "Reply to a post, or with reply_to to one of its comments.", body: "NewComment", status: 201, result: "Comment",
+		errors: []int{404, 409, 422, 429},
+		description: "409 when the post is locked. reply_to must be a comment of this post that the writer can see (else 422). " +
+			"Notifies the post's author, the answered comment's author and up to 10 mentioned users in all (reply before mention, one notification each, never the writer). " +
+			"Sends comment.created to the post's room and post.activity to its board's room, and marks the post read up to the new comment for its author (read.updated in user:{id})."})
 	add(operation{method: "PATCH", path: t + "/comments/{comment}", id: "updateComment", tag: "forum", auth: authUser,
 		summary: "Edit a comment (its author, or a moderator).", body: "CommentPatch", status: 200, result: "Comment",
 		errors: []int{404, 409, 422, 429}})
 	add(operation{method: "DELETE", path: t + "/comments/{comment}", id: "deleteComment", tag: "forum", auth: authUser,
 		summary: "Delete a comment (its author, or a moderator).", status: 204, errors: []int{404, 409, 429}})
+	add(operation{method: "GET", path: t + "/users/{username}", id: "getUserPage", tag: "forum", auth: authOptional,
+		summary: "A user's page: name, role, when they joined, and their newest posts and comments the caller can see.",
+		status:  200, result: "UserPage", errors: []int{404},
+		description: "username is matched regardless of case. recent holds at most 10 items, newest first; hidden content only for moderators."})
 	add(operation{method: "GET", path: t + "/posts/{post}/revisions", id: "listPostRevisions", tag: "forum", auth: authOptional,
 		summary: "A post's edit history, oldest first: the original text, then one item per change of title or body.",
 		query:   pageQuery, status: 200, result: "RevisionPage", errors: []int{404},
@@ -162,6 +168,22 @@ func operations() []operation {
 		summary: "Report a post or comment to the moderators.", body: "NewReport", status: 201, result: "Report",
 		errors:      []int{404, 409, 422, 429},
 		description: "The target must exist and be visible to the reporter (else 404). One open report per user and target (else 409)."})
+
+	// Notifications.
+	add(operation{method: "GET", path: t + "/me/notifications", id: "listNotifications", tag: "notifications", auth: authUser,
+		summary: "The caller's notifications, newest first.",
+		query: append([]param{{"unread", "true: unread ones only; false or absent: all.",
+			map[string]any{"type": "string", "enum": []string{"true", "false"}}}}, pageQuery...),
+		status: 200, result: "NotificationPage", errors: []int{422},
+		description: "An item about a post or comment the caller can no longer see (hidden, deleted) keeps its place with an empty excerpt and post title."})
+	add(operation{method: "GET", path: t + "/me/notifications/unread_count", id: "unreadCount", tag: "notifications", auth: authUser,
+		summary: "How many of the caller's notifications are unread.", status: 200, result: "UnreadCount"})
+	add(operation{method: "POST", path: t + "/me/notifications/read", id: "markNotificationsRead", tag: "notifications", auth: authUser,
+		summary: "Mark notifications read, by ids or all of them; answers the new unread count.",
+		body:    "MarkRead", status: 200, result: "UnreadCount", errors: []int{404, 422},
+		description: "404 (and nothing marked) when any id is not one of the caller's notifications; 422 for neither or both of ids and all, " +
+			"for more than 200 ids, or for an id that is not one. Already read ones stay as they are. " +
+			"Every socket of the caller gets notification.read in its user:{id} room."})
 
 	// Moderation.
 	add(operation{method: "GET", path: t + "/mod/reports", id: "listReports", tag: "moderation", auth: authModerator,
@@ -229,6 +251,8 @@ func renderOperation(o operation) map[string]any {
 		switch m[1] {
 		case "tenant":
 			desc, schema = "The tenant's slug.", map[string]any{"type": "string"}
+		case "username":
+			desc, schema = "The user's name (any case).", map[string]any{"type": "string"}
 		case "kind":
 			desc, schema = "A kind of reaction.", reactionKind()
 		}
@@ -360,6 +384,7 @@ func openAPISpec() map[string]any {
 		"tags": []any{
 			map[string]any{"name": "accounts"}, map[string]any{"name": "forum"},
 			map[string]any{"name": "moderation", "description": "Moderators and admins of the tenant."},
+			map[string]any{"name": "notifications", "description": "The signed-in user's own; nobody else's."},
 			map[string]any{"name": "realtime"}, map[string]any{"name": "platform", "description": "The operator."},
 			map[string]any{"name": "operations"},
 		},
@@ -490,8 +515,9 @@ func schemas() map[string]any {
 		"PostPatch": obj(nil, map[string]any{
 			"title": map[string]any{"type": "string", "minLength": 1, "maxLength": 200},
 			"body":  map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
-		"Comment": obj([]string{"id", "post_id", "author", "body", "body_html", "version", "hidden", "reactions", "created_at", "updated_at", "edited_at"}, map[string]any{
-			"id": idRef, "post_id": idRef, "author": ref("UserRef"), "body": markdownBody, "body_html": bodyHTML, "edited_at": editedAt,
+		"Comment": obj([]string{"id", "post_id", "reply_to", "author", "body", "body_html", "version", "hidden", "reactions", "created_at", "updated_at", "edited_at"}, map[string]any{
+			"id": idRef, "post_id": idRef, "author": ref("UserRef"),
+			"reply_to": nullable(str("The comment of the same post this one answers; null for none (or when it was deleted).")), "body": markdownBody, "body_html": bodyHTML, "edited_at": editedAt,
 			"version": map[string]any{"type": "integer", "minimum": 1}, "hidden": boolean,
 			"reactions": ref("Reactions"), "my_reactions": myReactions,
 			"created_at": ts, "updated_at": ts}),
@@ -508,7 +534,8 @@ func schemas() map[string]any {
 			"body":      markdownBody,
 			"edited_by": ref("UserRef"), "edited_at": ts}),
 		"RevisionPage": pageOf("Revision"),
-		"NewComment":   obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
+		"NewComment": obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000},
+			"reply_to": nullable(str("The id of a comment of this post to answer."))}),
 		"CommentPatch": obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
 		"NewReport": obj([]string{"target_type", "target_id", "reason"}, map[string]any{
 			"target_type": map[string]any{"type": "string", "enum": []string{"post", "comment"}},
@@ -542,6 +569,30 @@ func schemas() map[string]any {
 			"after":      map[string]any{"type": []string{"object", "null"}, "description": "The changed fields after the action."},
 			"created_at": ts}),
 		"AuditPage": pageOf("AuditEntry"),
+		"PostLink":  obj([]string{"id", "title"}, map[string]any{"id": idRef, "title": str("Empty when the reader can no longer see the post.")}),
+		"Notification": obj([]string{"id", "kind", "actor", "post", "comment_id", "excerpt", "detail", "read", "created_at"}, map[string]any{
+			"id": idRef,
+			"kind": map[string]any{"type": "string", "enum": []string{"reply", "mention", "moderation", "report_resolved", "role", "ban"},
+				"description": "reply: a comment on your post or an answer to your comment; mention: @you in a new post or comment; " +
+					"moderation: your post or comment was hidden, unhidden or locked; report_resolved: a report you filed; role: your role changed; ban: you were banned or unbanned."},
+			"actor":      map[string]any{"oneOf": []any{ref("UserRef"), map[string]any{"type": "null"}}, "description": "Who replied or mentioned you; null for what the staff did."},
+			"post":       map[string]any{"oneOf": []any{ref("PostLink"), map[string]any{"type": "null"}}, "description": "What it is about; null for role and ban."},
+			"comment_id": nullable(str("The comment it is about, if any.")),
+			"excerpt":    str("The start of the text (a ban's reason); empty when the reader can no longer see it."),
+			"detail":     nullable(str("moderation: hide, unhide or lock; role: the new role; ban: ban or unban; null otherwise.")),
+			"read":       boolean, "created_at": ts}),
+		"NotificationPage": pageOf("Notification"),
+		"UnreadCount":      obj([]string{"unread_count"}, map[string]any{"unread_count": integer}),
+		"MarkRead": obj(nil, map[string]any{
+			"ids": map[string]any{"type": "array", "items": idRef, "minItems": 1, "maxItems": 200},
+			"all": map[string]any{"const": true}}),
+		"RecentItem": obj([]string{"type", "post", "comment_id", "excerpt", "created_at"}, map[string]any{
+			"type": map[string]any{"type": "string", "enum": []string{"post", "comment"}},
+			"post": ref("PostLink"), "comment_id": nullable(str("Set for a comment.")), "excerpt": str("The start of the text."),
+			"created_at": ts}),
+		"UserPage": obj([]string{"id", "username", "role", "created_at", "recent"}, map[string]any{
+			"id": idRef, "username": str(""), "role": role, "created_at": ts,
+			"recent": map[string]any{"type": "array", "maxItems": 10, "items": ref("RecentItem")}}),
 	}
 }
 

@@ -118,6 +118,7 @@ func New(cfg Config) *Server {
 	s.reactionRoutes(r)
 	s.readRoutes(r)
 	s.modRoutes(t, r)
+	s.peopleRoutes(t, r)
 
 	if cfg.Web != nil {
 		e.GET("/*", echo.WrapHandler(cfg.Web))

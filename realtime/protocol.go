@@ -44,7 +44,7 @@ func decodeInbound(b []byte) (inbound, error) {
 		return in, errors.New("room is required")
 	}
 	if _, _, err := store.ParseRoom(in.Room); err != nil {
-		return in, errors.New("unknown room " + strconv.Quote(in.Room) + ": want tenant, board:{id} or post:{id}")
+		return in, errors.New("unknown room " + strconv.Quote(in.Room) + ": want tenant, board:{id}, post:{id} or user:{id}")
 	}
 	if in.Since != nil && (*in.Since < 0 || in.Op != opSubscribe) {
 		return in, errors.New("since must be a non-negative seq on subscribe")

@@ -8,7 +8,7 @@ import (
 	"agora/store/markdown"
 )
 
-const commentColumns = `c.id, c.post_id, c.author_id, u.username, c.body, c.body_html, c.version, c.hidden,
+const commentColumns = `c.id, c.post_id, c.reply_to, c.author_id, u.username, c.body, c.body_html, c.version, c.hidden,
 	c.created_at, c.updated_at, c.edited_at, c.reactions`
 
 const commentFrom = ` JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.author_id`
@@ -22,7 +22,7 @@ func scanComment(row pgx.CollectableRow) (Comment, error) {
 
 // commentFields are the scan targets of commentColumns.
 func commentFields(c *Comment) []any {
-	return []any{&c.ID, &c.PostID, &c.Author.ID, &c.Author.Username, &c.Body, &c.BodyHTML, &c.Version, &c.Hidden,
+	return []any{&c.ID, &c.PostID, &c.ReplyTo, &c.Author.ID, &c.Author.Username, &c.Body, &c.BodyHTML, &c.Version, &c.Hidden,
 		&c.CreatedAt, &c.UpdatedAt, &c.EditedAt, &c.Reactions}
 }
 
@@ -34,8 +34,14 @@ func collectComment(rows pgx.Rows, err error) (Comment, error) {
 	return c, mapErr(err, "comment")
 }
 
-// CreateComment replies to a post.
+// CreateComment replies to a post, answering no comment in particular.
 func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, postID int64, body string) (Comment, error) {
+	return db.CreateReply(ctx, tenantID, actor, postID, 0, body)
+}
+
+// CreateReply adds a comment to a post that answers comment replyTo of the
+// same post (0: the post itself), and notifies the people it concerns.
+func (db *DB) CreateReply(ctx context.Context, tenantID int64, actor Actor, postID, replyTo int64, body string) (Comment, error) {
 	if err := canWrite(actor); err != nil {
 		return Comment{}, err
 	}
@@ -53,6 +59,10 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 		if err != nil {
 			return c, err
 		}
+		answered, err := lockAnswered(ctx, tx, actor, postID, replyTo)
+		if err != nil {
+			return c, err
+		}
 		// Counting the comment first takes the post's row lock, so the
 		// lock state read here cannot change before this commits; a
 		// locked post rolls the count back with the transaction.
@@ -66,22 +76,28 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 		if err != nil {
 			return c, mapErr(err, "post")
 		}
+		if replyTo != 0 && answered == nil {
+			return c, errReplyTo
+		}
 		if locked && !actor.Moderates() {
 			return c, errLocked
 		}
 		c, err = collectComment(tx.Query(ctx, `
 			WITH c AS (
-				INSERT INTO comments (tenant_id, post_id, author_id, body, body_html)
-				VALUES ($1, $2, $3, $4, $5) RETURNING *
+				INSERT INTO comments (tenant_id, post_id, author_id, body, body_html, reply_to)
+				VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
 			)
-			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body, bodyHTML))
+			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body, bodyHTML, nullID(replyTo)))
 		if err != nil {
 			return c, err
 		}
 		if _, err = publish(ctx, tx, tenantID, PostRoom(postID), "comment.created", c); err != nil {
 			return c, err
 		}
-		return c, afterCommentCreated(ctx, tx, tenantID, act, c)
+		if err := afterCommentCreated(ctx, tx, tenantID, act, c); err != nil {
+			return c, err
+		}
+		return c, notifyComment(ctx, tx, tenantID, actor, c, answered, doc)
 	})
 }
 
@@ -232,6 +248,9 @@ func (db *DB) RoomExists(ctx context.Context, tenantID int64, actor Actor, room 
 	kind, id, err := ParseRoom(room)
 	if err != nil {
 		return err
+	}
+	if kind == "user" {
+		return userRoomFor(actor, id)
 	}
 	return db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		switch kind {

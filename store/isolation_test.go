@@ -14,7 +14,8 @@ import (
 // tenantTables are the tenant-owned tables; the test fails if the schema
 // gains one this list does not know, so new tables get the same proof.
 var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events",
-	"post_revisions", "comment_revisions", "idempotency_keys", "post_reactions", "comment_reactions", "read_state"}
+	"post_revisions", "comment_revisions", "idempotency_keys", "post_reactions", "comment_reactions", "read_state",
+	"notifications", "notification_counts"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -77,6 +78,20 @@ func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 		_, err := tx.Exec(ctx, `INSERT INTO comment_reactions (tenant_id, comment_id, user_id, kind)
 			VALUES ($1, $2, $3, 'like')`, c.tenant.ID, c.comment.ID, c.member.ID)
 		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The admin's comment on the member's post notified the member.
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM notifications WHERE user_id = $1`, c.member.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("the member has %d notifications, want 1 (the admin's comment)", n)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +232,9 @@ func TestIsolationSQL(t *testing.T) {
 				[]any{a.tenant.ID, a.comment.ID, a.admin.ID}},
 			"read_state": {`INSERT INTO read_state (tenant_id, user_id, post_id, last_read_comment_id) VALUES ($1, $2, $3, $4)`,
 				[]any{a.tenant.ID, a.member.ID, a.post.ID, a.comment.ID}},
+			"notifications": {`INSERT INTO notifications (tenant_id, user_id, kind, actor_id, post_id)
+				VALUES ($1, $2, 'reply', $3, $4)`, []any{a.tenant.ID, a.member.ID, a.admin.ID, a.post.ID}},
+			"notification_counts": {`INSERT INTO notification_counts (tenant_id, user_id, unread) VALUES ($1, $2, 1)`, []any{a.tenant.ID, a.admin.ID}},
 		}
 		for _, tb := range tenantTables {
 			ins, ok := inserts[tb]
@@ -278,6 +296,15 @@ func TestIsolationSQL(t *testing.T) {
 		_, checks["UpdatePost"] = db.UpdatePost(ctx, b.tenant.ID, actor, a.post.ID, PostPatch{Title: &title})
 		checks["DeletePost"] = db.DeletePost(ctx, b.tenant.ID, actor, a.post.ID)
 		checks["RoomExists"] = db.RoomExists(ctx, b.tenant.ID, actor, PostRoom(a.post.ID))
+		checks["RoomExists(user)"] = db.RoomExists(ctx, b.tenant.ID, actor, UserRoom(a.member.ID))
+		_, checks["GetUserPage"] = db.GetUserPage(ctx, b.tenant.ID, actor, a.member.Username)
+		var aNote int64
+		if err := db.WithTenant(ctx, a.tenant.ID, func(tx *Tx) error {
+			return tx.QueryRow(ctx, `SELECT id FROM notifications WHERE user_id = $1`, a.member.ID).Scan(&aNote)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, checks["MarkRead"] = db.MarkNotificationsRead(ctx, b.tenant.ID, ActorOf(b.member), []int64{aNote}, false)
 		_, checks["PostRevisions"] = db.PostRevisions(ctx, b.tenant.ID, actor, a.post.ID, PageParams{Limit: 10})
 		_, checks["CommentRevisions"] = db.CommentRevisions(ctx, b.tenant.ID, actor, a.comment.ID, PageParams{Limit: 10})
 		_, checks["ReactToPost"] = db.ReactToPost(ctx, b.tenant.ID, actor, a.post.ID, "like", true)
@@ -300,6 +327,22 @@ func TestIsolationSQL(t *testing.T) {
 		evs, err := db.EventsAfter(ctx, b.tenant.ID, PostRoom(a.post.ID), 0, 100)
 		if err != nil || len(evs) != 0 {
 			t.Errorf("EventsAfter of A's post room as B: %d events, %v; want none", len(evs), err)
+		}
+		// A reply in B answering A's comment is refused exactly like one
+		// answering a comment that exists nowhere.
+		_, errA := db.CreateReply(ctx, b.tenant.ID, actor, b.post.ID, a.comment.ID, "x")
+		_, errMissing := db.CreateReply(ctx, b.tenant.ID, actor, b.post.ID, a.comment.ID+b.comment.ID+1000, "x")
+		if !errors.Is(errA, &Error{Code: CodeInvalid}) || fmt.Sprint(errA) != fmt.Sprint(errMissing) {
+			t.Errorf("CreateReply to A's comment as B: %v; to a missing one: %v; want the same unprocessable", errA, errMissing)
+		}
+		evs, err = db.EventsAfter(ctx, b.tenant.ID, UserRoom(a.member.ID), 0, 100)
+		if err != nil || len(evs) != 0 {
+			t.Errorf("EventsAfter of A's member's user room as B: %d events, %v; want none", len(evs), err)
+		}
+		// B's member sees only B's own notification (the admin's welcome).
+		list, err := db.ListNotifications(ctx, b.tenant.ID, ActorOf(b.member), false, PageParams{Limit: 50})
+		if err != nil || len(list.Items) != 1 || list.Items[0].Post == nil || list.Items[0].Post.ID != b.post.ID {
+			t.Errorf("B's member's notifications: %+v, %v; want only the one about B's post", list.Items, err)
 		}
 	})
 

@@ -100,6 +100,7 @@ type Post struct {
 type Comment struct {
 	ID        int64     `json:"id,string"`
 	PostID    int64     `json:"post_id,string"`
+	ReplyTo   *int64    `json:"reply_to,string"` // the comment of the same post it answers; nil: none (or deleted since)
 	Author    UserRef   `json:"author"`
 	Body      string    `json:"body"`
 	BodyHTML  string    `json:"body_html"`

@@ -70,10 +70,13 @@ func (db *DB) ModeratePost(ctx context.Context, tenantID int64, actor Actor, pos
 		if p, err = savePost(ctx, tx, tenantID, old, next); err != nil || p.Version == old.Version {
 			return p, err
 		}
-		return p, writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: "post." + action, TargetType: "post", TargetID: p.ID, Reason: reason,
 			Before: map[string]bool{field: before}, After: map[string]bool{field: *flag},
-		})
+		}); err != nil {
+			return p, err
+		}
+		return p, notifyModerated(ctx, tx, tenantID, actor, action, p.Author.ID, p.ID, 0)
 	})
 }
 
@@ -113,10 +116,13 @@ func (db *DB) ModerateComment(ctx context.Context, tenantID int64, actor Actor, 
 		if c, err = saveComment(ctx, tx, tenantID, old, next); err != nil || c.Version == old.Version {
 			return c, err
 		}
-		return c, writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: "comment." + action, TargetType: "comment", TargetID: c.ID, Reason: reason,
 			Before: map[string]bool{"hidden": old.Hidden}, After: map[string]bool{"hidden": c.Hidden},
-		})
+		}); err != nil {
+			return c, err
+		}
+		return c, notifyModerated(ctx, tx, tenantID, actor, action, c.Author.ID, c.PostID, c.ID)
 	})
 }
 
@@ -206,6 +212,9 @@ func (db *DB) BanUser(ctx context.Context, tenantID int64, actor Actor, userID i
 		}); err != nil {
 			return u, err
 		}
+		if err := notifyUser(ctx, tx, tenantID, actor, KindBan, userID, "ban", ban.Reason); err != nil {
+			return u, err
+		}
 		return u, notifyControl(ctx, tx, ControlBan, tenantID, userID)
 	})
 }
@@ -252,6 +261,9 @@ func (db *DB) UnbanUser(ctx context.Context, tenantID int64, actor Actor, userID
 			Action: AuditUserUnban, TargetType: "user", TargetID: userID, Reason: reason,
 			Before: banStateOf(old), After: banStateOf(u),
 		}); err != nil {
+			return u, err
+		}
+		if err := notifyUser(ctx, tx, tenantID, actor, KindBan, userID, "unban", ""); err != nil {
 			return u, err
 		}
 		return u, notifyControl(ctx, tx, ControlRefresh, tenantID, userID)
@@ -320,6 +332,9 @@ func (db *DB) SetRole(ctx context.Context, tenantID int64, actor Actor, userID i
 			Action: AuditUserRole, TargetType: "user", TargetID: userID, Reason: reason,
 			Before: map[string]Role{"role": old.Role}, After: map[string]Role{"role": u.Role},
 		}); err != nil {
+			return u, err
+		}
+		if err := notifyUser(ctx, tx, tenantID, actor, KindRole, userID, string(u.Role), ""); err != nil {
 			return u, err
 		}
 		return u, notifyControl(ctx, tx, ControlRefresh, tenantID, userID)

@@ -19,7 +19,6 @@ const RoomTenant = "tenant"
 
 func BoardRoom(id int64) string { return "board:" + strconv.FormatInt(id, 10) }
 func PostRoom(id int64) string  { return "post:" + strconv.FormatInt(id, 10) }
-func UserRoom(id int64) string  { return "user:" + strconv.FormatInt(id, 10) }
 
 // publish appends one event to a room's outbox inside the caller's write
 // transaction: it bumps the room's seq (the row lock orders concurrent
@@ -115,7 +114,7 @@ func (db *DB) EventsAfter(ctx context.Context, tenantID int64, room string, afte
 		// Hidden is the object's state now, not when the event was written:
 		// hiding a comment must also hide it from replays of its creation.
 		rows, err := tx.Query(ctx, `
-			SELECT e.tenant_id, e.room, e.seq, e.type, e.payload, e.created_at, coalesce(e.trace_parent, ''),
+			SELECT e.tenant_id, e.room, e.seq, e.type, `+notificationReplay+`, e.created_at, coalesce(e.trace_parent, ''),
 			       CASE
 			         WHEN e.type LIKE 'comment.%' THEN coalesce((
 			           SELECT c.hidden OR p.hidden FROM comments c
@@ -168,17 +167,18 @@ func (db *DB) PruneEvents(ctx context.Context, tenantID int64, r Retention) (int
 	return n, mapErr(err, "prune events")
 }
 
-// ParseRoom splits "board:17" into ("board", 17); "tenant" has id 0.
+// ParseRoom splits "board:17" into ("board", 17); "tenant" has id 0. The
+// kinds are tenant, board, post and user.
 func ParseRoom(room string) (kind string, id int64, err error) {
 	if room == RoomTenant {
 		return RoomTenant, 0, nil
 	}
 	kind, num, ok := strings.Cut(room, ":")
-	if ok && (kind == "board" || kind == "post") {
+	if ok && (kind == "board" || kind == "post" || kind == "user") {
 		id, err := strconv.ParseInt(num, 10, 64)
 		if err == nil && id > 0 && strconv.FormatInt(id, 10) == num {
 			return kind, id, nil
 		}
 	}
-	return "", 0, Errorf(CodeBadRequest, "unknown room %q: want tenant, board:{id} or post:{id}", room)
+	return "", 0, Errorf(CodeBadRequest, "unknown room %q: want tenant, board:{id}, post:{id} or user:{id}", room)
 }

@@ -78,7 +78,10 @@ func (db *DB) CreatePost(ctx context.Context, tenantID int64, actor Actor, board
 		if err != nil {
 			return p, err
 		}
-		return p, publishPost(ctx, tx, tenantID, p, "post.created", p)
+		if err := publishPost(ctx, tx, tenantID, p, "post.created", p); err != nil {
+			return p, err
+		}
+		return p, notifyPost(ctx, tx, tenantID, actor, p, doc)
 	})
 }
 

@@ -19,6 +19,9 @@ type roomLog struct {
 	tenant int64
 	room   string
 	seq    int64
+	// only keeps events of this type ("": all), for rooms that carry
+	// several kinds, such as a user's room with its notifications.
+	only string
 }
 
 func newRoomLog(t *testing.T, db *DB, tenantID int64, room string) *roomLog {
@@ -40,7 +43,16 @@ func (l *roomLog) next() []Event {
 	if len(evs) > 0 {
 		l.seq = evs[len(evs)-1].Seq
 	}
-	return evs
+	if l.only == "" {
+		return evs
+	}
+	var kept []Event
+	for _, e := range evs {
+		if e.Type == l.only {
+			kept = append(kept, e)
+		}
+	}
+	return kept
 }
 
 // none fails unless nothing was sent since the last call.

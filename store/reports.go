@@ -181,10 +181,13 @@ func (db *DB) ResolveReport(ctx context.Context, tenantID int64, actor Actor, re
 		if r, err = getReport(ctx, tx, reportID); err != nil {
 			return r, err
 		}
-		return r, writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: AuditReportResolve, TargetType: "report", TargetID: reportID, Reason: note,
 			Before: map[string]string{"status": ReportOpen},
 			After:  map[string]string{"status": ReportResolved, "note": note},
-		})
+		}); err != nil {
+			return r, err
+		}
+		return r, notifyResolved(ctx, tx, tenantID, actor, r)
 	})
 }

@@ -19,6 +19,7 @@ export function mount(root, ctx, [postId]) {
   let boardName = null;
   let loaded = false;
   let scrolled = false;
+  let replyTo = null; // the comment the compose form answers, or null
 
   const presence = presenceView();
   const typing = typingView(me);
@@ -247,6 +248,9 @@ export function mount(root, ctx, [postId]) {
       }
     }
     if (canWrite(me) && !mod && c.author.id !== me.id) actions.append(reportButton(ctx, "comment", c.id));
+    if (canWrite(me) && (mod || !post?.locked)) {
+      actions.prepend(h("button", { type: "button", class: "link", dataset: { action: "reply" }, onclick: () => startReply(c) }, "Reply"));
+    }
     setChildren(
       el,
       avatar(c.author),
@@ -262,8 +266,69 @@ export function mount(root, ctx, [postId]) {
           editedMark(c, "comment"),
           c.hidden ? badge("Hidden") : null,
         ),
+        c.reply_to ? replyQuote(c.reply_to) : null,
         h("div", { class: "body comment-body" }, serverHTML(c.body_html)),
         actions.childElementCount ? actions : null,
+      ),
+    );
+  };
+
+  // A reply shows what it answers: the answered comment's author and the
+  // start of its text, linking to it; one no longer shown (hidden from
+  // us, or deleted) is only named.
+  const replyQuote = (id) => {
+    const answered = comments.get(id)?.c;
+    if (!answered) return h("p", { class: "reply-quote gone", dataset: { replyTo: id } }, "In reply to a comment that is no longer shown");
+    return h(
+      "a",
+      { class: "reply-quote", href: `#c${id}`, dataset: { replyTo: id }, "aria-label": `In reply to ${answered.author.username}` },
+      h("span", { class: "reply-to-author" }, `@${answered.author.username}`),
+      " ",
+      h("span", { class: "reply-to-text" }, excerpt(answered.body, 100)),
+    );
+  };
+
+  // The quotes of the replies to a comment follow it when it changes or goes.
+  const renderRepliesTo = (id) => {
+    for (const e of comments.values()) if (e.c.reply_to === id) renderComment(e);
+  };
+
+  const startReply = (c) => {
+    replyTo = c;
+    renderCompose();
+    const ta = composeSlot.querySelector("#comment-body");
+    renderReplyChip();
+    ta?.focus();
+  };
+
+  const renderReplyChip = () => {
+    const chip = composeSlot.querySelector("#reply-chip");
+    if (!chip) return;
+    if (!replyTo) {
+      chip.hidden = true;
+      setChildren(chip);
+      return;
+    }
+    chip.hidden = false;
+    setChildren(
+      chip,
+      "Replying to ",
+      h("a", { href: `#c${replyTo.id}` }, `@${replyTo.author.username}`),
+      " ",
+      h(
+        "button",
+        {
+          type: "button",
+          class: "link small",
+          id: "cancel-reply",
+          "aria-label": "Cancel the reply",
+          onclick: () => {
+            replyTo = null;
+            renderReplyChip();
+            composeSlot.querySelector("#comment-body")?.focus();
+          },
+        },
+        "×",
       ),
     );
   };
@@ -334,6 +399,11 @@ export function mount(root, ctx, [postId]) {
     if (!e) return false;
     comments.delete(id);
     e.el.remove();
+    renderRepliesTo(id);
+    if (replyTo?.id === id) {
+      replyTo = null;
+      renderReplyChip();
+    }
     if (post) post.comment_count = Math.max(0, post.comment_count - 1);
     renderCount();
     return true;
@@ -356,6 +426,7 @@ export function mount(root, ctx, [postId]) {
       if (post) post.comment_count += 1;
       renderCount();
     }
+    renderRepliesTo(c.id);
     markSeen();
   };
 
@@ -399,6 +470,7 @@ export function mount(root, ctx, [postId]) {
       return; // keep what is being typed
     }
     setChildren(composeSlot, composeForm());
+    renderReplyChip();
   };
 
   const composeForm = () => {
@@ -418,6 +490,7 @@ export function mount(root, ctx, [postId]) {
       { class: "compose card", id: "compose" },
       h("label", { for: "comment-body" }, "Add a comment"),
       h("p", { class: "notice small", id: "locked-note", hidden: !post.locked }, "Locked: only moderators can comment."),
+      h("p", { class: "reply-chip small", id: "reply-chip", hidden: true, "aria-live": "polite" }),
       ta,
       err.el,
       h(
@@ -443,8 +516,12 @@ export function mount(root, ctx, [postId]) {
       }
       submit.disabled = true;
       try {
-        const c = await ctx.api.post(`/posts/${postId}/comments`, { body: ta.value });
+        const req = { body: ta.value };
+        if (replyTo) req.reply_to = replyTo.id;
+        const c = await ctx.api.post(`/posts/${postId}/comments`, req);
         ta.value = "";
+        replyTo = null;
+        renderReplyChip();
         applyComment(c);
       } catch (e2) {
         err.show(e2);
