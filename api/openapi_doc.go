@@ -380,7 +380,7 @@ func schemas() map[string]any {
 		"Error": obj([]string{"error"}, map[string]any{
 			"error": obj([]string{"code", "message"}, map[string]any{
 				"code":    map[string]any{"type": "string", "enum": errorCodes},
-				"message": str("For humans."),
+				"message": str("For humans: with unprocessable, a sentence per offending field that a form can show next to it."),
 				"fields": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"},
 					"description": "With unprocessable: what is wrong with each offending field."},
 			}),
