@@ -310,7 +310,7 @@ function renderAccount() {
     setChildren(
       account,
       h("a", { href: `${base}/login?next=${next}`, class: "button small" }, "Log in"),
-      h("a", { href: `${base}/register?next=${next}`, class: "button small primary" }, "Register"),
+      h("a", { href: `${base}/register?next=${next}`, class: "button small primary register" }, "Register"),
     );
     return;
   }
@@ -362,34 +362,43 @@ function renderConn() {
   const st = session.conn;
   const paint = () => {
     let text;
+    let short; // what a phone has room for: the state, without the details
     let cls = st.state;
     let retry = false;
     switch (st.state) {
       case State.LIVE:
-        text = "Live";
+        text = short = "Live";
         break;
       case State.CONNECTING:
-        text = st.attempt > 0 ? "Reconnecting…" : "Connecting…";
+        text = short = st.attempt > 0 ? "Reconnecting…" : "Connecting…";
         if (st.attempt > 0) cls = "reconnecting";
         break;
       case State.RECONNECTING: {
         const s = Math.ceil((st.retryAt - Date.now()) / 1000);
         text = s > 0 ? `Reconnecting in ${s} s` : "Reconnecting…";
+        short = "Reconnecting…";
         retry = s > 1;
         break;
       }
       default:
         text = st.reason ? `Offline: ${st.reason}` : "Offline";
+        short = "Offline";
         retry = true;
     }
     conn.className = `conn ${cls}`;
     conn.dataset.state = st.state;
+    conn.title = text;
     setChildren(
       conn,
       h("span", { class: "dot", "aria-hidden": "true" }),
-      h("span", { class: "conn-text" }, text),
+      h("span", { class: "conn-text" }, h("span", { class: "conn-long" }, text), h("span", { class: "conn-short" }, short)),
       retry
-        ? h("button", { type: "button", class: "link small", onclick: () => session?.client.reconnectNow() }, "Retry now")
+        ? h(
+            "button",
+            { type: "button", class: "link small", "aria-label": "Retry now", onclick: () => session?.client.reconnectNow() },
+            h("span", { class: "conn-long" }, "Retry now"),
+            h("span", { class: "conn-short" }, "Retry"),
+          )
         : null,
     );
   };
