@@ -20,6 +20,7 @@ const conn = document.getElementById("conn");
 const connAnnounce = document.getElementById("conn-announce");
 const announcer = document.getElementById("announcer");
 const toaster = document.getElementById("toaster");
+const brand = document.querySelector(".brand");
 
 const routes = [
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/?$/, home],
@@ -58,6 +59,8 @@ async function openSession(tenant) {
     client: null,
     me: null,
     conn: { state: State.CONNECTING },
+    // missing: the server knows no such community; nothing connects.
+    missing: false,
   };
   s.client = new AgoraClient({
     tenant,
@@ -79,16 +82,22 @@ async function openSession(tenant) {
   session = s;
   // A navigation that arrives while this runs waits for the same answer.
   s.ready = (async () => {
-    if (token) {
-      try {
-        s.me = await s.api.get("/me");
-      } catch (e) {
-        if (e.status === 401) {
-          storage()?.removeItem(tokenKey(tenant));
-          s.api.token = null;
-          s.client.token = null;
-        }
+    // One request tells whether the community exists (404 before anything
+    // else) and, with a token, who we are.
+    try {
+      if (token) s.me = await s.api.get("/me");
+      else await s.api.get("/boards?limit=1");
+    } catch (e) {
+      if (e.status === 404) s.missing = true;
+      if (e.status === 401 && token) {
+        storage()?.removeItem(tokenKey(tenant));
+        s.api.token = null;
+        s.client.token = null;
       }
+    }
+    if (s.missing) {
+      forgetTenant(tenant);
+      return;
     }
     rememberTenant(tenant);
     s.client.connect();
@@ -146,8 +155,17 @@ function setToken(s, token, user) {
 }
 
 function rememberTenant(tenant) {
-  const list = knownTenants().filter((t) => t !== tenant);
-  list.unshift(tenant);
+  saveTenants([tenant, ...knownTenants().filter((t) => t !== tenant)]);
+}
+
+// forgetTenant drops a community that does not exist (any more) from
+// "communities you visited".
+function forgetTenant(tenant) {
+  const list = knownTenants();
+  if (list.includes(tenant)) saveTenants(list.filter((t) => t !== tenant));
+}
+
+function saveTenants(list) {
   try {
     storage()?.setItem("agora:tenants", JSON.stringify(list.slice(0, 10)));
   } catch {
@@ -242,6 +260,17 @@ async function render() {
   renderAccount();
   renderConn();
   setCrumbs([]);
+  if (s.missing) {
+    // Whatever page of it was asked for: no forms, no live connection.
+    setTitle("No such community");
+    setChildren(
+      main,
+      h("h1", { tabindex: "-1", id: "no-such-community" }, "No such community"),
+      h("p", null, `There is no community called “${s.tenant}” here. Check the address you were given, or `, h("a", { href: "/" }, "go to the start page"), "."),
+    );
+    if (seq > 1) main.focus({ preventScroll: true });
+    return;
+  }
   const result = page.mount(main, pageContext(s), params.slice(1));
   unmount = typeof result === "function" ? result : null;
   // After an in-app navigation, start screen readers and the Tab key at
@@ -268,13 +297,13 @@ export function navigate(path, { replace = false } = {}) {
 }
 
 function setTitle(t) {
-  const parts = [t, session && session.tenant, "Agora"].filter(Boolean);
+  const parts = [t, session && !session.missing && session.tenant, "Agora"].filter(Boolean);
   document.title = parts.join(" · ");
 }
 
 /** crumbs: [[label, href], ...]; the last one is the current page. */
 function setCrumbs(list) {
-  if (!session) {
+  if (!session || session.missing) {
     setChildren(crumbs);
     return;
   }
@@ -299,7 +328,12 @@ function setCrumbs(list) {
 
 function renderAccount() {
   setChildren(modnav);
-  if (!session) {
+  // The logo leads to the community's front page while inside one: the
+  // start page is a step out of it, one click too easy to take by mistake.
+  const inside = session && !session.missing;
+  brand.href = inside ? `/t/${session.tenant}/` : "/";
+  brand.setAttribute("aria-label", inside ? `${session.tenant}: all boards` : "Agora home");
+  if (!inside) {
     setChildren(account);
     return;
   }
@@ -354,7 +388,7 @@ let lastAnnounced = "";
 function renderConn() {
   clearInterval(connTimer);
   connTimer = null;
-  if (!session) {
+  if (!session || session.missing) {
     conn.hidden = true;
     return;
   }
