@@ -65,6 +65,7 @@ async function openSession(tenant) {
   s.client = new AgoraClient({
     tenant,
     token,
+    ...livenessOverride(),
     onState: (st) => {
       s.conn = st;
       if (session === s) renderConn();
@@ -170,6 +171,20 @@ function saveTenants(list) {
     storage()?.setItem("agora:tenants", JSON.stringify(list.slice(0, 10)));
   } catch {
     // Full or disabled storage: the landing page just lists fewer.
+  }
+}
+
+// livenessOverride reads shorter ping intervals for the live indicator
+// from localStorage "agora:liveness" ({"idlePingMs", "pongTimeoutMs"}):
+// tests use it, and so can someone debugging a flaky network.
+function livenessOverride() {
+  try {
+    const o = JSON.parse(storage()?.getItem("agora:liveness") || "{}");
+    const out = {};
+    for (const k of ["idlePingMs", "pongTimeoutMs"]) if (Number.isFinite(o?.[k]) && o[k] > 0) out[k] = o[k];
+    return out;
+  } catch {
+    return {};
   }
 }
 
