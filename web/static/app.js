@@ -27,7 +27,7 @@ const routes = [
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/b\/(\d+)\/?$/, board],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/p\/(\d+)\/?$/, post],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/(login|register)\/?$/, auth],
-  [/^\/t\/([a-z0-9][a-z0-9-]*)\/mod\/(reports|audit)\/?$/, modPages],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/mod\/(reports|audit|members)\/?$/, modPages],
 ];
 
 const tokenKey = (tenant) => `agora:${tenant}:token`;
@@ -380,7 +380,12 @@ function renderAccount() {
     rerender();
   });
   if (isMod(s.me)) {
-    setChildren(modnav, h("a", { href: `${base}/mod/reports` }, "Reports"), h("a", { href: `${base}/mod/audit` }, "Audit log"));
+    setChildren(
+      modnav,
+      h("a", { href: `${base}/mod/reports` }, "Reports"),
+      h("a", { href: `${base}/mod/members` }, "Members"),
+      h("a", { href: `${base}/mod/audit` }, "Audit log"),
+    );
   }
   setChildren(
     account,

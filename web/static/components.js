@@ -289,10 +289,10 @@ export function banDialog(ctx, user, onDone) {
     const body = { reason: reason.value.trim() };
     if (until.value) body.until = new Date(Date.now() + Number(until.value) * 3600e3).toISOString();
     try {
-      await ctx.api.post(`/mod/users/${encodeURIComponent(user.id)}/ban`, body);
+      const banned = await ctx.api.post(`/mod/users/${encodeURIComponent(user.id)}/ban`, body);
       dlg.close();
       ctx.toast(`${user.username} is banned.`);
-      onDone?.();
+      onDone?.(banned);
     } catch (e2) {
       err.show(e2);
     }
