@@ -47,7 +47,7 @@ type param struct {
 }
 
 var pageQuery = []param{
-	{"limit", "Page size (default 50, at most 200).", map[string]any{"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+	{"limit", "Page size: 1 to 200, default 50; anything else is 422.", map[string]any{"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
 	{"cursor", "The next_cursor of the previous page.", map[string]any{"type": "string"}},
 }
 
@@ -62,7 +62,8 @@ func operations() []operation {
 	add(operation{method: "GET", path: "/readyz", id: "readyz", tag: "operations",
 		summary: "The database is reachable and the realtime listener connected.",
 		status:  200, result: "Readiness", errors: []int{503},
-		description: "Each check maps to \"ok\" or its error; 503 (with the same object) when any fails."})
+		description: "Each check maps to \"ok\" or \"unavailable\"; 503 (with the same object) when any fails. " +
+			"The database check pings on a connection of its own, so a pool busy with requests is still ready."})
 	add(operation{method: "GET", path: "/metrics", id: "metrics", tag: "operations",
 		summary: "Prometheus metrics in the text exposition format.", status: 200, result: "text/plain"})
 	add(operation{method: "GET", path: "/api/v1/openapi.json", id: "openapi", tag: "operations",
@@ -84,7 +85,9 @@ func operations() []operation {
 		description: "Rate limited per client address. Fields such as role or tenant_id are ignored."})
 	add(operation{method: "POST", path: t + "/auth/login", id: "login", tag: "accounts",
 		summary: "Sign in.", body: "Login", status: 200, result: "AuthResponse", errors: []int{401, 429},
-		description: "A wrong password and an unknown user get the same 401. Failed attempts are rate limited per username and client address."})
+		description: "A wrong password and an unknown user get the same 401. Failed attempts are rate limited per username and client address, " +
+			"counted before the password is checked (and given back when it was right), so concurrent guesses are limited too. " +
+			"503 when no password-hashing slot frees up within a few seconds."})
 	add(operation{method: "POST", path: t + "/auth/logout", id: "logout", tag: "accounts", auth: authUser,
 		summary: "Revoke the token (and close the WebSockets opened with it).", status: 204})
 	add(operation{method: "GET", path: t + "/me", id: "me", tag: "accounts", auth: authUser,
@@ -203,16 +206,25 @@ func renderOperation(o operation) map[string]any {
 	}
 	var params []any
 	for _, m := range pathParam.FindAllStringSubmatch(o.path, -1) {
-		desc := "The " + m[1] + "'s id."
+		desc := "The " + m[1] + "'s id, in canonical decimal (any other spelling is 404)."
+		schema := map[string]any{"type": "string", "pattern": "^[1-9][0-9]*$"}
 		if m[1] == "tenant" {
-			desc = "The tenant's slug."
+			desc, schema = "The tenant's slug.", map[string]any{"type": "string"}
 		}
 		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true,
-			"description": desc, "schema": map[string]any{"type": "string"}})
+			"description": desc, "schema": schema})
 	}
 	for _, q := range o.query {
 		params = append(params, map[string]any{"name": q.name, "in": "query", "required": false,
 			"description": q.description, "schema": q.schema})
+	}
+	keyed := o.method == "POST" && strings.HasPrefix(o.path, "/api/v1/t/") && o.id != "login"
+	if keyed {
+		params = append(params, map[string]any{"name": headerIdempotencyKey, "in": "header", "required": false,
+			"description": "Makes the request safe to retry: the same key from the same caller within 24 h " +
+				"answers the first status and body again, with Idempotent-Replayed: true. A different request " +
+				"with the key, or one while the first still runs (with Retry-After), is 409.",
+			"schema": map[string]any{"type": "string", "minLength": 1, "maxLength": maxIdempotencyKeyLen, "pattern": "^[ -~]+$"}})
 	}
 	if len(params) > 0 {
 		op["parameters"] = params
@@ -244,8 +256,16 @@ func renderOperation(o operation) map[string]any {
 	default:
 		ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(o.result)}}
 	}
+	if keyed {
+		ok["headers"] = map[string]any{headerReplayed: map[string]any{
+			"description": "\"true\" on an answer replayed for a repeated Idempotency-Key.",
+			"schema":      map[string]any{"type": "string", "enum": []string{"true"}}}}
+	}
 	responses := map[string]any{strconv.Itoa(o.status): ok}
 	codes := append([]int{}, o.errors...)
+	if keyed {
+		codes = append(codes, 400, 409)
+	}
 	if strings.HasPrefix(o.path, "/api/v1/t/") {
 		codes = append(codes, 404) // unknown tenant
 	}
@@ -263,6 +283,9 @@ func renderOperation(o operation) map[string]any {
 		codes = append(codes, 401, 404)
 	}
 	codes = append(codes, 500)
+	if strings.HasPrefix(o.path, "/api/v1/") && o.id != "openapi" {
+		codes = append(codes, 503) // the database unreachable or overloaded; no hashing slot
+	}
 	for _, c := range codes {
 		responses[strconv.Itoa(c)] = map[string]any{"$ref": "#/components/responses/" + errorNames[c]}
 	}
@@ -290,7 +313,7 @@ func openAPISpec() map[string]any {
 	responses := map[string]any{}
 	for status, name := range errorNames {
 		desc := http.StatusText(status)
-		if status == 429 {
+		if status == 429 || status == 503 {
 			responses[name] = map[string]any{
 				"description": desc + ": wait Retry-After seconds.",
 				"headers": map[string]any{"Retry-After": map[string]any{
@@ -364,7 +387,7 @@ func pageOf(item string) map[string]any {
 }
 
 func schemas() map[string]any {
-	id := map[string]any{"type": "string", "pattern": "^[0-9]+$", "description": "An opaque id."}
+	id := map[string]any{"type": "string", "pattern": "^[1-9][0-9]*$", "description": "An opaque id."}
 	idRef := ref("ID")
 	ts := map[string]any{"type": "string", "format": "date-time"}
 	boolean := map[string]any{"type": "boolean"}

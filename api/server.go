@@ -91,7 +91,7 @@ func New(cfg Config) *Server {
 	platform.POST("/tenants", s.createTenant)
 	platform.GET("/tenants", s.listTenants)
 
-	t := v1.Group("/t/:tenant", s.resolveTenant, s.authenticate)
+	t := v1.Group("/t/:tenant", s.resolveTenant, s.authenticate, s.idempotent)
 	t.POST("/auth/register", s.register, s.limitRegistration)
 	t.POST("/auth/login", s.login, s.limitLogin)
 	t.POST("/auth/logout", s.logout, requireUser)

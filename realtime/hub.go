@@ -21,6 +21,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/time/rate"
 
 	"agora/store"
@@ -72,6 +74,9 @@ type Config struct {
 
 	// Metrics receives counts; nil: none.
 	Metrics *Metrics
+	// Tracer traces the fan-out of events whose write was traced; nil:
+	// no tracing.
+	Tracer trace.TracerProvider
 }
 
 func (c *Config) defaults() {
@@ -111,6 +116,9 @@ func (c *Config) defaults() {
 		_, _ = rand.Read(b)
 		c.InstanceID = hex.EncodeToString(b)
 	}
+	if c.Tracer == nil {
+		c.Tracer = noop.NewTracerProvider()
+	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
 	}
@@ -128,6 +136,7 @@ type Hub struct {
 	presence *presence
 	typing   *typingThrottle
 	metrics  *Metrics
+	tracer   trace.Tracer
 
 	// ctx lives from New until Shutdown; background work stops with it.
 	ctx    context.Context
@@ -160,6 +169,7 @@ func New(cfg Config) *Hub {
 		history: cfg.History,
 		bus:     cfg.Bus,
 		metrics: cfg.Metrics,
+		tracer:  cfg.Tracer.Tracer("agora/realtime"),
 		ctx:     ctx,
 		cancel:  cancel,
 		clients: map[*client]struct{}{},

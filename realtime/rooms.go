@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"agora/store"
 )
 
@@ -448,6 +451,7 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event, gen uint64) {
 	for _, e := range evs {
 		h.metrics.FanoutLatency.Observe(now.Sub(e.CreatedAt).Seconds())
 	}
+	defer h.traceFanout(r, evs)()
 	for c, s := range r.subs {
 		f := frame(c.actor.Moderates())
 		if gap {
@@ -464,6 +468,33 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event, gen uint64) {
 			continue
 		}
 		c.send(f)
+	}
+}
+
+// traceFanout starts a span for each event whose write was traced, as a
+// child of the write's transaction, so one trace shows the REST call, the
+// commit and the fan-out on every instance. The returned func ends them.
+func (h *Hub) traceFanout(r *room, evs []store.Event) (end func()) {
+	var spans []trace.Span
+	for _, e := range evs {
+		if e.TraceParent == "" {
+			continue
+		}
+		_, span := h.tracer.Start(store.TraceContext(h.ctx, e.TraceParent), "realtime.fanout",
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(
+				attribute.String("agora.room", r.key.name),
+				attribute.Int64("agora.seq", e.Seq),
+				attribute.String("agora.event", e.Type),
+				attribute.Int("agora.sessions", len(r.subs)),
+				attribute.String("agora.instance", h.cfg.InstanceID),
+			))
+		spans = append(spans, span)
+	}
+	return func() {
+		for _, s := range spans {
+			s.End()
+		}
 	}
 }
 

@@ -14,7 +14,7 @@ type busRecorder struct {
 
 type connected struct{}
 
-type lost struct {
+type busLost struct {
 	err     error
 	retryIn time.Duration
 }
@@ -23,7 +23,7 @@ type unreadable struct{ channel string }
 
 func (r *busRecorder) Connected(context.Context) error { r.got <- connected{}; return nil }
 func (r *busRecorder) Lost(err error, retryIn time.Duration) {
-	r.got <- lost{err, retryIn}
+	r.got <- busLost{err, retryIn}
 }
 func (r *busRecorder) Doorbell(n Notification)              { r.got <- n }
 func (r *busRecorder) Control(c Control)                    { r.got <- c }
@@ -108,7 +108,7 @@ func TestBus(t *testing.T) {
 		if err != nil || killed != 1 {
 			t.Fatalf("terminated %d listeners (%v), want 1", killed, err)
 		}
-		l, ok := rec.next(t).(lost)
+		l, ok := rec.next(t).(busLost)
 		if !ok || l.err == nil || l.retryIn != 100*time.Millisecond {
 			t.Fatalf("outage %d: got %#v, want Lost with the first retry delay (100ms)", outage+1, l)
 		}

@@ -45,13 +45,13 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 		return Comment{}, Invalid(fields)
 	}
 	doc := markdown.Parse(body)
-	var c Comment
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Comment, error) {
+		var c Comment
 		// Rendered before the post's row lock is taken, so that the lock
 		// is held no longer than it was without formatting.
 		bodyHTML, err := renderBody(ctx, tx, tenantID, doc)
 		if err != nil {
-			return err
+			return c, err
 		}
 		// Counting the comment first takes the post's row lock, so the
 		// lock state read here cannot change before this commits; a
@@ -62,10 +62,10 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 			WHERE id = $1 AND (NOT hidden OR $2)
 			RETURNING locked`, postID, actor.Moderates()).Scan(&locked)
 		if err != nil {
-			return mapErr(err, "post")
+			return c, mapErr(err, "post")
 		}
 		if locked && !actor.Moderates() {
-			return errLocked
+			return c, errLocked
 		}
 		c, err = collectComment(tx.Query(ctx, `
 			WITH c AS (
@@ -74,12 +74,11 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 			)
 			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body, bodyHTML))
 		if err != nil {
-			return err
+			return c, err
 		}
 		_, err = publish(ctx, tx, tenantID, PostRoom(postID), "comment.created", c)
-		return err
+		return c, err
 	})
-	return c, err
 }
 
 // ListComments lists a post's comments, oldest first.
@@ -91,7 +90,7 @@ func (db *DB) ListComments(ctx context.Context, tenantID int64, actor Actor, pos
 		}
 	}
 	var items []Comment
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		if _, err := getPost(ctx, tx, actor, postID, false); err != nil {
 			return err
 		}
@@ -113,7 +112,7 @@ func (db *DB) ListComments(ctx context.Context, tenantID int64, actor Actor, pos
 
 // getComment reads a comment with its post's lock state; hidden comments
 // and comments of hidden posts exist only for moderators.
-func getComment(ctx context.Context, tx pgx.Tx, actor Actor, commentID int64, forUpdate bool) (Comment, bool, error) {
+func getComment(ctx context.Context, tx *Tx, actor Actor, commentID int64, forUpdate bool) (Comment, bool, error) {
 	q := `SELECT ` + commentColumns + `, p.locked FROM comments c` + commentFrom + `
 		JOIN posts p ON p.tenant_id = c.tenant_id AND p.id = c.post_id
 		WHERE c.id = $1 AND ((NOT c.hidden AND NOT p.hidden) OR $2)`
@@ -137,45 +136,39 @@ func (db *DB) UpdateComment(ctx context.Context, tenantID int64, actor Actor, co
 	if len(fields) > 0 {
 		return Comment{}, Invalid(fields)
 	}
-	var c Comment
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Comment, error) {
+		var c Comment
 		old, locked, err := getComment(ctx, tx, actor, commentID, true)
 		if err != nil {
-			return err
+			return c, err
 		}
 		if err := canEdit(actor, old.Author.ID, locked); err != nil {
-			return err
+			return c, err
 		}
 		if body == old.Body {
 			c = old
-			return nil
+			return c, nil
 		}
 		next := old
 		next.Body = body
 		if next.BodyHTML, err = renderBody(ctx, tx, tenantID, markdown.Parse(body)); err != nil {
-			return err
+			return c, err
 		}
 		if c, err = saveComment(ctx, tx, tenantID, old, next); err != nil {
-			return err
+			return c, err
 		}
-		return keepCommentRevision(ctx, tx, tenantID, actor, old, c)
+		return c, keepCommentRevision(ctx, tx, tenantID, actor, old, c)
 	})
-	return c, err
 }
 
 // saveComment writes a comment's changed own fields, bumps its version and
 // sends the diff. Nothing changed: nothing is written or sent. A change of
 // the body is an edit (edited_at); next carries its rendering.
-func saveComment(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Comment) (Comment, error) {
-	changes := map[string]any{}
-	edited := old.Body != next.Body
-	if edited {
-		changes["body"] = next.Body
-		changes["body_html"] = next.BodyHTML
-	}
-	if old.Hidden != next.Hidden {
-		changes["hidden"] = next.Hidden
-	}
+func saveComment(ctx context.Context, tx *Tx, tenantID int64, old, next Comment) (Comment, error) {
+	changes := fieldChanges{}
+	edited := changes.note("body", old.Body != next.Body, next.Body)
+	changes.note("body_html", edited, next.BodyHTML)
+	changes.note("hidden", old.Hidden != next.Hidden, next.Hidden)
 	if len(changes) == 0 {
 		return old, nil
 	}
@@ -191,9 +184,7 @@ func saveComment(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Comme
 	if err != nil {
 		return Comment{}, err
 	}
-	if edited {
-		changes["edited_at"] = c.EditedAt
-	}
+	changes.note("edited_at", edited, c.EditedAt)
 	_, err = publish(ctx, tx, tenantID, PostRoom(c.PostID), "comment.updated", Diff{ID: c.ID, Version: c.Version, Changes: changes})
 	return c, err
 }
@@ -203,7 +194,7 @@ func (db *DB) DeleteComment(ctx context.Context, tenantID int64, actor Actor, co
 	if err := canWrite(actor); err != nil {
 		return err
 	}
-	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		old, locked, err := getComment(ctx, tx, actor, commentID, true)
 		if err != nil {
 			return err
@@ -229,7 +220,7 @@ func (db *DB) RoomExists(ctx context.Context, tenantID int64, actor Actor, room 
 	if err != nil {
 		return err
 	}
-	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		switch kind {
 		case RoomTenant:
 			return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -13,7 +14,7 @@ import (
 // tenantTables are the tenant-owned tables; the test fails if the schema
 // gains one this list does not know, so new tables get the same proof.
 var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events",
-	"post_revisions", "comment_revisions"}
+	"post_revisions", "comment_revisions", "idempotency_keys"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -41,12 +42,16 @@ func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 }
 
 // seedRestOfTenant gives a community rows in the tables the forum methods do
-// not write (reports and the audit log belong to moderation), and in the
-// revisions tables without editing (which would bump the versions that
-// the tests check are unchanged).
+// not write (reports and the audit log belong to moderation, idempotency
+// keys to keyed requests), and in the revisions tables without editing
+// (which would bump the versions that the tests check are unchanged).
 func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 	t.Helper()
-	err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	key := IdempotencyKey{Hash: []byte("key of " + c.tenant.Slug), Request: []byte("request"), Claim: []byte("claim")}
+	if _, err := db.ClaimIdempotencyKey(ctx, c.tenant.ID, key, time.Hour, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO reports (tenant_id, reporter_id, target_type, target_id, reason)
 			VALUES ($1, $2, 'post', $3, 'spam')`, c.tenant.ID, c.member.ID, c.post.ID); err != nil {
 			return err
@@ -87,7 +92,7 @@ func countAll(t *testing.T, ctx context.Context, q interface {
 func tenantCounts(t *testing.T, ctx context.Context, db *DB, tenantID int64) map[string]int64 {
 	t.Helper()
 	var n map[string]int64
-	if err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	if err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		n = countAll(t, ctx, tx)
 		return nil
 	}); err != nil {
@@ -114,10 +119,10 @@ func TestIsolationSQL(t *testing.T) {
 	}
 	bBefore := tenantCounts(t, ctx, db, b.tenant.ID)
 
-	asB := func(fn func(tx pgx.Tx) error) error { return db.WithTenant(ctx, b.tenant.ID, fn) }
+	asB := func(fn func(tx *Tx) error) error { return db.WithTenant(ctx, b.tenant.ID, fn) }
 
 	t.Run("SelectUpdateDelete", func(t *testing.T) {
-		err := asB(func(tx pgx.Tx) error {
+		err := asB(func(tx *Tx) error {
 			for _, tb := range tenantTables {
 				var n int64
 				if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+tb+` WHERE tenant_id = $1`, a.tenant.ID).Scan(&n); err != nil {
@@ -195,6 +200,7 @@ func TestIsolationSQL(t *testing.T) {
 				VALUES ($1, $2, 99, 't', 'b', $3, now())`, []any{a.tenant.ID, a.post.ID, a.admin.ID}},
 			"comment_revisions": {`INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
 				VALUES ($1, $2, 99, 'b', $3, now())`, []any{a.tenant.ID, a.comment.ID, a.admin.ID}},
+			"idempotency_keys": {`INSERT INTO idempotency_keys (tenant_id, key_hash, request_hash, claim, expires_at) VALUES ($1, '\x01', '\x02', '\x03', now() + interval '1 day')`, []any{a.tenant.ID}},
 		}
 		for _, tb := range tenantTables {
 			ins, ok := inserts[tb]
@@ -202,13 +208,13 @@ func TestIsolationSQL(t *testing.T) {
 				t.Errorf("no insert case for %s", tb)
 				continue
 			}
-			err := asB(func(tx pgx.Tx) error { _, err := tx.Exec(ctx, ins.sql, ins.args...); return err })
+			err := asB(func(tx *Tx) error { _, err := tx.Exec(ctx, ins.sql, ins.args...); return err })
 			if !isSQLState(err, "42501") {
 				t.Errorf("as B, inserting into %s with A's tenant_id: err = %v, want a row level security violation (42501)", tb, err)
 			}
 		}
 		// Nor can B move one of its own rows into A.
-		err := asB(func(tx pgx.Tx) error {
+		err := asB(func(tx *Tx) error {
 			_, err := tx.Exec(ctx, `UPDATE boards SET tenant_id = $1 WHERE id = $2`, a.tenant.ID, b.board.ID)
 			return err
 		})
@@ -222,7 +228,7 @@ func TestIsolationSQL(t *testing.T) {
 		// Raw SQL: the composite foreign key (tenant_id, post_id) finds no
 		// post (B, A's id), exactly as for an id that exists nowhere.
 		rawInsert := func(postID int64) error {
-			return asB(func(tx pgx.Tx) error {
+			return asB(func(tx *Tx) error {
 				_, err := tx.Exec(ctx, `INSERT INTO comments (tenant_id, post_id, author_id, body) VALUES ($1, $2, $3, 'x')`,
 					b.tenant.ID, postID, b.admin.ID)
 				return mapErr(err, "comment")

@@ -125,6 +125,19 @@ type Diff struct {
 	Changes map[string]any `json:"changes"`
 }
 
+// fieldChanges collects the fields of an object that a write changed, for
+// the Changes of its *.updated event.
+type fieldChanges map[string]any
+
+// note records field with its new value when it changed, and says whether
+// it did.
+func (c fieldChanges) note(field string, changed bool, value any) bool {
+	if changed {
+		c[field] = value
+	}
+	return changed
+}
+
 // Deleted is the payload of a *.deleted event.
 type Deleted struct {
 	ID int64 `json:"id,string"`

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -28,7 +27,7 @@ func wantCode(t *testing.T, err error, code Code) {
 func auditCount(t *testing.T, db *DB, tenantID int64) int {
 	t.Helper()
 	var n int
-	err := db.WithTenant(testCtx(t), tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(testCtx(t), tenantID, func(tx *Tx) error {
 		return tx.QueryRow(testCtx(t), `SELECT count(*) FROM audit_log`).Scan(&n)
 	})
 	if err != nil {
@@ -193,7 +192,7 @@ func TestAuditAppendOnly(t *testing.T) {
 		`DELETE FROM audit_log`,
 		`TRUNCATE audit_log`,
 	} {
-		err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+		err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 			_, err := tx.Exec(ctx, stmt)
 			return err
 		})
@@ -352,7 +351,7 @@ func TestLastAdmin(t *testing.T) {
 			t.Fatalf("round %d: %d of 2 mutual demotions succeeded (%v)", round, ok, errs)
 		}
 		var admins int
-		if err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+		if err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 			return tx.QueryRow(ctx, `SELECT count(*) FROM users WHERE role = 'admin'`).Scan(&admins)
 		}); err != nil {
 			t.Fatal(err)

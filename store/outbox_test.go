@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // TestOutboxConcurrentComments: 50 writers commenting on one post at once
@@ -145,7 +143,7 @@ func TestOutboxRollback(t *testing.T) {
 	listener := listenConn(t, dbURL, NotifyChannel, sentinelChannel)
 
 	// A write path that publishes and then fails.
-	err = db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		seq, err := publish(ctx, tx, c.tenant.ID, room, "comment.deleted", Deleted{ID: 1})
 		if err != nil {
 			return err
@@ -159,7 +157,7 @@ func TestOutboxRollback(t *testing.T) {
 		t.Fatalf("WithTenant = %v, want the fn's error", err)
 	}
 	// A room that only the rolled-back transaction created vanishes too.
-	err = db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		if _, err := publish(ctx, tx, c.tenant.ID, BoardRoom(999999), "board.updated", Deleted{ID: 1}); err != nil {
 			return err
 		}
@@ -276,7 +274,7 @@ func TestBatchedDoorbell(t *testing.T) {
 	}
 	listener := listenConn(t, dbURL, NotifyChannel)
 
-	err = db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		if _, err := publish(ctx, tx, c.tenant.ID, room, "comment.deleted", Deleted{ID: 1}); err != nil {
 			return err
 		}

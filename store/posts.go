@@ -61,14 +61,14 @@ func (db *DB) CreatePost(ctx context.Context, tenantID int64, actor Actor, board
 		return Post{}, Invalid(fields)
 	}
 	doc := markdown.Parse(body)
-	var p Post
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Post, error) {
+		var p Post
 		if _, err := getBoard(ctx, tx, boardID); err != nil {
-			return err
+			return p, err
 		}
 		bodyHTML, err := renderBody(ctx, tx, tenantID, doc)
 		if err != nil {
-			return err
+			return p, err
 		}
 		p, err = collectPost(tx.Query(ctx, `
 			WITH p AS (
@@ -77,15 +77,14 @@ func (db *DB) CreatePost(ctx context.Context, tenantID int64, actor Actor, board
 			)
 			SELECT `+postColumns+` FROM p`+postFrom, tenantID, boardID, actor.UserID, title, body, bodyHTML))
 		if err != nil {
-			return err
+			return p, err
 		}
-		return publishPost(ctx, tx, tenantID, p, "post.created", p)
+		return p, publishPost(ctx, tx, tenantID, p, "post.created", p)
 	})
-	return p, err
 }
 
 // publishPost sends a post event to both rooms that show the post.
-func publishPost(ctx context.Context, tx pgx.Tx, tenantID int64, p Post, typ string, data any) error {
+func publishPost(ctx context.Context, tx *Tx, tenantID int64, p Post, typ string, data any) error {
 	if _, err := publish(ctx, tx, tenantID, BoardRoom(p.BoardID), typ, data); err != nil {
 		return err
 	}
@@ -95,16 +94,12 @@ func publishPost(ctx context.Context, tx pgx.Tx, tenantID int64, p Post, typ str
 
 // GetPost reads one post; hidden posts exist only for moderators.
 func (db *DB) GetPost(ctx context.Context, tenantID int64, actor Actor, postID int64) (Post, error) {
-	var p Post
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
-		var err error
-		p, err = getPost(ctx, tx, actor, postID, false)
-		return err
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Post, error) {
+		return getPost(ctx, tx, actor, postID, false)
 	})
-	return p, err
 }
 
-func getPost(ctx context.Context, tx pgx.Tx, actor Actor, postID int64, forUpdate bool) (Post, error) {
+func getPost(ctx context.Context, tx *Tx, actor Actor, postID int64, forUpdate bool) (Post, error) {
 	q := `SELECT ` + postColumns + ` FROM posts p` + postFrom + ` WHERE p.id = $1 AND (NOT p.hidden OR $2)`
 	if forUpdate {
 		q += ` FOR UPDATE OF p`
@@ -129,7 +124,7 @@ func (db *DB) ListPosts(ctx context.Context, tenantID int64, actor Actor, boardI
 		}
 	}
 	var items []Post
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		if _, err := getBoard(ctx, tx, boardID); err != nil {
 			return err
 		}
@@ -174,14 +169,14 @@ func (db *DB) UpdatePost(ctx context.Context, tenantID int64, actor Actor, postI
 	if len(fields) > 0 {
 		return Post{}, Invalid(fields)
 	}
-	var p Post
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Post, error) {
+		var p Post
 		old, err := getPost(ctx, tx, actor, postID, true)
 		if err != nil {
-			return err
+			return p, err
 		}
 		if err := canEdit(actor, old.Author.ID, old.Locked); err != nil {
-			return err
+			return p, err
 		}
 		next := old
 		if patch.Title != nil {
@@ -190,39 +185,28 @@ func (db *DB) UpdatePost(ctx context.Context, tenantID int64, actor Actor, postI
 		if patch.Body != nil && *patch.Body != old.Body {
 			next.Body = *patch.Body
 			if next.BodyHTML, err = renderBody(ctx, tx, tenantID, markdown.Parse(next.Body)); err != nil {
-				return err
+				return p, err
 			}
 		}
 		if p, err = savePost(ctx, tx, tenantID, old, next); err != nil || p.Version == old.Version {
-			return err
+			return p, err
 		}
-		return keepPostRevision(ctx, tx, tenantID, actor, old, p)
+		return p, keepPostRevision(ctx, tx, tenantID, actor, old, p)
 	})
-	return p, err
 }
 
 // savePost writes the changed own fields of a post, bumps its version and
 // sends the diff. Nothing changed: nothing is written or sent. A change of
 // title or body is an edit (edited_at); next carries the body's rendering.
-func savePost(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Post) (Post, error) {
-	changes := map[string]any{}
-	if old.Title != next.Title {
-		changes["title"] = next.Title
-	}
-	if old.Body != next.Body {
-		changes["body"] = next.Body
-		changes["body_html"] = next.BodyHTML
-	}
-	edited := len(changes) > 0
-	if old.Locked != next.Locked {
-		changes["locked"] = next.Locked
-	}
-	if old.Pinned != next.Pinned {
-		changes["pinned"] = next.Pinned
-	}
-	if old.Hidden != next.Hidden {
-		changes["hidden"] = next.Hidden
-	}
+func savePost(ctx context.Context, tx *Tx, tenantID int64, old, next Post) (Post, error) {
+	changes := fieldChanges{}
+	retitled := changes.note("title", old.Title != next.Title, next.Title)
+	rewritten := changes.note("body", old.Body != next.Body, next.Body)
+	changes.note("body_html", rewritten, next.BodyHTML)
+	edited := retitled || rewritten
+	changes.note("locked", old.Locked != next.Locked, next.Locked)
+	changes.note("pinned", old.Pinned != next.Pinned, next.Pinned)
+	changes.note("hidden", old.Hidden != next.Hidden, next.Hidden)
 	if len(changes) == 0 {
 		return old, nil
 	}
@@ -239,9 +223,7 @@ func savePost(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Post) (P
 	if err != nil {
 		return Post{}, err
 	}
-	if edited {
-		changes["edited_at"] = p.EditedAt
-	}
+	changes.note("edited_at", edited, p.EditedAt)
 	return p, publishPost(ctx, tx, tenantID, p, "post.updated", Diff{ID: p.ID, Version: p.Version, Changes: changes})
 }
 
@@ -250,7 +232,7 @@ func (db *DB) DeletePost(ctx context.Context, tenantID int64, actor Actor, postI
 	if err := canWrite(actor); err != nil {
 		return err
 	}
-	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		old, err := getPost(ctx, tx, actor, postID, true)
 		if err != nil {
 			return err

@@ -26,8 +26,18 @@ type Config struct {
 	StatementTimeout time.Duration
 	// MaxConns caps the pool (0: 16).
 	MaxConns int32
+	// AcquireTimeout bounds the wait for a free pool connection, apart
+	// from the caller's context; past it the call fails as unavailable
+	// (0: 3 s).
+	AcquireTimeout time.Duration
 	// Hasher hashes passwords (zero value: DefaultHasher()).
 	Hasher Hasher
+	// HashConcurrency caps password hashes running at once, each holding
+	// Hasher.MemoryKiB (0: the number of CPUs).
+	HashConcurrency int
+	// HashWait is how long a registration or login waits for a hashing
+	// slot before it is refused as unavailable (0: 3 s).
+	HashWait time.Duration
 	// Doorbell says how events are announced (zero value: batched).
 	Doorbell Doorbell
 	// Tracer traces tenant transactions and their commits; nil: no
@@ -37,8 +47,10 @@ type Config struct {
 
 // DB is the store. It is safe for concurrent use.
 type DB struct {
-	pool      *pgxpool.Pool
+	pool      *pool
+	pinger    *pinger
 	hasher    Hasher
+	hashes    *hashGate
 	closeOnce sync.Once
 	bell      *bell // nil: NOTIFY inside each write transaction
 	// dummyHash is verified against when a login names no user, so an
@@ -67,12 +79,23 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	// pgxpool goes on connecting after the waiting caller gave up, for up
+	// to two minutes by default: towards a host that drops packets, those
+	// attempts would hold every pool slot long after the network is back.
+	if pc.ConnConfig.ConnectTimeout <= 0 {
+		pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	wait := cfg.AcquireTimeout
+	if wait <= 0 {
+		wait = 3 * time.Second
+	}
+	pgxp, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
+	conns := &pool{p: pgxp, wait: wait}
+	if err := pgxp.Ping(ctx); err != nil {
+		conns.close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	h := cfg.Hasher
@@ -81,14 +104,15 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	dummy, err := h.Hash("agora-dummy-password")
 	if err != nil {
-		pool.Close()
+		conns.close()
 		return nil, err
 	}
 	tp := cfg.Tracer
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
-	db := &DB{pool: pool, hasher: h, dummyHash: dummy, tracer: tp.Tracer("agora/store")}
+	db := &DB{pool: conns, pinger: newPinger(pc.ConnConfig.Copy()), hasher: h, hashes: newHashGate(cfg.HashConcurrency, cfg.HashWait),
+		dummyHash: dummy, tracer: tp.Tracer("agora/store")}
 	if cfg.Doorbell == DoorbellBatched {
 		db.bell = startBell(db)
 	}
@@ -102,16 +126,45 @@ func (db *DB) Close() {
 		if db.bell != nil {
 			db.bell.close()
 		}
-		db.pool.Close()
+		db.pinger.close()
+		db.pool.close()
 	})
 }
 
 // Pool exposes the pool for metrics and for the listener's dedicated
 // connection config; queries go through store methods.
-func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+func (db *DB) Pool() *pgxpool.Pool { return db.pool.p }
 
-// Ping checks that the database answers.
-func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
+// Ping checks that the database answers, on a connection of its own: a
+// pool busy with requests does not make it wait or fail.
+func (db *DB) Ping(ctx context.Context) error { return db.pinger.ping(ctx) }
+
+// Tx is a tenant transaction, as WithTenant hands it out: Row Level
+// Security scopes it to one tenant, and with the batched doorbell it
+// collects the events to announce once the commit has succeeded. Store
+// helpers take a *Tx, so the type says they run inside one.
+type Tx struct {
+	pgx.Tx
+	batched bool
+	rung    []Notification
+	// trace is the W3C traceparent of the transaction's span, stored with
+	// each event it publishes ("" when the write is not traced).
+	trace string
+}
+
+// inTenant is WithTenant for work that yields a value.
+func inTenant[T any](ctx context.Context, db *DB, tenantID int64, fn func(tx *Tx) (T, error)) (T, error) {
+	var v T
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) (err error) {
+		v, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
 
 // WithTenant runs fn in a transaction that Row Level Security scopes to one
 // tenant. set_config(..., true) lasts only for the transaction, so a pooled
@@ -121,29 +174,37 @@ func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 // The transaction and its commit are spans of their own; events published
 // inside carry the transaction span's context, so the fan-out on every
 // instance joins the trace of the write that caused it.
-func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx) error) (err error) {
+func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx *Tx) error) (err error) {
 	ctx, span := db.tracer.Start(ctx, "store.tenant_tx", trace.WithAttributes(attribute.Int64("agora.tenant_id", tenantID)))
 	defer func() { endSpan(span, err) }()
-	tt := &tenantTx{batched: db.bell != nil, trace: traceParent(span.SpanContext())}
+	tt := &Tx{batched: db.bell != nil, trace: traceParent(span.SpanContext())}
 	// BEGIN and the tenant setting travel in one round trip. The id is an
 	// integer formatted here, so it cannot carry SQL.
 	begin := "BEGIN; SELECT set_config('app.tenant_id', '" + strconv.FormatInt(tenantID, 10) + "', true)"
-	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+	conn, err := db.pool.acquire(ctx)
 	if err != nil {
 		return err
 	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+	if err != nil {
+		return lost(err)
+	}
 	// A no-op after Commit; after an error or a panic in fn it returns the
-	// connection to the pool clean.
+	// connection clean.
 	defer func() { _ = tx.Rollback(ctx) }()
 	tt.Tx = tx
 	if err := fn(tt); err != nil {
-		return err
+		return lost(err)
+	}
+	if err := markClaimApplied(ctx, tt, tenantID); err != nil {
+		return lost(err)
 	}
 	_, commit := db.tracer.Start(ctx, "store.commit")
 	err = tx.Commit(ctx)
 	endSpan(commit, err)
 	if err != nil {
-		return err
+		return lost(err)
 	}
 	if len(tt.rung) > 0 {
 		db.bell.ring(tt.rung)
@@ -168,28 +229,23 @@ func (db *DB) queryTenant(ctx context.Context, tenantID int64, sql string, args 
 	b := &pgx.Batch{}
 	b.Queue("SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10))
 	b.Queue(sql, args...)
-	br := db.pool.SendBatch(ctx, b)
+	conn, err := db.pool.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	br := conn.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		_ = br.Close()
+		conn.Release()
 		return nil, fmt.Errorf("set tenant: %w", err)
 	}
 	rows, err := br.Query()
 	if err != nil {
 		_ = br.Close()
+		conn.Release()
 		return nil, err
 	}
-	return &batchRows{Rows: rows, br: br}, nil
-}
-
-// batchRows closes its batch (returning the connection) with the rows.
-type batchRows struct {
-	pgx.Rows
-	br pgx.BatchResults
-}
-
-func (r *batchRows) Close() {
-	r.Rows.Close()
-	_ = r.br.Close()
+	return &connRows{Rows: rows, release: func() { _ = br.Close(); conn.Release() }}, nil
 }
 
 // CheckSafety refuses to run with a role for which Row Level Security would

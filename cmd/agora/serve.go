@@ -87,7 +87,8 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 			return nil, err
 		}
 	}
-	db, err := store.Open(ctx, store.Config{URL: url, MaxConns: int32(cfg.DBMaxConns), Tracer: tracer})
+	db, err := store.Open(ctx, store.Config{URL: url, MaxConns: int32(cfg.DBMaxConns),
+		AcquireTimeout: cfg.DBAcquireWait, HashConcurrency: cfg.HashSlots, Tracer: tracer})
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +121,7 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 		AllowedOrigins: splitList(cfg.AllowedOrigins),
 		Heartbeat:      cfg.Heartbeat,
 		Metrics:        realtime.NewMetrics(reg),
+		Tracer:         tracer,
 	})
 	hub.Run()
 	stopPruner := store.Pruner{DB: db, Log: log,

@@ -399,6 +399,34 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// StopImmediate stops the server the way clients see a crash
+// (pg_ctl stop -m immediate): every backend is killed at once, nothing is
+// shut down cleanly, and the next start runs crash recovery. It is for
+// tests of database outages; Resume starts the server again.
+func (c *Cluster) StopImmediate(ctx context.Context) error {
+	c.closeIdle()
+	out, err := c.command(ctx, "pg_ctl", "stop", "-w", "-m", "immediate",
+		"-t", strconv.Itoa(int(startTimeout/time.Second)), "-D", c.dataDir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("devdb: pg_ctl stop -m immediate: %w\n%s", err, strings.TrimSpace(string(out)))
+	}
+	c.log.Info().Str("dir", c.dir).Msg("devdb: stopped cluster immediately")
+	return nil
+}
+
+// Resume starts a stopped cluster again, on its port, and waits until it
+// accepts connections. A running cluster is left as it is.
+func (c *Cluster) Resume(ctx context.Context) error {
+	running, err := c.running(ctx)
+	if err != nil || running {
+		return err
+	}
+	if err := c.start(ctx, false); err != nil {
+		return err
+	}
+	return c.waitReady(ctx)
+}
+
 // SuperuserURL returns a URL for connecting to database db as the superuser.
 func (c *Cluster) SuperuserURL(db string) string {
 	return c.url(superuser, c.password, db)

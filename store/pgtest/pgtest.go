@@ -257,6 +257,17 @@ func OwnerURL(db string) string {
 	return u
 }
 
+// DBName is the database name of a postgres:// URL, such as one that
+// NewDatabase returned.
+func DBName(tb testing.TB, rawURL string) string {
+	tb.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
 // SuperuserURL returns a URL for connecting to database db of the test
 // cluster as the superuser, for tests that need superuser powers (e.g.
 // pg_terminate_backend). It panics if Main was not called.
@@ -265,6 +276,36 @@ func SuperuserURL(db string) string {
 		panic("pgtest.SuperuserURL: no test cluster: pgtest.Main was not called from TestMain")
 	}
 	return cluster.SuperuserURL(db)
+}
+
+// StopCluster stops the test cluster the way clients see a crash
+// (pg_ctl stop -m immediate), for tests of database outages; StartCluster
+// brings it back. Every test of the binary shares the cluster: a test that
+// stops it must not run in parallel with others.
+func StopCluster(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if cluster == nil {
+		tb.Fatal("pgtest.StopCluster: pgtest.Main was not called")
+	}
+	if err := cluster.StopImmediate(ctx); err != nil {
+		tb.Fatalf("pgtest.StopCluster: %v", err)
+	}
+}
+
+// StartCluster starts the test cluster again after StopCluster and waits
+// until it accepts connections (crash recovery included).
+func StartCluster(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if cluster == nil {
+		tb.Fatal("pgtest.StartCluster: pgtest.Main was not called")
+	}
+	if err := cluster.Resume(ctx); err != nil {
+		tb.Fatalf("pgtest.StartCluster: %v", err)
+	}
 }
 
 // dbName makes a database name unique in the cluster that says which test
