@@ -44,7 +44,7 @@ func (db *DB) ListMembers(ctx context.Context, tenantID int64, actor Actor, f Me
 		}
 	}
 	var items []Member
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		// starts_with, not LIKE: "_" is a username character and no
 		// wildcard here.
 		rows, err := tx.Query(ctx, `
