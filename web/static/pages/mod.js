@@ -127,6 +127,7 @@ function members(root, ctx) {
   const load = async (fresh) => {
     const mine = fresh ? ++query : query;
     more.disabled = true;
+    body.setAttribute("aria-busy", "true");
     try {
       const page = await ctx.api.get(`${path()}${!fresh && cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
       if (mine !== query) return;
@@ -146,7 +147,12 @@ function members(root, ctx) {
       msg.hidden = false;
       msg.textContent = describeError(e);
     } finally {
-      more.disabled = false;
+      // Only the newest query's answer ends the wait (and a newer one may
+      // be waiting for its timer).
+      if (mine === query && !timer) {
+        more.disabled = false;
+        body.removeAttribute("aria-busy");
+      }
     }
   };
 
@@ -155,7 +161,10 @@ function members(root, ctx) {
   let timer = null;
   const refilter = () => {
     clearTimeout(timer);
+    // What is shown no longer matches the filter until the answer comes.
+    body.setAttribute("aria-busy", "true");
     timer = setTimeout(() => {
+      timer = null;
       const p = new URLSearchParams();
       if (q.value.trim()) p.set("q", q.value.trim());
       if (bannedOnly.checked) p.set("banned", "true");
