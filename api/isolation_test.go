@@ -58,6 +58,9 @@ func TestIsolationREST(t *testing.T) {
 	post := s.CreatePost(t, "tenant-a", memberAToken, board.ID, "A's post", "A's body")
 	comment := s.CreateComment(t, "tenant-a", memberAToken, post.ID, "A's comment")
 	ids := map[string]int64{"board": board.ID, "post": post.ID, "comment": comment.ID, "user": memberA.ID}
+	// Path parameters that are no ids, with a valid value, so that only
+	// the foreign id can make the request fail.
+	names := map[string]string{"kind": "like"}
 	routes := tenantRoutes(t, s.DB)
 	for _, r := range routes {
 		if r[0] == "POST" && r[1] == "reports" { // reporting exists: give A a report too
@@ -75,7 +78,7 @@ func TestIsolationREST(t *testing.T) {
 	_, adminB := s.Register(t, "tenant-b", "bob")
 	boardB := s.CreateBoard(t, "tenant-b", adminB, "Elsewhere")
 
-	rooms := []string{store.RoomTenant, store.BoardRoom(board.ID), store.PostRoom(post.ID)}
+	rooms := []string{store.RoomTenant, store.BoardRoom(board.ID), store.PostRoom(post.ID), store.UserRoom(memberA.ID)}
 	roomSeqs := func() []int64 {
 		var seqs []int64
 		for _, room := range rooms {
@@ -92,7 +95,8 @@ func TestIsolationREST(t *testing.T) {
 	// Every body field any tenant endpoint reads, valid, so that nothing
 	// but the foreign id can make the request fail.
 	body := map[string]any{"title": "pwned", "body": "pwned", "name": "pwned", "reason": "pwned",
-		"role": "member", "note": "pwned", "target_type": "post", "target_id": fmt.Sprint(post.ID)}
+		"role": "member", "note": "pwned", "target_type": "post", "target_id": fmt.Sprint(post.ID),
+		"comment_id": fmt.Sprint(comment.ID)}
 
 	t.Run("ForeignIDs", func(t *testing.T) {
 		tested := 0
@@ -104,6 +108,10 @@ func TestIsolationREST(t *testing.T) {
 			missing := ""
 			for _, seg := range strings.Split(path, "/") {
 				if name, ok := strings.CutPrefix(seg, ":"); ok {
+					if v, ok := names[name]; ok {
+						path = strings.Replace(path, seg, v, 1)
+						continue
+					}
 					id, known := ids[name]
 					if !known {
 						missing = name
@@ -161,6 +169,7 @@ func TestIsolationREST(t *testing.T) {
 			for name, id := range map[string]int64{":board": boardB.ID, ":post": 1, ":comment": 1, ":user": 1, ":report": 1} {
 				path = strings.ReplaceAll(path, name, fmt.Sprint(id))
 			}
+			path = strings.ReplaceAll(path, ":kind", names["kind"])
 			for _, tok := range []string{adminA, memberAToken} {
 				status, resp := s.Do(t, r[0], pb(path), tok, body)
 				wantError(t, fmt.Sprintf("%s %s with a token of A", r[0], path), status, resp, http.StatusUnauthorized, "unauthorized")
@@ -172,12 +181,12 @@ func TestIsolationREST(t *testing.T) {
 	var got store.Post
 	s.MustDo(t, "GET", pa(fmt.Sprintf("posts/%d", post.ID)), memberAToken, nil, http.StatusOK, &got)
 	if got.Title != post.Title || got.Body != post.Body || got.Version != 1 || got.CommentCount != 1 ||
-		got.Locked || got.Pinned || got.Hidden {
+		got.Locked || got.Pinned || got.Hidden || len(got.Reactions) != 0 || got.PostReading == nil || got.LastReadCommentID == nil || *got.LastReadCommentID != comment.ID {
 		t.Errorf("A's post after B's attempts: %+v", got)
 	}
 	var comments page[store.Comment]
 	s.MustDo(t, "GET", pa(fmt.Sprintf("posts/%d/comments", post.ID)), memberAToken, nil, http.StatusOK, &comments)
-	if len(comments.Items) != 1 || comments.Items[0].Body != comment.Body || comments.Items[0].Version != 1 {
+	if len(comments.Items) != 1 || comments.Items[0].Body != comment.Body || comments.Items[0].Version != 1 || len(comments.Items[0].Reactions) != 0 {
 		t.Errorf("A's comments after B's attempts: %+v", comments.Items)
 	}
 	var boards page[store.Board]

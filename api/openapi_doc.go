@@ -123,7 +123,8 @@ func operations() []operation {
 		summary: "List a post's comments, oldest first.", query: pageQuery, status: 200, result: "CommentPage", errors: []int{404}})
 	add(operation{method: "POST", path: t + "/posts/{post}/comments", id: "createComment", tag: "forum", auth: authUser,
 		summary: "Reply to a post.", body: "NewComment", status: 201, result: "Comment", errors: []int{404, 409, 422, 429},
-		description: "409 when the post is locked."})
+		description: "409 when the post is locked. Sends comment.created to the post's room and post.activity to its board's room, " +
+			"and marks the post read up to the new comment for its author (read.updated in user:{id})."})
 	add(operation{method: "PATCH", path: t + "/comments/{comment}", id: "updateComment", tag: "forum", auth: authUser,
 		summary: "Edit a comment (its author, or a moderator).", body: "CommentPatch", status: 200, result: "Comment",
 		errors: []int{404, 409, 422, 429}})
@@ -138,6 +139,25 @@ func operations() []operation {
 		summary: "A comment's edit history, oldest first: the original text, then one item per change of the body.",
 		query:   pageQuery, status: 200, result: "RevisionPage", errors: []int{404},
 		description: "For the comment's author and moderators; for anyone else (anonymous readers too) 404."})
+	for _, o := range []struct{ path, id, what string }{
+		{t + "/posts/{post}/reactions/{kind}", "Post", "post"},
+		{t + "/comments/{comment}/reactions/{kind}", "Comment", "comment"},
+	} {
+		event := "Sends " + o.what + ".reactions ({id, reactions}, the new counts) to the post's room when it changes something; no version changes. " +
+			"Banned users 403; a locked post 409 (moderators excepted); hidden content 404 for members, as for a read; an unknown kind 422. Rate limited per user."
+		add(operation{method: "PUT", path: o.path, id: "react" + o.id, tag: "forum", auth: authUser,
+			summary: "Add the caller's reaction of this kind to a " + o.what + "; a second PUT changes nothing.",
+			status:  200, result: "ReactionState", errors: []int{404, 409, 422, 429}, description: event})
+		add(operation{method: "DELETE", path: o.path, id: "unreact" + o.id, tag: "forum", auth: authUser,
+			summary: "Take back the caller's reaction of this kind; taking back one the caller does not have is a no-op 200.",
+			status:  200, result: "ReactionState", errors: []int{404, 409, 422, 429}, description: event})
+	}
+	add(operation{method: "PUT", path: t + "/posts/{post}/read", id: "markRead", tag: "forum", auth: authUser,
+		summary: "Mark a post read up to a comment (with no body, {} or no comment_id: the newest visible comment now).",
+		body:    "ReadMark", bodyOptional: true, status: 204, errors: []int{404, 422},
+		description: "Forward only: an older comment than the caller's position is a no-op. A move sends read.updated " +
+			"({post_id, last_read_comment_id}) to the caller's room user:{id}. comment_id must be a comment of this post the caller can see (else 422). " +
+			"Writing a comment marks the post read up to it. Banned users may mark posts read."})
 	add(operation{method: "POST", path: t + "/reports", id: "createReport", tag: "forum", auth: authUser,
 		summary: "Report a post or comment to the moderators.", body: "NewReport", status: 201, result: "Report",
 		errors:      []int{404, 409, 422, 429},
@@ -163,7 +183,8 @@ func operations() []operation {
 		add(operation{method: "POST", path: t + "/mod/comments/{comment}/" + a, id: a + "Comment", tag: "moderation", auth: authModerator,
 			summary: strings.ToUpper(a[:1]) + a[1:] + " a comment.", body: modReason, bodyOptional: true,
 			status: 200, result: "Comment", errors: []int{404, 422},
-			description: "Bumps the version and sends a comment.updated diff; logged as comment." + a + ". " +
+			description: "Bumps the version and sends a comment.updated diff, and post.activity with the post's new count of visible comments " +
+				"to its board's room; logged as comment." + a + ". " +
 				"When the comment is already in that state nothing is written or sent."})
 	}
 	add(operation{method: "GET", path: t + "/mod/users", id: "listMembers", tag: "moderation", auth: authModerator,
@@ -199,6 +220,10 @@ func ref(name string) map[string]any { return map[string]any{"$ref": "#/componen
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
 
+func reactionKind() map[string]any {
+	return map[string]any{"type": "string", "enum": []string{"like", "love", "laugh", "wow", "sad", "thanks"}}
+}
+
 func renderOperation(o operation) map[string]any {
 	op := map[string]any{"operationId": o.id, "tags": []string{o.tag}, "summary": o.summary}
 	if o.description != "" {
@@ -208,8 +233,11 @@ func renderOperation(o operation) map[string]any {
 	for _, m := range pathParam.FindAllStringSubmatch(o.path, -1) {
 		desc := "The " + m[1] + "'s id, in canonical decimal (any other spelling is 404)."
 		schema := map[string]any{"type": "string", "pattern": "^[1-9][0-9]*$"}
-		if m[1] == "tenant" {
+		switch m[1] {
+		case "tenant":
 			desc, schema = "The tenant's slug.", map[string]any{"type": "string"}
+		case "kind":
+			desc, schema = "A kind of reaction.", reactionKind()
 		}
 		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true,
 			"description": desc, "schema": schema})
@@ -402,6 +430,8 @@ func schemas() map[string]any {
 		"@username of a user of the tenant as <a class=\"mention\" href=\"/t/{tenant}/u/{username}\">.")
 	editedAt := nullable(map[string]any{"type": "string", "format": "date-time",
 		"description": "The last change of title or body; null until one. Moderation does not set it."})
+	myReactions := map[string]any{"type": "array", "items": reactionKind(),
+		"description": "Signed-in readers only (absent for anonymous readers): the reader's own kinds."}
 	auditActions := []string{"post.lock", "post.unlock", "post.pin", "post.unpin", "post.hide", "post.unhide",
 		"comment.hide", "comment.unhide", "user.ban", "user.unban", "user.role", "report.resolve"}
 
@@ -454,11 +484,18 @@ func schemas() map[string]any {
 			"slug":        map[string]any{"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
 			"description": map[string]any{"type": "string", "maxLength": 1000}}),
 		"Post": obj([]string{"id", "board_id", "author", "title", "body", "body_html", "version", "comment_count", "locked", "pinned",
-			"hidden", "created_at", "updated_at", "edited_at"}, map[string]any{
+			"hidden", "reactions", "created_at", "updated_at", "edited_at"}, map[string]any{
 			"id": idRef, "board_id": idRef, "author": ref("UserRef"), "title": str(""), "body": markdownBody, "body_html": bodyHTML,
-			"edited_at":     editedAt,
-			"version":       map[string]any{"type": "integer", "minimum": 1, "description": "Grows by one on every change of title, body, locked, pinned or hidden."},
-			"comment_count": integer, "locked": boolean, "pinned": boolean, "hidden": boolean,
+			"edited_at": editedAt,
+			"version":   map[string]any{"type": "integer", "minimum": 1, "description": "Grows by one on every change of title, body, locked, pinned or hidden."},
+			"comment_count": map[string]any{"type": "integer", "minimum": 0,
+				"description": "The comments a member can see: hidden ones are not counted. Changes no version."},
+			"locked": boolean, "pinned": boolean, "hidden": boolean, "reactions": ref("Reactions"),
+			"my_reactions": myReactions,
+			"last_read_comment_id": nullable(str("Signed-in readers only: the comment up to which they have read the post " +
+				"(marked read, or their own comment); null if never.")),
+			"unread_comments": map[string]any{"type": "integer", "minimum": 0,
+				"description": "Signed-in readers only: visible comments after last_read_comment_id, all of them when never read."},
 			"created_at": ts, "updated_at": ts, "last_activity_at": ts}),
 		"PostPage": pageOf("Post"),
 		"NewPost": obj([]string{"title", "body"}, map[string]any{
@@ -467,10 +504,17 @@ func schemas() map[string]any {
 		"PostPatch": obj(nil, map[string]any{
 			"title": map[string]any{"type": "string", "minLength": 1, "maxLength": 200},
 			"body":  map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
-		"Comment": obj([]string{"id", "post_id", "author", "body", "body_html", "version", "hidden", "created_at", "updated_at", "edited_at"}, map[string]any{
+		"Comment": obj([]string{"id", "post_id", "author", "body", "body_html", "version", "hidden", "reactions", "created_at", "updated_at", "edited_at"}, map[string]any{
 			"id": idRef, "post_id": idRef, "author": ref("UserRef"), "body": markdownBody, "body_html": bodyHTML, "edited_at": editedAt,
 			"version": map[string]any{"type": "integer", "minimum": 1}, "hidden": boolean,
+			"reactions": ref("Reactions"), "my_reactions": myReactions,
 			"created_at": ts, "updated_at": ts}),
+		"Reactions": map[string]any{"type": "object", "propertyNames": reactionKind(),
+			"additionalProperties": map[string]any{"type": "integer", "minimum": 1},
+			"description":          "Each kind with a count above zero, and its count; {} when none."},
+		"ReactionState": obj([]string{"reactions", "my_reactions"}, map[string]any{
+			"reactions": ref("Reactions"), "my_reactions": map[string]any{"type": "array", "items": reactionKind()}}),
+		"ReadMark":    obj(nil, map[string]any{"comment_id": nullable(str("The newest comment the caller has seen; absent or null: the newest now."))}),
 		"CommentPage": pageOf("Comment"),
 		"Revision": obj([]string{"version", "body", "edited_by", "edited_at"}, map[string]any{
 			"version":   map[string]any{"type": "integer", "minimum": 1, "description": "The object's version once this text was saved."},

@@ -9,7 +9,7 @@ import (
 )
 
 const commentColumns = `c.id, c.post_id, c.author_id, u.username, c.body, c.body_html, c.version, c.hidden,
-	c.created_at, c.updated_at, c.edited_at`
+	c.created_at, c.updated_at, c.edited_at, c.reactions`
 
 const commentFrom = ` JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.author_id`
 
@@ -23,7 +23,7 @@ func scanComment(row pgx.CollectableRow) (Comment, error) {
 // commentFields are the scan targets of commentColumns.
 func commentFields(c *Comment) []any {
 	return []any{&c.ID, &c.PostID, &c.Author.ID, &c.Author.Username, &c.Body, &c.BodyHTML, &c.Version, &c.Hidden,
-		&c.CreatedAt, &c.UpdatedAt, &c.EditedAt}
+		&c.CreatedAt, &c.UpdatedAt, &c.EditedAt, &c.Reactions}
 }
 
 func collectComment(rows pgx.Rows, err error) (Comment, error) {
@@ -57,10 +57,12 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 		// lock state read here cannot change before this commits; a
 		// locked post rolls the count back with the transaction.
 		var locked bool
+		var act activity
 		err = tx.QueryRow(ctx, `
 			UPDATE posts SET comment_count = comment_count + 1, last_activity_at = now()
 			WHERE id = $1 AND (NOT hidden OR $2)
-			RETURNING locked`, postID, actor.Moderates()).Scan(&locked)
+			RETURNING locked, id, board_id, comment_count, last_activity_at`, postID, actor.Moderates()).
+			Scan(&locked, &act.ID, &act.BoardID, &act.CommentCount, &act.LastActivityAt)
 		if err != nil {
 			return c, mapErr(err, "post")
 		}
@@ -76,8 +78,10 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 		if err != nil {
 			return c, err
 		}
-		_, err = publish(ctx, tx, tenantID, PostRoom(postID), "comment.created", c)
-		return c, err
+		if _, err = publish(ctx, tx, tenantID, PostRoom(postID), "comment.created", c); err != nil {
+			return c, err
+		}
+		return c, afterCommentCreated(ctx, tx, tenantID, act, c)
 	})
 }
 
@@ -101,8 +105,10 @@ func (db *DB) ListComments(ctx context.Context, tenantID int64, actor Actor, pos
 		if err != nil {
 			return mapErr(err, "comments")
 		}
-		items, err = pgx.CollectRows(rows, scanComment)
-		return mapErr(err, "comments")
+		if items, err = pgx.CollectRows(rows, scanComment); err != nil {
+			return mapErr(err, "comments")
+		}
+		return addCommentReactions(ctx, tx, actor, ptrs(items))
 	})
 	if err != nil {
 		return Page[Comment]{}, err
@@ -172,6 +178,11 @@ func saveComment(ctx context.Context, tx *Tx, tenantID int64, old, next Comment)
 	if len(changes) == 0 {
 		return old, nil
 	}
+	if old.Hidden != next.Hidden {
+		if err := countVisible(ctx, tx, tenantID, old.PostID, visibleDelta(next.Hidden)); err != nil {
+			return Comment{}, err
+		}
+	}
 	c, err := collectComment(tx.Query(ctx, `
 		WITH c AS (
 			UPDATE comments SET body = $2, body_html = $3, hidden = $4,
@@ -205,8 +216,10 @@ func (db *DB) DeleteComment(ctx context.Context, tenantID int64, actor Actor, co
 		if _, err := tx.Exec(ctx, `DELETE FROM comments WHERE id = $1`, commentID); err != nil {
 			return mapErr(err, "comment")
 		}
-		if _, err := tx.Exec(ctx, `UPDATE posts SET comment_count = comment_count - 1 WHERE id = $1`, old.PostID); err != nil {
-			return mapErr(err, "post")
+		if !old.Hidden {
+			if err := countVisible(ctx, tx, tenantID, old.PostID, -1); err != nil {
+				return err
+			}
 		}
 		_, err = publish(ctx, tx, tenantID, PostRoom(old.PostID), "comment.deleted", Deleted{ID: old.ID})
 		return err

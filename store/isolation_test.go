@@ -14,7 +14,7 @@ import (
 // tenantTables are the tenant-owned tables; the test fails if the schema
 // gains one this list does not know, so new tables get the same proof.
 var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events",
-	"post_revisions", "comment_revisions", "idempotency_keys"}
+	"post_revisions", "comment_revisions", "idempotency_keys", "post_reactions", "comment_reactions", "read_state"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -43,8 +43,10 @@ func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 
 // seedRestOfTenant gives a community rows in the tables the forum methods do
 // not write (reports and the audit log belong to moderation, idempotency
-// keys to keyed requests), and in the revisions tables without editing
-// (which would bump the versions that the tests check are unchanged).
+// keys to keyed requests), in the revisions tables without editing (which
+// would bump the versions that the tests check are unchanged), and
+// reactions. (read_state has the admin's row: writing the community's
+// comment made it.)
 func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 	t.Helper()
 	key := IdempotencyKey{Hash: []byte("key of " + c.tenant.Slug), Request: []byte("request"), Claim: []byte("claim")}
@@ -64,8 +66,16 @@ func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 			VALUES ($1, $2, 1, 'old title', 'old body', $3, now())`, c.tenant.ID, c.post.ID, c.member.ID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
-			VALUES ($1, $2, 1, 'old body', $3, now())`, c.tenant.ID, c.comment.ID, c.admin.ID)
+		if _, err := tx.Exec(ctx, `INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
+			VALUES ($1, $2, 1, 'old body', $3, now())`, c.tenant.ID, c.comment.ID, c.admin.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO post_reactions (tenant_id, post_id, user_id, kind)
+			VALUES ($1, $2, $3, 'like')`, c.tenant.ID, c.post.ID, c.admin.ID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO comment_reactions (tenant_id, comment_id, user_id, kind)
+			VALUES ($1, $2, $3, 'like')`, c.tenant.ID, c.comment.ID, c.member.ID)
 		return err
 	})
 	if err != nil {
@@ -201,6 +211,12 @@ func TestIsolationSQL(t *testing.T) {
 			"comment_revisions": {`INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
 				VALUES ($1, $2, 99, 'b', $3, now())`, []any{a.tenant.ID, a.comment.ID, a.admin.ID}},
 			"idempotency_keys": {`INSERT INTO idempotency_keys (tenant_id, key_hash, request_hash, claim, expires_at) VALUES ($1, '\x01', '\x02', '\x03', now() + interval '1 day')`, []any{a.tenant.ID}},
+			"post_reactions": {`INSERT INTO post_reactions (tenant_id, post_id, user_id, kind) VALUES ($1, $2, $3, 'wow')`,
+				[]any{a.tenant.ID, a.post.ID, a.member.ID}},
+			"comment_reactions": {`INSERT INTO comment_reactions (tenant_id, comment_id, user_id, kind) VALUES ($1, $2, $3, 'wow')`,
+				[]any{a.tenant.ID, a.comment.ID, a.admin.ID}},
+			"read_state": {`INSERT INTO read_state (tenant_id, user_id, post_id, last_read_comment_id) VALUES ($1, $2, $3, $4)`,
+				[]any{a.tenant.ID, a.member.ID, a.post.ID, a.comment.ID}},
 		}
 		for _, tb := range tenantTables {
 			ins, ok := inserts[tb]
@@ -264,6 +280,12 @@ func TestIsolationSQL(t *testing.T) {
 		checks["RoomExists"] = db.RoomExists(ctx, b.tenant.ID, actor, PostRoom(a.post.ID))
 		_, checks["PostRevisions"] = db.PostRevisions(ctx, b.tenant.ID, actor, a.post.ID, PageParams{Limit: 10})
 		_, checks["CommentRevisions"] = db.CommentRevisions(ctx, b.tenant.ID, actor, a.comment.ID, PageParams{Limit: 10})
+		_, checks["ReactToPost"] = db.ReactToPost(ctx, b.tenant.ID, actor, a.post.ID, "like", true)
+		_, checks["ReactToPost off"] = db.ReactToPost(ctx, b.tenant.ID, actor, a.post.ID, "like", false)
+		_, checks["ReactToComment"] = db.ReactToComment(ctx, b.tenant.ID, actor, a.comment.ID, "like", true)
+		_, checks["ReactToComment off"] = db.ReactToComment(ctx, b.tenant.ID, actor, a.comment.ID, "like", false)
+		checks["MarkRead"] = db.MarkRead(ctx, b.tenant.ID, actor, a.post.ID, nil)
+		checks["MarkRead at A's comment"] = db.MarkRead(ctx, b.tenant.ID, actor, a.post.ID, &a.comment.ID)
 		for name, err := range checks {
 			if !errors.Is(err, ErrNotFound) {
 				t.Errorf("%s with A's ids as B: %v, want not_found", name, err)

@@ -90,6 +90,11 @@ type Post struct {
 	LastActivityAt time.Time `json:"last_activity_at"`
 	// EditedAt is the last change of title or body; nil until one.
 	EditedAt *time.Time `json:"edited_at"`
+	// Reactions counts each kind that has any (empty, never nil).
+	Reactions map[string]int `json:"reactions"`
+	// The signed-in reader's own state; nil (absent) for anonymous
+	// readers and in events, which everyone shares.
+	*PostReading
 }
 
 type Comment struct {
@@ -104,6 +109,11 @@ type Comment struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// EditedAt is the last change of the body; nil until one.
 	EditedAt *time.Time `json:"edited_at"`
+	// Reactions counts each kind that has any (empty, never nil).
+	Reactions map[string]int `json:"reactions"`
+	// MyReactions are the signed-in reader's kinds; nil (absent) for
+	// anonymous readers and in events.
+	MyReactions []string `json:"my_reactions,omitzero"`
 }
 
 // Revision is one text a post or comment has had, oldest first: the

@@ -147,7 +147,8 @@ func TestModerationEventsAndAudit(t *testing.T) {
 		}
 	}
 
-	// A comment: one comment.updated in the post room, nothing on the board.
+	// A comment: one comment.updated in the post room, and one
+	// post.activity on the board (a hidden comment is not counted).
 	boardSeq := seqs[rooms[0]]
 	cm, err := db.ModerateComment(ctx, c.tenant.ID, ActorOf(c.admin), c.comment.ID, ActionHide, "")
 	if err != nil {
@@ -163,8 +164,8 @@ func TestModerationEventsAndAudit(t *testing.T) {
 	if len(evs) != 1 || evs[0].Type != "comment.updated" {
 		t.Fatalf("comment hide sent %+v", evs)
 	}
-	if evs, _ := db.EventsAfter(ctx, c.tenant.ID, rooms[0], boardSeq, 100); len(evs) != 0 {
-		t.Fatalf("comment hide sent %d events to the board room", len(evs))
+	if evs, _ := db.EventsAfter(ctx, c.tenant.ID, rooms[0], boardSeq, 100); len(evs) != 1 || evs[0].Type != "post.activity" {
+		t.Fatalf("comment hide sent %+v to the board room, want one post.activity", evs)
 	}
 	if _, err := db.ModerateComment(ctx, c.tenant.ID, ActorOf(c.admin), c.comment.ID, ActionHide, ""); err != nil {
 		t.Fatal(err)

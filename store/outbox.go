@@ -19,6 +19,7 @@ const RoomTenant = "tenant"
 
 func BoardRoom(id int64) string { return "board:" + strconv.FormatInt(id, 10) }
 func PostRoom(id int64) string  { return "post:" + strconv.FormatInt(id, 10) }
+func UserRoom(id int64) string  { return "user:" + strconv.FormatInt(id, 10) }
 
 // publish appends one event to a room's outbox inside the caller's write
 // transaction: it bumps the room's seq (the row lock orders concurrent

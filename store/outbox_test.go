@@ -12,7 +12,9 @@ import (
 
 // TestOutboxConcurrentComments: 50 writers commenting on one post at once
 // produce 50 events in the post's room with consecutive seqs in commit
-// order, and exactly one doorbell each, delivered in the same order.
+// order, and exactly one doorbell each, delivered in the same order; the
+// board room gets one post.activity per comment, in the same order, and
+// each author's room one read.updated per comment of theirs.
 func TestOutboxConcurrentComments(t *testing.T) {
 	const writers = 50
 	// Enough connections that the writers really contend in Postgres.
@@ -54,14 +56,23 @@ func TestOutboxConcurrentComments(t *testing.T) {
 		t.Fatalf("concurrent CreateComment: %v", err)
 	}
 
-	// The doorbells: exactly one per write, in commit order.
+	// The doorbells: exactly one per write and room, in commit order.
 	var got []int64
+	rung := map[string]int{}
 	for _, n := range drainUntilSentinel(t, db, listener) {
-		if n.TenantID != c.tenant.ID || n.Room != room {
-			t.Errorf("unexpected notification %+v (only comments were written, all in %s)", n, room)
+		if n.TenantID != c.tenant.ID {
+			t.Errorf("unexpected notification %+v", n)
 			continue
 		}
-		got = append(got, n.Seq)
+		rung[n.Room]++
+		if n.Room == room {
+			got = append(got, n.Seq)
+		}
+	}
+	boardRoom, adminRoom, memberRoom := BoardRoom(c.board.ID), UserRoom(c.admin.ID), UserRoom(c.member.ID)
+	if len(rung) != 4 || rung[boardRoom] != writers || rung[adminRoom] != writers/2 || rung[memberRoom] != writers/2 {
+		t.Errorf("doorbells per room %v, want %d in %s and %s, %d in each of %s and %s",
+			rung, writers, room, boardRoom, writers/2, adminRoom, memberRoom)
 	}
 	if len(got) != writers {
 		t.Fatalf("%d notifications for %d writes: %v", len(got), writers, got)
@@ -116,13 +127,21 @@ func TestOutboxConcurrentComments(t *testing.T) {
 	}
 
 	// comment_count is a derived counter: it changed, but the post's
-	// version did not and no post event went to the board room.
+	// version did not. Its post.activity events count up one by one in
+	// seq order: they were written under the post's row lock.
 	p, err := db.GetPost(ctx, c.tenant.ID, ActorOf(c.member), c.post.ID)
 	if err != nil || p.CommentCount != c.post.CommentCount+writers || p.Version != 1 {
 		t.Errorf("post after the comments: count %d version %d (%v); want %d, 1", p.CommentCount, p.Version, err, c.post.CommentCount+writers)
 	}
-	if st, err := db.RoomState(ctx, c.tenant.ID, BoardRoom(c.board.ID)); err != nil || st.Seq != boardBefore.Seq {
-		t.Errorf("board room seq %d -> %d (%v): comments must not send post events", boardBefore.Seq, st.Seq, err)
+	bevs, err := db.EventsAfter(ctx, c.tenant.ID, boardRoom, boardBefore.Seq, 1000)
+	if err != nil || len(bevs) != writers {
+		t.Fatalf("%d board room events (%v), want %d", len(bevs), err, writers)
+	}
+	for i, e := range bevs {
+		var a activity
+		if err := json.Unmarshal(e.Payload, &a); err != nil || e.Type != "post.activity" || a.CommentCount != c.post.CommentCount+1+i {
+			t.Errorf("board room event %d: %s %s, want post.activity with comment_count %d", i, e.Type, e.Payload, c.post.CommentCount+1+i)
+		}
 	}
 }
 

@@ -29,14 +29,14 @@ func checkText(fields map[string]string, name, value string, max int) {
 
 // postColumns reads a post joined with its author as p and u.
 const postColumns = `p.id, p.board_id, p.author_id, u.username, p.title, p.body, p.body_html, p.version,
-	p.comment_count, p.locked, p.pinned, p.hidden, p.created_at, p.updated_at, p.last_activity_at, p.edited_at`
+	p.comment_count, p.locked, p.pinned, p.hidden, p.created_at, p.updated_at, p.last_activity_at, p.edited_at, p.reactions`
 
 const postFrom = ` JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.author_id`
 
 func scanPost(row pgx.CollectableRow) (Post, error) {
 	var p Post
 	err := row.Scan(&p.ID, &p.BoardID, &p.Author.ID, &p.Author.Username, &p.Title, &p.Body, &p.BodyHTML, &p.Version,
-		&p.CommentCount, &p.Locked, &p.Pinned, &p.Hidden, &p.CreatedAt, &p.UpdatedAt, &p.LastActivityAt, &p.EditedAt)
+		&p.CommentCount, &p.Locked, &p.Pinned, &p.Hidden, &p.CreatedAt, &p.UpdatedAt, &p.LastActivityAt, &p.EditedAt, &p.Reactions)
 	p.CreatedAt, p.UpdatedAt, p.LastActivityAt, p.EditedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.LastActivityAt.UTC(), utcPtr(p.EditedAt)
 	return p, err
 }
@@ -95,7 +95,11 @@ func publishPost(ctx context.Context, tx *Tx, tenantID int64, p Post, typ string
 // GetPost reads one post; hidden posts exist only for moderators.
 func (db *DB) GetPost(ctx context.Context, tenantID int64, actor Actor, postID int64) (Post, error) {
 	return inTenant(ctx, db, tenantID, func(tx *Tx) (Post, error) {
-		return getPost(ctx, tx, actor, postID, false)
+		p, err := getPost(ctx, tx, actor, postID, false)
+		if err != nil {
+			return Post{}, err
+		}
+		return p, addPostReading(ctx, tx, actor, []*Post{&p})
 	})
 }
 
@@ -137,8 +141,10 @@ func (db *DB) ListPosts(ctx context.Context, tenantID int64, actor Actor, boardI
 		if err != nil {
 			return mapErr(err, "posts")
 		}
-		items, err = pgx.CollectRows(rows, scanPost)
-		return mapErr(err, "posts")
+		if items, err = pgx.CollectRows(rows, scanPost); err != nil {
+			return mapErr(err, "posts")
+		}
+		return addPostReading(ctx, tx, actor, ptrs(items))
 	})
 	if err != nil {
 		return Page[Post]{}, err
