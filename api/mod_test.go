@@ -80,6 +80,8 @@ func TestModAuthorization(t *testing.T) {
 		{"POST", u("mod/posts/%d/unhide", f.post.ID), nil, 200, 200},
 		{"POST", u("mod/comments/%d/hide", f.comment.ID), nil, 200, 200},
 		{"POST", u("mod/comments/%d/unhide", f.comment.ID), nil, 200, 200},
+		{"GET", u("mod/users"), nil, 200, 200},
+		{"GET", u("mod/users?banned=true&q=vic"), nil, 200, 200},
 		{"POST", u("mod/users/%d/ban", f.victim.ID), ban, 200, 200},
 		{"POST", u("mod/users/%d/unban", f.victim.ID), nil, 200, 200},
 		{"PUT", u("mod/users/%d/role", f.victim.ID), map[string]string{"role": "member"}, 403, 200},

@@ -209,6 +209,13 @@ func operations() []operation {
 				"to its board's room; logged as comment." + a + ". " +
 				"When the comment is already in that state nothing is written or sent."})
 	}
+	add(operation{method: "GET", path: t + "/mod/users", id: "listMembers", tag: "moderation", auth: authModerator,
+		summary: "The tenant's users with their role and ban state, by username (ignoring case).",
+		query: append([]param{
+			{"q", "Only usernames that start with this, ignoring case.", map[string]any{"type": "string"}},
+			{"banned", "true: only users banned now; false or absent: everyone.", map[string]any{"type": "boolean", "default": false}},
+		}, pageQuery...),
+		status: 200, result: "MemberPage", errors: []int{422}})
 	add(operation{method: "POST", path: t + "/mod/users/{user}/ban", id: "banUser", tag: "moderation", auth: authModerator,
 		summary: "Ban a user: their writes get 403 and their WebSockets close with 1008 on every instance.",
 		body:    "BanRequest", status: 200, result: "User", errors: []int{404, 422},
@@ -458,7 +465,7 @@ func schemas() map[string]any {
 		"Error": obj([]string{"error"}, map[string]any{
 			"error": obj([]string{"code", "message"}, map[string]any{
 				"code":    map[string]any{"type": "string", "enum": errorCodes},
-				"message": str("For humans."),
+				"message": str("For humans: with unprocessable, a sentence per offending field that a form can show next to it."),
 				"fields": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"},
 					"description": "With unprocessable: what is wrong with each offending field."},
 			}),
@@ -478,6 +485,13 @@ func schemas() map[string]any {
 			"banned_until": map[string]any{"type": "string", "format": "date-time",
 				"description": "Present while banned until a set time."},
 			"created_at": ts}),
+		"Member": obj([]string{"id", "username", "role", "banned", "banned_until", "created_at"}, map[string]any{
+			"id": idRef, "username": str(""), "role": role,
+			"banned": map[string]any{"type": "boolean", "description": "A ban is in force (an expired one is no ban)."},
+			"banned_until": nullable(map[string]any{"type": "string", "format": "date-time",
+				"description": "The end of a timed ban in force; null when not banned or banned until lifted."}),
+			"created_at": ts}),
+		"MemberPage": pageOf("Member"),
 		"Registration": obj([]string{"username", "password"}, map[string]any{
 			"username": map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_]{3,32}$"},
 			"password": map[string]any{"type": "string", "minLength": 8, "maxLength": 128},

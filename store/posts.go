@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -22,7 +23,7 @@ func checkText(fields map[string]string, name, value string, max int) {
 	if strings.TrimSpace(value) == "" {
 		fields[name] = "required"
 	} else if utf8.RuneCountInString(value) > max {
-		fields[name] = "too long"
+		fields[name] = "must be at most " + strconv.Itoa(max) + " characters"
 	}
 }
 

@@ -146,9 +146,6 @@ export function describeError(err) {
   if (err.code === "rate_limited") {
     return `You are going a bit fast: try again in ${err.retryAfter || "a few"} seconds.`;
   }
-  if (err.fields) {
-    const parts = Object.entries(err.fields).map(([f, why]) => `${f}: ${why}`);
-    if (parts.length) return `${err.message} (${parts.join(", ")})`;
-  }
+  // A 422's message is already written for people, field by field.
   return err.message;
 }
