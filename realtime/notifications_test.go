@@ -195,6 +195,62 @@ func TestNotificationReadOnEveryDevice(t *testing.T) {
 	})
 }
 
+// TestConcurrentRepliersReachTheAuthor: 20 people replying to one post at
+// once over HTTP; the author's socket gets exactly 20 notification.created,
+// gap free, counting 1 to 20, and no writer's socket gets one.
+func TestConcurrentRepliersReachTheAuthor(t *testing.T) {
+	const writers = 20
+	s := startInstance(t, "", nil)
+	f := newForum(t, s, "acme")
+	author, authorToken := s.Register(t, "acme", "author")
+	post := s.CreatePost(t, "acme", authorToken, f.board.ID, "Busy", "Reply here")
+	ac := mustDial(t, s.URL, "acme", authorToken)
+	sub := ac.subscribe(store.UserRoom(author.ID), nil)
+	type writer struct {
+		token string
+		conn  *wsClient
+		room  string
+	}
+	ws := make([]writer, writers)
+	for i := range ws {
+		u, token := s.Register(t, "acme", fmt.Sprintf("writer_%02d", i))
+		ws[i] = writer{token: token, conn: mustDial(t, s.URL, "acme", token), room: store.UserRoom(u.ID)}
+		ws[i].conn.subscribe(ws[i].room, nil)
+	}
+	start := make(chan struct{})
+	done := make(chan int, writers)
+	for _, w := range ws {
+		go func() {
+			<-start
+			status, _ := s.Do(t, "POST", fmtPath("acme", "posts/%d/comments", post.ID), w.token, map[string]string{"body": "me too"})
+			done <- status
+		}()
+	}
+	close(start)
+	for range writers {
+		if status := <-done; status != http.StatusCreated {
+			t.Fatalf("a concurrent reply: %d", status)
+		}
+	}
+	evs := ac.events(store.UserRoom(author.ID), writers, wait)
+	assertConsecutive(t, seqs(evs), sub.Seq+1)
+	comments := map[string]bool{}
+	for i, m := range evs {
+		d := decodeData[createdEvent](t, m)
+		if m.Type != "notification.created" || d.Notification.Kind != "reply" || *d.UnreadCount != int64(i+1) {
+			t.Errorf("event %d: %s", i, m.Raw)
+		}
+		comments[*d.Notification.CommentID] = true
+	}
+	if len(comments) != writers {
+		t.Errorf("%d distinct comments among %d notifications", len(comments), writers)
+	}
+	ac.quiet(150*time.Millisecond, "a 21st notification", eventIn(store.UserRoom(author.ID)))
+	for _, w := range ws {
+		w.conn.quiet(10*time.Millisecond, "a notification to a writer", eventIn(w.room))
+	}
+}
+
 func eventIn(room string) func(msg) bool {
 	return func(m msg) bool { return m.Op == "event" && m.Room == room }
 }

@@ -268,6 +268,13 @@ func TestReplyTo(t *testing.T) {
 			t.Errorf("after the answered comment was deleted, reply_to = %d, want null", *cm.ReplyTo)
 		}
 	}
+	// A post goes with its comments, replies to each other included.
+	if _, err := db.CreateReply(ctx, tid, ActorOf(c.member), c.post.ID, modReply.ID, "a reply to a reply"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeletePost(ctx, tid, ActorOf(c.admin), c.post.ID); err != nil {
+		t.Fatalf("deleting a post with a chain of replies: %v", err)
+	}
 }
 
 // TestMentionFlood: a body naming 500 users (15 of them real) notifies at
