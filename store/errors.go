@@ -89,6 +89,13 @@ func unavailable(msg string, cause error) *Error {
 
 // lost makes a lost or refused database connection CodeUnavailable and
 // leaves every other error as it is.
+// txConflict reports whether Postgres aborted a transaction to break a
+// deadlock or a serialization conflict: running it again may succeed.
+func txConflict(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
 func lost(err error) error {
 	var se *Error
 	if err == nil || errors.As(err, &se) || !connectionLost(err) {
@@ -154,6 +161,8 @@ func mapErr(err error, what string) error {
 			return Errorf(CodeNotFound, "%s refers to something that does not exist", what)
 		case "22021", "22P05": // text Postgres cannot store (NUL): the client's input, not our bug
 			return Errorf(CodeInvalid, "%s contains characters that cannot be stored", what)
+		case "40P01", "40001": // deadlock_detected, serialization_failure: WithTenant retried it
+			return unavailable("the database was too busy with conflicting writes", fmt.Errorf("%s: %w", what, err))
 		case "57014": // query_canceled: statement timeout or cancelled request
 			if errors.Is(err, context.Canceled) {
 				return err

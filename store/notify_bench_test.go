@@ -138,14 +138,14 @@ func openCountingDB(b *testing.B) (*DB, *atomic.Int64) {
 	}
 	b.Cleanup(db.Close)
 	n := &atomic.Int64{}
-	pc := db.pool.Config()
+	pc := db.pool.p.Config()
 	pc.ConnConfig.Tracer = statementCounter{n}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	counted, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		b.Fatal(err)
 	}
-	db.pool.Close()
-	db.pool = pool
+	db.pool.p.Close()
+	db.pool.p = counted
 	return db, n
 }
 

@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -174,7 +175,34 @@ func inTenant[T any](ctx context.Context, db *DB, tenantID int64, fn func(tx *Tx
 // The transaction and its commit are spans of their own; events published
 // inside carry the transaction span's context, so the fan-out on every
 // instance joins the trace of the write that caused it.
-func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx *Tx) error) (err error) {
+//
+// Postgres aborts one of two transactions that deadlock (two writers that
+// publish to the same user rooms in opposite orders, say) or that conflict
+// under serializable isolation; such a transaction is run again, up to
+// txAttempts times in all, so the caller sees a conflict only when it
+// keeps happening. fn must therefore do nothing outside tx that it cannot
+// do twice.
+func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx *Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := db.withTenantOnce(ctx, tenantID, fn)
+		if !txConflict(err) {
+			return err
+		}
+		if attempt == txAttempts {
+			var se *Error
+			if errors.As(err, &se) {
+				return err
+			}
+			return unavailable("the database was too busy with conflicting writes", err)
+		}
+	}
+}
+
+// txAttempts is how often WithTenant runs a transaction that keeps
+// running into deadlocks or serialization failures.
+const txAttempts = 3
+
+func (db *DB) withTenantOnce(ctx context.Context, tenantID int64, fn func(tx *Tx) error) (err error) {
 	ctx, span := db.tracer.Start(ctx, "store.tenant_tx", trace.WithAttributes(attribute.Int64("agora.tenant_id", tenantID)))
 	defer func() { endSpan(span, err) }()
 	tt := &Tx{batched: db.bell != nil, trace: traceParent(span.SpanContext())}
