@@ -12,7 +12,7 @@ import (
 
 // tenantTables are the tenant-owned tables; the test fails if the schema
 // gains one this list does not know, so new tables get the same proof.
-var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events"}
+var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events", "search_docs"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -177,6 +177,8 @@ func TestIsolationSQL(t *testing.T) {
 			"audit_log": {`INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id) VALUES ($1, $2, 'post.pin', 'post', $3)`, []any{a.tenant.ID, a.admin.ID, a.post.ID}},
 			"rooms":     {`INSERT INTO rooms (tenant_id, name, seq) VALUES ($1, 'board:999999', 1)`, []any{a.tenant.ID}},
 			"events":    {`INSERT INTO events (tenant_id, room, seq, type, payload) VALUES ($1, 'tenant', 999999, 'board.created', '{}')`, []any{a.tenant.ID}},
+			"search_docs": {`INSERT INTO search_docs (tenant_id, post_id, comment_id, board_id, hidden, created_at, doc)
+				VALUES ($1, $2, $3, $4, false, now(), 'x')`, []any{a.tenant.ID, a.post.ID, a.comment.ID, a.board.ID}},
 		}
 		for _, tb := range tenantTables {
 			ins, ok := inserts[tb]
