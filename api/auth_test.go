@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"agora/api"
 	"agora/api/apitest"
 	"agora/store"
 )
@@ -143,5 +144,32 @@ func TestLoginTiming(t *testing.T) {
 	if ratio < 0.5 || ratio > 2 {
 		t.Errorf("unknown user vs wrong password: median time ratio %.2f (unknown %v, wrong %v): timing reveals which usernames exist",
 			ratio, unknown[pairs/2], wrong[pairs/2])
+	}
+}
+
+// TestFailedLoginLimitConcurrent: 40 wrong passwords for one username sent
+// at once get at most the allowed number of password checks (the default
+// five failed logins), the rest 429, as API.md promises. The checks are
+// counted by the store, which counts every argon2id computation.
+func TestFailedLoginLimitConcurrent(t *testing.T) {
+	s := apitest.Start(t, apitest.Options{})
+	s.NewTenant(t, "acme")
+	s.Register(t, "acme", "alice")
+	allowed := api.DefaultRateLimits().FailedLogins.N
+	before := s.DB.HashStats().Hashes
+	statuses := map[int]int{}
+	for _, r := range burst(t, s, "acme", "alice", 40) {
+		statuses[r.Status]++
+		if r.Status == http.StatusTooManyRequests && r.Header.Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After")
+		}
+	}
+	checks := s.DB.HashStats().Hashes - before
+	t.Logf("40 wrong passwords at once: %d password checks, statuses %v", checks, statuses)
+	if checks > int64(allowed) {
+		t.Errorf("%d password checks, want at most %d", checks, allowed)
+	}
+	if statuses[http.StatusUnauthorized] > allowed || statuses[http.StatusUnauthorized]+statuses[http.StatusTooManyRequests] != 40 {
+		t.Errorf("statuses %v, want at most %d 401 and the rest 429", statuses, allowed)
 	}
 }

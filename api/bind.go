@@ -60,23 +60,36 @@ func jsonKind(goKind string) string {
 // pathID reads a numeric id from the path. Anything that is not an id
 // names nothing, so it is 404 like an id that does not exist.
 func pathID(c echo.Context, name string) (int64, error) {
-	id, err := strconv.ParseInt(c.Param(name), 10, 64)
-	if err != nil || id <= 0 {
+	id, ok := parseID(c.Param(name))
+	if !ok {
 		return 0, apiError(store.CodeNotFound, name+" not found")
 	}
 	return id, nil
 }
 
-// pageParams reads ?limit= and ?cursor=.
+// parseID accepts a positive id in canonical decimal only, as room names
+// do: "001" or "+1" would otherwise be a second URL for object 1. A first
+// digit of 1 to 9 rules out signs and leading zeros; ParseInt the rest.
+func parseID(s string) (int64, bool) {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil
+}
+
+// pageParams reads ?limit= and ?cursor=. A limit outside 1 to MaxLimit is
+// refused rather than capped, so a client never silently gets fewer items
+// than it asked for.
 func pageParams(c echo.Context) (store.PageParams, error) {
 	p := store.PageParams{Limit: store.DefaultLimit, Cursor: c.QueryParam("cursor")}
 	if s := c.QueryParam("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
+		n, ok := parseID(s)
+		if !ok || n > store.MaxLimit {
 			return p, &store.Error{Code: store.CodeInvalid, Message: "validation failed",
 				Fields: map[string]string{"limit": "must be a whole number from 1 to 200"}}
 		}
-		p.Limit = min(n, store.MaxLimit)
+		p.Limit = int(n)
 	}
 	return p, nil
 }

@@ -35,6 +35,9 @@ var statusOf = map[store.Code]int{
 	store.CodeUnavailable:  http.StatusServiceUnavailable,
 }
 
+// retryAfterUnavailable is the Retry-After of a 503, in seconds.
+const retryAfterUnavailable = "2"
+
 // Codes only the HTTP layer produces.
 const (
 	codeTooLarge    store.Code = "payload_too_large"
@@ -83,7 +86,7 @@ func handleError(err error, c echo.Context) {
 		status = statusOf[se.Code]
 		body = errorDetail{Code: string(se.Code), Message: se.Message, Fields: se.Fields}
 		if se.Code == store.CodeUnavailable {
-			zerolog.Ctx(c.Request().Context()).Warn().Err(err).Msg("database unavailable")
+			zerolog.Ctx(c.Request().Context()).Warn().Err(err).Msg("unavailable")
 		}
 	case errors.As(err, &he):
 		status = he.Code
@@ -104,6 +107,11 @@ func handleError(err error, c echo.Context) {
 	}
 	if status == 0 {
 		status = http.StatusInternalServerError
+	}
+	if status == http.StatusServiceUnavailable && c.Response().Header().Get("Retry-After") == "" {
+		// An outage or a full queue is usually over in seconds; clients
+		// that honour this spread their retries instead of hammering.
+		c.Response().Header().Set("Retry-After", retryAfterUnavailable)
 	}
 	var werr error
 	if c.Request().Method == http.MethodHead {

@@ -183,6 +183,41 @@ func (s *Server) deleteComment(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// listPostRevisions and listCommentRevisions answer the edit history to
+// its author and the moderators; for anyone else (anonymous readers too)
+// it is a 404, as for a post that does not exist.
+func (s *Server) listPostRevisions(c echo.Context) error {
+	postID, err := pathID(c, "post")
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.cfg.Store.PostRevisions(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+func (s *Server) listCommentRevisions(c echo.Context) error {
+	commentID, err := pathID(c, "comment")
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.cfg.Store.CommentRevisions(c.Request().Context(), tenantOf(c).ID, actorOf(c), commentID, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""

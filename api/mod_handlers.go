@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -98,7 +97,7 @@ func (f *flexID) UnmarshalJSON(b []byte) error {
 	if json.Unmarshal(b, &s) != nil {
 		s = string(b)
 	}
-	if id, err := strconv.ParseInt(s, 10, 64); err == nil && id > 0 {
+	if id, ok := parseID(s); ok {
 		f.id = id
 	}
 	return nil

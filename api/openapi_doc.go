@@ -47,7 +47,7 @@ type param struct {
 }
 
 var pageQuery = []param{
-	{"limit", "Page size (default 50, at most 200).", map[string]any{"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+	{"limit", "Page size: 1 to 200, default 50; anything else is 422.", map[string]any{"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
 	{"cursor", "The next_cursor of the previous page.", map[string]any{"type": "string"}},
 }
 
@@ -62,7 +62,8 @@ func operations() []operation {
 	add(operation{method: "GET", path: "/readyz", id: "readyz", tag: "operations",
 		summary: "The database is reachable and the realtime listener connected.",
 		status:  200, result: "Readiness", errors: []int{503},
-		description: "Each check maps to \"ok\" or its error; 503 (with the same object) when any fails."})
+		description: "Each check maps to \"ok\" or \"unavailable\"; 503 (with the same object) when any fails. " +
+			"The database check pings on a connection of its own, so a pool busy with requests is still ready."})
 	add(operation{method: "GET", path: "/metrics", id: "metrics", tag: "operations",
 		summary: "Prometheus metrics in the text exposition format.", status: 200, result: "text/plain"})
 	add(operation{method: "GET", path: "/api/v1/openapi.json", id: "openapi", tag: "operations",
@@ -84,7 +85,9 @@ func operations() []operation {
 		description: "Rate limited per client address. Fields such as role or tenant_id are ignored."})
 	add(operation{method: "POST", path: t + "/auth/login", id: "login", tag: "accounts",
 		summary: "Sign in.", body: "Login", status: 200, result: "AuthResponse", errors: []int{401, 429},
-		description: "A wrong password and an unknown user get the same 401. Failed attempts are rate limited per username and client address."})
+		description: "A wrong password and an unknown user get the same 401. Failed attempts are rate limited per username and client address, " +
+			"counted before the password is checked (and given back when it was right), so concurrent guesses are limited too. " +
+			"503 when no password-hashing slot frees up within a few seconds."})
 	add(operation{method: "POST", path: t + "/auth/logout", id: "logout", tag: "accounts", auth: authUser,
 		summary: "Revoke the token (and close the WebSockets opened with it).", status: 204})
 	add(operation{method: "GET", path: t + "/me", id: "me", tag: "accounts", auth: authUser,
@@ -126,6 +129,15 @@ func operations() []operation {
 		errors: []int{404, 409, 422, 429}})
 	add(operation{method: "DELETE", path: t + "/comments/{comment}", id: "deleteComment", tag: "forum", auth: authUser,
 		summary: "Delete a comment (its author, or a moderator).", status: 204, errors: []int{404, 409, 429}})
+	add(operation{method: "GET", path: t + "/posts/{post}/revisions", id: "listPostRevisions", tag: "forum", auth: authOptional,
+		summary: "A post's edit history, oldest first: the original text, then one item per change of title or body.",
+		query:   pageQuery, status: 200, result: "RevisionPage", errors: []int{404},
+		description: "For the post's author and moderators; for anyone else (anonymous readers too) 404, as for a post that does not exist. " +
+			"version is the post's version once that text was saved, so it may skip numbers (moderation bumps it too)."})
+	add(operation{method: "GET", path: t + "/comments/{comment}/revisions", id: "listCommentRevisions", tag: "forum", auth: authOptional,
+		summary: "A comment's edit history, oldest first: the original text, then one item per change of the body.",
+		query:   pageQuery, status: 200, result: "RevisionPage", errors: []int{404},
+		description: "For the comment's author and moderators; for anyone else (anonymous readers too) 404."})
 	add(operation{method: "POST", path: t + "/reports", id: "createReport", tag: "forum", auth: authUser,
 		summary: "Report a post or comment to the moderators.", body: "NewReport", status: 201, result: "Report",
 		errors:      []int{404, 409, 422, 429},
@@ -187,12 +199,13 @@ func renderOperation(o operation) map[string]any {
 	}
 	var params []any
 	for _, m := range pathParam.FindAllStringSubmatch(o.path, -1) {
-		desc := "The " + m[1] + "'s id."
+		desc := "The " + m[1] + "'s id, in canonical decimal (any other spelling is 404)."
+		schema := map[string]any{"type": "string", "pattern": "^[1-9][0-9]*$"}
 		if m[1] == "tenant" {
-			desc = "The tenant's slug."
+			desc, schema = "The tenant's slug.", map[string]any{"type": "string"}
 		}
 		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true,
-			"description": desc, "schema": map[string]any{"type": "string"}})
+			"description": desc, "schema": schema})
 	}
 	for _, q := range o.query {
 		params = append(params, map[string]any{"name": q.name, "in": "query", "required": false,
@@ -247,6 +260,9 @@ func renderOperation(o operation) map[string]any {
 		codes = append(codes, 401, 404)
 	}
 	codes = append(codes, 500)
+	if strings.HasPrefix(o.path, "/api/v1/") && o.id != "openapi" {
+		codes = append(codes, 503) // the database unreachable or overloaded; no hashing slot
+	}
 	for _, c := range codes {
 		responses[strconv.Itoa(c)] = map[string]any{"$ref": "#/components/responses/" + errorNames[c]}
 	}
@@ -274,7 +290,7 @@ func openAPISpec() map[string]any {
 	responses := map[string]any{}
 	for status, name := range errorNames {
 		desc := http.StatusText(status)
-		if status == 429 {
+		if status == 429 || status == 503 {
 			responses[name] = map[string]any{
 				"description": desc + ": wait Retry-After seconds.",
 				"headers": map[string]any{"Retry-After": map[string]any{
@@ -348,7 +364,7 @@ func pageOf(item string) map[string]any {
 }
 
 func schemas() map[string]any {
-	id := map[string]any{"type": "string", "pattern": "^[0-9]+$", "description": "An opaque id."}
+	id := map[string]any{"type": "string", "pattern": "^[1-9][0-9]*$", "description": "An opaque id."}
 	idRef := ref("ID")
 	ts := map[string]any{"type": "string", "format": "date-time"}
 	boolean := map[string]any{"type": "boolean"}
@@ -357,6 +373,12 @@ func schemas() map[string]any {
 	reason := map[string]any{"type": "string", "maxLength": 1000}
 	errorCodes := []string{"bad_request", "unauthorized", "forbidden", "not_found", "conflict",
 		"payload_too_large", "unprocessable", "rate_limited", "internal", "unavailable"}
+	markdownBody := str("Markdown as the author wrote it (CommonMark, autolinked URLs, ~~strike~~).")
+	bodyHTML := str("The server's rendering of body, safe to insert into a page as is: raw HTML shown as text, " +
+		"links http, https or mailto only with rel=\"nofollow ugc noopener\", images shown as links, " +
+		"@username of a user of the tenant as <a class=\"mention\" href=\"/t/{tenant}/u/{username}\">.")
+	editedAt := nullable(map[string]any{"type": "string", "format": "date-time",
+		"description": "The last change of title or body; null until one. Moderation does not set it."})
 	auditActions := []string{"post.lock", "post.unlock", "post.pin", "post.unpin", "post.hide", "post.unhide",
 		"comment.hide", "comment.unhide", "user.ban", "user.unban", "user.role", "report.resolve"}
 
@@ -401,9 +423,10 @@ func schemas() map[string]any {
 			"name":        map[string]any{"type": "string", "minLength": 1, "maxLength": 100},
 			"slug":        map[string]any{"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
 			"description": map[string]any{"type": "string", "maxLength": 1000}}),
-		"Post": obj([]string{"id", "board_id", "author", "title", "body", "version", "comment_count", "locked", "pinned",
-			"hidden", "created_at", "updated_at"}, map[string]any{
-			"id": idRef, "board_id": idRef, "author": ref("UserRef"), "title": str(""), "body": str(""),
+		"Post": obj([]string{"id", "board_id", "author", "title", "body", "body_html", "version", "comment_count", "locked", "pinned",
+			"hidden", "created_at", "updated_at", "edited_at"}, map[string]any{
+			"id": idRef, "board_id": idRef, "author": ref("UserRef"), "title": str(""), "body": markdownBody, "body_html": bodyHTML,
+			"edited_at":     editedAt,
 			"version":       map[string]any{"type": "integer", "minimum": 1, "description": "Grows by one on every change of title, body, locked, pinned or hidden."},
 			"comment_count": integer, "locked": boolean, "pinned": boolean, "hidden": boolean,
 			"created_at": ts, "updated_at": ts, "last_activity_at": ts}),
@@ -414,11 +437,17 @@ func schemas() map[string]any {
 		"PostPatch": obj(nil, map[string]any{
 			"title": map[string]any{"type": "string", "minLength": 1, "maxLength": 200},
 			"body":  map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
-		"Comment": obj([]string{"id", "post_id", "author", "body", "version", "hidden", "created_at", "updated_at"}, map[string]any{
-			"id": idRef, "post_id": idRef, "author": ref("UserRef"), "body": str(""),
+		"Comment": obj([]string{"id", "post_id", "author", "body", "body_html", "version", "hidden", "created_at", "updated_at", "edited_at"}, map[string]any{
+			"id": idRef, "post_id": idRef, "author": ref("UserRef"), "body": markdownBody, "body_html": bodyHTML, "edited_at": editedAt,
 			"version": map[string]any{"type": "integer", "minimum": 1}, "hidden": boolean,
 			"created_at": ts, "updated_at": ts}),
-		"CommentPage":  pageOf("Comment"),
+		"CommentPage": pageOf("Comment"),
+		"Revision": obj([]string{"version", "body", "edited_by", "edited_at"}, map[string]any{
+			"version":   map[string]any{"type": "integer", "minimum": 1, "description": "The object's version once this text was saved."},
+			"title":     str("Posts only: the title with this text."),
+			"body":      markdownBody,
+			"edited_by": ref("UserRef"), "edited_at": ts}),
+		"RevisionPage": pageOf("Revision"),
 		"NewComment":   obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
 		"CommentPatch": obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
 		"NewReport": obj([]string{"target_type", "target_id", "reason"}, map[string]any{

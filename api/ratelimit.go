@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/time/rate"
 
 	"agora/store"
 )
@@ -114,19 +113,21 @@ func newLimiters(cfg RateLimits) *limiters {
 // limiter is a table of token buckets, one per client key. A nil *limiter
 // allows everything.
 type limiter struct {
-	limit   rate.Limit
-	burst   int
-	idle    time.Duration // an empty bucket is full again after this long
-	maxKeys int
+	perSecond float64 // refill rate
+	burst     int
+	idle      time.Duration // an empty bucket is full again after this long
+	maxKeys   int
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
 	lastSweep time.Time
 }
 
+// bucket holds tokens as of at; it refills at perSecond up to the burst.
 type bucket struct {
-	lim  *rate.Limiter
-	last time.Time
+	tokens float64
+	at     time.Time
+	last   time.Time // last use, for forgetting idle clients
 }
 
 func newLimiter(r Rate, maxKeys int) *limiter {
@@ -138,11 +139,11 @@ func newLimiter(r Rate, maxKeys int) *limiter {
 		per = time.Second
 	}
 	return &limiter{
-		limit:   rate.Limit(float64(n) / per.Seconds()),
-		burst:   n,
-		idle:    per,
-		maxKeys: maxKeys,
-		buckets: map[string]*bucket{},
+		perSecond: float64(n) / per.Seconds(),
+		burst:     n,
+		idle:      per,
+		maxKeys:   maxKeys,
+		buckets:   map[string]*bucket{},
 	}
 }
 
@@ -155,11 +156,26 @@ func (l *limiter) take(key string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.bucketLocked(key, now)
+	l.refillLocked(b, now)
 	if wait := l.waitLocked(b, now); wait > 0 {
 		return wait
 	}
-	b.lim.AllowN(now, 1)
+	b.tokens--
 	return 0
+}
+
+// refund gives back a token that take spent, for an attempt that turned
+// out not to count. A bucket already forgotten is full: nothing to do.
+func (l *limiter) refund(key string, now time.Time) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.buckets[key]; ok {
+		l.refillLocked(b, now)
+		b.tokens = min(b.tokens+1, float64(l.burst))
+	}
 }
 
 // peek returns how long until key's bucket has a token, spending nothing.
@@ -173,15 +189,24 @@ func (l *limiter) peek(key string, now time.Time) time.Duration {
 	if !ok {
 		return 0
 	}
+	l.refillLocked(b, now)
 	return l.waitLocked(b, now)
 }
 
+// refillLocked brings b's tokens up to now. Callers' clocks may be read a
+// moment apart, so time never runs backwards for a bucket.
+func (l *limiter) refillLocked(b *bucket, now time.Time) {
+	if now.After(b.at) {
+		b.tokens = min(float64(l.burst), b.tokens+now.Sub(b.at).Seconds()*l.perSecond)
+		b.at = now
+	}
+}
+
 func (l *limiter) waitLocked(b *bucket, now time.Time) time.Duration {
-	tokens := b.lim.TokensAt(now)
-	if tokens >= 1 {
+	if b.tokens >= 1 {
 		return 0
 	}
-	return time.Duration((1 - tokens) / float64(l.limit) * float64(time.Second))
+	return time.Duration((1 - b.tokens) / l.perSecond * float64(time.Second))
 }
 
 func (l *limiter) bucketLocked(key string, now time.Time) *bucket {
@@ -190,7 +215,7 @@ func (l *limiter) bucketLocked(key string, now time.Time) *bucket {
 		if len(l.buckets) >= l.maxKeys || now.Sub(l.lastSweep) >= l.idle {
 			l.sweepLocked(now)
 		}
-		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		b = &bucket{tokens: float64(l.burst), at: now}
 		l.buckets[key] = b
 	}
 	b.last = now
@@ -272,9 +297,11 @@ func (s *Server) limitRegistration(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// limitLogin refuses logins while the username (from this IP) or the IP
-// has run out of failed attempts, and spends one of each on a failure.
-// Successful logins cost nothing, so a person who types their password
+// limitLogin spends one failed attempt of the username (from this IP)
+// and one of the IP before the password is checked, and gives both back
+// unless the check failed. Spending first means concurrent guesses cannot
+// all pass a check that only counts once they are done; giving back means
+// successful logins cost nothing, so a person who types their password
 // right never waits.
 func (s *Server) limitLogin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -284,15 +311,20 @@ func (s *Server) limitLogin(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		userKey := strconv.FormatInt(tenantOf(c).ID, 10) + "\x00" + ip + "\x00" + strings.ToLower(username)
+		perUser, perIP := s.limits.failedLogins, s.limits.failedLoginsPerIP
 		now := time.Now()
-		wait := max(s.limits.failedLogins.peek(userKey, now), s.limits.failedLoginsPerIP.peek(ip, now))
-		if wait > 0 {
+		if wait := perUser.take(userKey, now); wait > 0 {
+			return tooMany(c, max(wait, perIP.peek(ip, now)), "too many failed logins; try again later")
+		}
+		if wait := perIP.take(ip, now); wait > 0 {
+			perUser.refund(userKey, now)
 			return tooMany(c, wait, "too many failed logins; try again later")
 		}
 		err = next(c)
-		if errors.Is(err, store.ErrUnauthorized) {
-			s.limits.failedLogins.take(userKey, now)
-			s.limits.failedLoginsPerIP.take(ip, now)
+		if !errors.Is(err, store.ErrUnauthorized) {
+			now = time.Now()
+			perUser.refund(userKey, now)
+			perIP.refund(ip, now)
 		}
 		return err
 	}

@@ -27,6 +27,29 @@ func TestLimiterBucket(t *testing.T) {
 	if w := l.take("k", t0.Add(time.Second)); w != 0 {
 		t.Errorf("after a second, k still waits %v", w)
 	}
+	// refund gives back what take spent, never more than the burst.
+	r := newLimiter(Rate{N: 2, Per: time.Hour}, 100)
+	r.take("k", t0)
+	r.take("k", t0)
+	if r.take("k", t0) == 0 {
+		t.Fatalf("third take of a burst of 2 allowed")
+	}
+	r.refund("k", t0.Add(-time.Millisecond)) // a clock read a moment earlier
+	if w := r.take("k", t0); w != 0 {
+		t.Errorf("after a refund, take waits %v", w)
+	}
+	for range 5 {
+		r.refund("k", t0)
+	}
+	for i := range 3 {
+		if w := r.take("k", t0); (w == 0) != (i < 2) {
+			t.Errorf("take %d after many refunds: wait %v; refunds must not overfill the bucket of 2", i+1, w)
+		}
+	}
+	r.refund("never seen", t0)
+	if r.size() != 1 {
+		t.Errorf("refunding an unknown key remembered it")
+	}
 	// peek never spends.
 	for range 5 {
 		l.peek("fresh", t0)

@@ -113,6 +113,8 @@ func New(cfg Config) *Server {
 	r.POST("/posts/:post/comments", s.createComment, requireUser, s.limitUser(s.limits.comments))
 	r.PATCH("/comments/:comment", s.updateComment, requireUser, s.limitUser(s.limits.edits))
 	r.DELETE("/comments/:comment", s.deleteComment, requireUser, s.limitUser(s.limits.edits))
+	r.GET("/posts/:post/revisions", s.listPostRevisions)
+	r.GET("/comments/:comment/revisions", s.listCommentRevisions)
 	s.modRoutes(t, r)
 
 	if cfg.Web != nil {

@@ -182,10 +182,11 @@ type pipeSessions struct {
 func newPipeSessions(tb testing.TB, db *store.DB, tenant store.Tenant, n int, role store.Role) *pipeSessions {
 	tb.Helper()
 	h := New(Config{
-		Store: db, Log: zerolog.Nop(),
+		History: db, Log: zerolog.Nop(),
 		// No pings or pong deadlines during a benchmark.
 		PingInterval: time.Hour, PongTimeout: 2 * time.Hour,
 	})
+	h.listening.Store(true) // as if the bus were connected
 	ps := &pipeSessions{hub: h}
 	for i := range n {
 		c := newClient(h, tenant, store.Actor{UserID: int64(i + 1), Username: "u" + strconv.Itoa(i), Role: role}, 0, zerolog.Nop())
@@ -274,7 +275,7 @@ func BenchmarkDeliver(b *testing.B) {
 				r.mu.Lock()
 				r.lastSeq = 0
 				r.mu.Unlock()
-				ps.hub.deliver(r, 0, evs)
+				ps.hub.deliver(r, 0, evs, ps.hub.linkGen.Load())
 				ps.idle(b)
 			}
 			b.StopTimer()

@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -48,10 +47,9 @@ type client struct {
 	closing atomic.Bool
 	done    chan struct{}
 
-	mu        sync.Mutex
-	rooms     map[string]*room // rooms this session is subscribed to
-	closeCode int
-	closeText string
+	mu     sync.Mutex
+	rooms  map[string]*room // rooms this session is subscribed to
+	closed Disconnect       // why the session ended, once it has
 }
 
 func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, log zerolog.Logger) *client {
@@ -108,43 +106,61 @@ func (c *client) waitQueue(n int64) error {
 }
 
 // slow closes a session that cannot keep up. Called from fan-out with a
-// room locked, so the close itself runs elsewhere.
+// room locked, so the close frame goes out elsewhere.
 func (c *client) slow() {
 	if c.closing.Load() {
 		return
 	}
 	c.hub.metrics.SlowCloses.Inc()
-	go c.closeNow(websocket.CloseTryAgainLater, "slow consumer: resume with since")
+	c.stop(disconnects.Slow)
 }
 
 // closeNow sends a close frame directly on the connection (the send queue
 // may be full) and ends the session.
-func (c *client) closeNow(code int, reason string) {
-	if !c.closing.CompareAndSwap(false, true) {
-		return
+func (c *client) closeNow(d Disconnect) {
+	if c.markClosing(d) {
+		c.writeClose(d)
 	}
-	c.setCloseReason(code, reason)
+}
+
+// stop ends the session without waiting for its close frame to go out:
+// from its return on, nothing more is sent to the session.
+func (c *client) stop(d Disconnect) {
+	if c.markClosing(d) && !c.hub.spawn(func() { c.writeClose(d) }) {
+		c.writeClose(d) // the hub is shutting down
+	}
+}
+
+func (c *client) markClosing(d Disconnect) bool {
+	if !c.closing.CompareAndSwap(false, true) {
+		return false
+	}
+	c.setCloseReason(d)
+	return true
+}
+
+func (c *client) writeClose(d Disconnect) {
 	conn := c.session.WebsocketConnection()
-	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(d.Code, d.Reason),
 		time.Now().Add(time.Second))
 	_ = conn.Close()
 }
 
-func (c *client) setCloseReason(code int, reason string) {
+func (c *client) setCloseReason(d Disconnect) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closeCode == 0 {
-		c.closeCode, c.closeText = code, reason
+	if c.closed == (Disconnect{}) {
+		c.closed = d
 	}
 }
 
-func (c *client) closeReason() (int, string) {
+func (c *client) closeReason() Disconnect {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closeCode == 0 {
-		return websocket.CloseAbnormalClosure, "connection lost"
+	if c.closed == (Disconnect{}) {
+		return disconnects.Lost
 	}
-	return c.closeCode, c.closeText
+	return c.closed
 }
 
 func (h *Hub) onMessage(s *melody.Session, msg []byte) {
@@ -155,14 +171,14 @@ func (h *Hub) onMessage(s *melody.Session, msg []byte) {
 	c.msgsIn.Add(1)
 	if !utf8.Valid(msg) {
 		h.metrics.Rejected.WithLabelValues("invalid_utf8").Inc()
-		c.closeNow(websocket.CloseInvalidFramePayloadData, "invalid UTF-8")
+		c.closeNow(disconnects.InvalidUTF8)
 		return
 	}
 	if !c.limiter.Allow() {
 		h.metrics.Rejected.WithLabelValues("rate_limited").Inc()
 		c.floods++
 		if c.floods >= h.cfg.FloodClose {
-			c.closeNow(websocket.ClosePolicyViolation, "too many messages")
+			c.closeNow(disconnects.Flood)
 			return
 		}
 		c.send(encodeError("rate_limited", "slow down: too many messages", ""))
@@ -181,7 +197,7 @@ func (h *Hub) onMessage(s *melody.Session, msg []byte) {
 	case opUnsubscribe:
 		h.unsubscribe(c, in.Room)
 	case opTyping:
-		h.typing(c, in.Room)
+		h.typed(c, in.Room)
 	}
 }
 
@@ -198,33 +214,8 @@ func (c *client) leaveAll() {
 	}
 }
 
-// control closes the sessions a control notification names.
-func (h *Hub) control(_ context.Context, ctl store.Control) {
-	var keep func(*client) bool
-	var reason string
-	code := websocket.ClosePolicyViolation
-	switch ctl.Kind {
-	case store.ControlBan:
-		keep = func(c *client) bool { return c.tenant.ID == ctl.TenantID && c.actor.UserID == ctl.ID }
-		reason = "banned"
-	case store.ControlRevoke:
-		keep = func(c *client) bool {
-			return c.tenant.ID == ctl.TenantID && c.tokenID != 0 && c.tokenID == ctl.ID
-		}
-		reason = "token revoked"
-	case store.ControlRefresh:
-		// A session's role and ban state are fixed at connect; asking the
-		// client to reconnect (1001, resume with since: nothing is lost)
-		// is simpler and safer than patching them under its feet.
-		keep = func(c *client) bool { return c.tenant.ID == ctl.TenantID && c.actor.UserID == ctl.ID }
-		reason = "your role changed: reconnect"
-		code = websocket.CloseGoingAway
-	default:
-		h.log.Warn().Str("kind", ctl.Kind).Msg("unknown control notification")
-		return
-	}
-	h.forEachClient(keep, func(c *client) {
-		c.log.Info().Str("reason", reason).Msg("closing session on control notification")
-		go c.closeNow(code, reason)
-	})
+// standingChanged closes a session whose token, role or ban changed.
+func (c *client) standingChanged(d Disconnect) {
+	c.log.Info().Str("reason", d.Reason).Msg("closing session: its standing changed")
+	c.stop(d)
 }

@@ -1,13 +1,10 @@
 package realtime_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 	"agora/api"
 	"agora/api/apitest"
 	"agora/realtime"
+	"agora/realtime/wstest"
 	"agora/store"
 	"agora/store/pgtest"
 )
@@ -39,7 +37,7 @@ func startInstance(t *testing.T, dbURL string, tune func(*realtime.Config)) *ins
 	}
 	var hub *realtime.Hub
 	srv := apitest.Start(t, apitest.Options{DatabaseURL: dbURL, Hasher: cheap, Verbose: testing.Verbose(), Configure: func(tb testing.TB, db *store.DB, cfg *api.Config) {
-		rc := realtime.Config{Store: db, Log: cfg.Log, ListenURL: dbURL,
+		rc := realtime.Config{History: db, Bus: store.NewBus(db, dbURL), Log: cfg.Log,
 			Heartbeat: 200 * time.Millisecond, PresenceFlush: 50 * time.Millisecond}
 		if tune != nil {
 			tune(&rc)
@@ -70,37 +68,18 @@ func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 	}
 }
 
-// msg is any server message.
-type msg struct {
-	Op        string          `json:"op"`
-	Room      string          `json:"room"`
-	Seq       int64           `json:"seq"`
-	Type      string          `json:"type"`
-	Data      json.RawMessage `json:"data"`
-	Code      string          `json:"code"`
-	Message   string          `json:"message"`
-	State     []presenceEntry `json:"state"`
-	Joins     []presenceEntry `json:"joins"`
-	Leaves    []presenceEntry `json:"leaves"`
-	Anonymous int             `json:"anonymous"`
-	User      *store.UserRef  `json:"user"`
-	raw       string
-}
+type (
+	msg           = wstest.Msg
+	presenceEntry = wstest.PresenceEntry
+)
 
-type presenceEntry struct {
-	User  store.UserRef `json:"user"`
-	Since time.Time     `json:"since"`
-}
-
-// wsClient reads every frame, splits it on newlines, and queues messages.
+// wsClient is a wstest.Client under the names these tests use.
 type wsClient struct {
+	*wstest.Client
 	t      testing.TB
 	conn   *websocket.Conn
 	msgs   chan msg
-	frames int
-	mu     sync.Mutex
 	closed chan struct{}
-	err    error
 }
 
 func dial(t testing.TB, base, tenant, token string, header http.Header) (*wsClient, *http.Response, error) {
@@ -127,107 +106,36 @@ func mustDial(t testing.TB, base, tenant, token string) *wsClient {
 	return c
 }
 
-func (c *wsClient) read() {
-	defer close(c.closed)
-	for {
-		_, data, err := c.conn.ReadMessage()
-		if err != nil {
-			c.mu.Lock()
-			c.err = err
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Lock()
-		c.frames++
-		c.mu.Unlock()
-		for _, line := range bytes.Split(data, []byte("\n")) {
-			var m msg
-			if err := json.Unmarshal(line, &m); err != nil {
-				m = msg{Op: "unparseable"}
-			}
-			m.raw = string(line)
-			c.msgs <- m
-		}
-	}
-}
-
 func (c *wsClient) send(v any) {
 	c.t.Helper()
-	b, ok := v.([]byte)
-	if !ok {
-		if s, isStr := v.(string); isStr {
-			b = []byte(s)
-		} else {
-			b, _ = json.Marshal(v)
-		}
-	}
-	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
+	c.Send(v)
 }
 
 // next returns the next message that matches keep, failing after d.
 func (c *wsClient) next(d time.Duration, what string, keep func(msg) bool) msg {
 	c.t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		select {
-		case m := <-c.msgs:
-			if keep(m) {
-				return m
-			}
-		case <-timer.C:
-			c.t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-	}
+	return c.Next(d, what, keep)
 }
 
-func op(name string) func(msg) bool { return func(m msg) bool { return m.Op == name } }
+func op(name string) func(msg) bool { return wstest.Op(name) }
 
 // subscribe subscribes and waits for subscribed.
 func (c *wsClient) subscribe(room string, since *int64) msg {
 	c.t.Helper()
-	req := map[string]any{"op": "subscribe", "room": room}
-	if since != nil {
-		req["since"] = *since
-	}
-	c.send(req)
-	return c.next(5*time.Second, "subscribed "+room, func(m msg) bool {
-		if m.Op == "error" {
-			c.t.Fatalf("subscribe %s: %s", room, m.raw)
-		}
-		return m.Op == "subscribed" && m.Room == room
-	})
+	return c.Subscribe(room, since)
 }
 
 // events collects n events of room, in arrival order.
 func (c *wsClient) events(room string, n int, d time.Duration) []msg {
 	c.t.Helper()
-	out := make([]msg, 0, n)
-	for len(out) < n {
-		out = append(out, c.next(d, fmt.Sprintf("event %d of %d in %s", len(out)+1, n, room), func(m msg) bool {
-			return m.Op == "event" && m.Room == room
-		}))
-	}
-	return out
+	return c.Events(room, n, d)
 }
 
 // closeCode waits for the server to close the connection and returns the
 // close code (1006 when the connection just dropped).
 func (c *wsClient) closeCode(d time.Duration) int {
 	c.t.Helper()
-	select {
-	case <-c.closed:
-	case <-time.After(d):
-		c.t.Fatalf("connection still open after %v", d)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ce, ok := c.err.(*websocket.CloseError); ok {
-		return ce.Code
-	}
-	return websocket.CloseAbnormalClosure
+	return c.CloseCode(d)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -1,6 +1,8 @@
 // Package realtime is Agora's WebSocket side: melody sessions, the
-// protocol, the room index, presence and typing, and the Postgres listener
-// that fans committed events out to the sessions of this instance.
+// protocol, the room index and fan-out of committed events, presence and
+// typing. It reads history and talks to the other instances through the
+// History and Bus it is given (seams.go); store implements both on
+// Postgres.
 package realtime
 
 import (
@@ -19,6 +21,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/time/rate"
 
 	"agora/store"
@@ -26,10 +30,9 @@ import (
 
 // Config tunes the hub. Zero values take the defaults in brackets.
 type Config struct {
-	Store *store.DB
-	Log   zerolog.Logger
-	// ListenURL is the database URL for the dedicated LISTEN connection.
-	ListenURL string
+	History History
+	Bus     Bus
+	Log     zerolog.Logger
 	// InstanceID names this instance to the others (random).
 	InstanceID string
 
@@ -64,18 +67,16 @@ type Config struct {
 	// user in one room [2s].
 	TypingInterval time.Duration
 
-	// Sweep is how often local rooms are compared with their seq in the
-	// database [2s]: the safety net for a doorbell that never rang (an
+	// Sweep is how often local rooms are compared with their seq in
+	// History [2s]: the safety net for a doorbell that never rang (an
 	// instance that died between commit and announcement).
 	Sweep time.Duration
 
-	// Retention bounds each room's history [10,000 events, 7 days],
-	// applied every PruneInterval [1m].
-	Retention     store.Retention
-	PruneInterval time.Duration
-
 	// Metrics receives counts; nil: none.
 	Metrics *Metrics
+	// Tracer traces the fan-out of events whose write was traced; nil:
+	// no tracing.
+	Tracer trace.TracerProvider
 }
 
 func (c *Config) defaults() {
@@ -91,12 +92,7 @@ func (c *Config) defaults() {
 	def(&c.Heartbeat, 5*time.Second)
 	def(&c.HeartbeatTimeout, 3*c.Heartbeat)
 	def(&c.TypingInterval, 2*time.Second)
-	def(&c.Retention.MaxAge, 7*24*time.Hour)
-	def(&c.PruneInterval, time.Minute)
 	def(&c.Sweep, 2*time.Second)
-	if c.Retention.PerRoom <= 0 {
-		c.Retention.PerRoom = 10000
-	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = 32
 	}
@@ -120,27 +116,41 @@ func (c *Config) defaults() {
 		_, _ = rand.Read(b)
 		c.InstanceID = hex.EncodeToString(b)
 	}
+	if c.Tracer == nil {
+		c.Tracer = noop.NewTracerProvider()
+	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
 	}
 }
 
-// Hub serves WebSocket sessions for one instance.
+// Hub is one instance's registry of WebSocket sessions and the rooms they
+// are in. Presence, the bus handler and fan-out are its parts.
 type Hub struct {
 	cfg      Config
 	log      zerolog.Logger
-	db       *store.DB
+	history  History
+	bus      Bus
 	m        *melody.Melody
 	rooms    *index
 	presence *presence
+	typing   *typingThrottle
 	metrics  *Metrics
+	tracer   trace.Tracer
 
-	// ctx lives from Run until Shutdown; background work stops with it.
+	// ctx lives from New until Shutdown; background work stops with it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// wg counts every goroutine the hub starts (spawn); once stopped is
+	// set, Shutdown is waiting on it and spawn starts nothing more.
+	spawnMu sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
 
+	// listening: the bus is connected and every session's standing was
+	// checked on connecting; linkGen counts those connections.
 	listening atomic.Bool
+	linkGen   atomic.Uint64
 	closing   atomic.Bool
 	nextID    atomic.Uint64
 
@@ -156,12 +166,15 @@ func New(cfg Config) *Hub {
 	h := &Hub{
 		cfg:     cfg,
 		log:     cfg.Log.With().Str("component", "realtime").Str("instance", cfg.InstanceID).Logger(),
-		db:      cfg.Store,
+		history: cfg.History,
+		bus:     cfg.Bus,
 		metrics: cfg.Metrics,
+		tracer:  cfg.Tracer.Tracer("agora/realtime"),
 		ctx:     ctx,
 		cancel:  cancel,
 		clients: map[*client]struct{}{},
 		tenants: map[int64]int{},
+		typing:  newTypingThrottle(cfg.TypingInterval),
 	}
 	h.rooms = newIndex()
 	h.presence = newPresence(h)
@@ -205,18 +218,34 @@ func New(cfg Config) *Hub {
 	return h
 }
 
-// Run starts the listener, presence heartbeats and history pruning. They
-// stop at Shutdown.
+// Run starts the bus, the sweep and presence. They stop at Shutdown.
 func (h *Hub) Run() {
-	h.wg.Add(4)
-	go func() { defer h.wg.Done(); h.listen(h.ctx) }()
-	go func() { defer h.wg.Done(); every(h.ctx, h.cfg.Sweep, h.sweep) }()
-	go func() { defer h.wg.Done(); h.presence.run(h.ctx) }()
-	go func() { defer h.wg.Done(); every(h.ctx, h.cfg.PruneInterval, h.prune) }()
+	h.spawn(func() {
+		h.bus.Run(h.ctx, listener{h})
+		h.listening.Store(false)
+	})
+	h.spawn(func() { every(h.ctx, h.cfg.Sweep, h.sweep) })
+	h.spawn(func() { h.presence.run(h.ctx) })
 }
 
-// Ready reports whether the listener is connected: without it this
-// instance would serve stale rooms.
+// spawn runs fn on a goroutine counted in the hub's wait group. Once
+// Shutdown waits on the group it starts nothing and returns false.
+func (h *Hub) spawn(fn func()) bool {
+	h.spawnMu.Lock()
+	defer h.spawnMu.Unlock()
+	if h.stopped {
+		return false
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// Ready reports whether the bus is connected: without it this instance
+// would serve stale rooms.
 func (h *Hub) Ready(context.Context) error {
 	if !h.listening.Load() {
 		return errors.New("realtime listener is not connected")
@@ -224,8 +253,9 @@ func (h *Hub) Ready(context.Context) error {
 	return nil
 }
 
-// ServeWS upgrades an authenticated request. Refusals happen before the
-// upgrade, as plain API errors.
+// ServeWS upgrades an authenticated request. tokenID is the session token
+// actor signed in with (0: anonymous). Refusals happen before the upgrade,
+// as plain API errors.
 func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenant, actor store.Actor, tokenID int64) {
 	if h.closing.Load() {
 		writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
@@ -282,8 +312,8 @@ func writeError(w http.ResponseWriter, status int, code store.Code, msg string) 
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": string(code), "message": msg}})
 }
 
-// Shutdown closes every session with 1001, then stops the listener and
-// background work, all within ctx.
+// Shutdown closes every session with 1001, stops the bus and background
+// work, and tells the other instances this one is gone, all within ctx.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	if !h.closing.CompareAndSwap(false, true) {
 		return nil
@@ -294,28 +324,39 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		clients = append(clients, c)
 	}
 	h.mu.Unlock()
-	var wg sync.WaitGroup
+	// Close frames go out 64 at a time: each may wait up to a second on a
+	// client that does not read.
 	sem := make(chan struct{}, 64)
+	var err error
+loop:
 	for _, c := range clients {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			err = ctx.Err()
+			break loop
+		}
+		h.spawn(func() {
 			defer func() { <-sem }()
-			c.closeNow(websocket.CloseGoingAway, "server going away")
-		}()
+			c.closeNow(disconnects.Shutdown)
+		})
 	}
-	wg.Wait()
-	h.presence.goodbye(ctx)
 	h.cancel()
+	h.spawnMu.Lock()
+	h.stopped = true
+	h.spawnMu.Unlock()
 	done := make(chan struct{})
-	go func() { h.wg.Wait(); _ = h.m.Close(); close(done) }()
+	go func() { h.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	// After the presence loop stopped, so that no delta can follow it.
+	h.presence.goodbye(ctx)
+	// Whatever is left (sessions not reached in time) ends here.
+	_ = h.m.Close()
+	return err
 }
 
 func (h *Hub) onConnect(s *melody.Session) {
@@ -330,7 +371,7 @@ func (h *Hub) onConnect(s *melody.Session) {
 	// Shutdown sets closing before it lists clients: a session that
 	// registered too late to be listed sees closing here.
 	if h.closing.Load() {
-		go c.closeNow(websocket.CloseGoingAway, "server going away")
+		c.stop(disconnects.Shutdown)
 	}
 	h.metrics.Sessions.Inc()
 	c.log.Info().Bool("anonymous", c.actor.Anonymous()).Msg("session open")
@@ -347,8 +388,8 @@ func (h *Hub) onDisconnect(s *melody.Session) {
 	h.mu.Unlock()
 	c.leaveAll()
 	h.metrics.Sessions.Dec()
-	code, reason := c.closeReason()
-	c.log.Info().Int("code", code).Str("reason", reason).
+	d := c.closeReason()
+	c.log.Info().Int("code", d.Code).Str("reason", d.Reason).
 		Dur("duration", time.Since(c.opened)).
 		Int64("messages_in", c.msgsIn.Load()).Int64("messages_out", c.msgsOut.Load()).
 		Msg("session closed")
@@ -364,11 +405,11 @@ func (h *Hub) onError(s *melody.Session, err error) {
 		c.slow()
 	case errors.Is(err, websocket.ErrReadLimit):
 		h.metrics.Rejected.WithLabelValues("too_big").Inc()
-		c.setCloseReason(websocket.CloseMessageTooBig, "message too big")
+		c.setCloseReason(disconnects.TooBig)
 	default:
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) {
-			c.setCloseReason(ce.Code, ce.Text)
+			c.setCloseReason(Disconnect{ce.Code, ce.Text})
 		}
 	}
 }

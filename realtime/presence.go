@@ -4,21 +4,60 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"agora/store"
 )
 
-// presenceChannel carries presence and typing between instances. Nothing
-// on it is stored: each instance keeps a replica of the others' presence,
-// fed by deltas, refreshed by snapshots on hello, and dropped when the
-// instance stops sending heartbeats.
-const presenceChannel = "agora_presence"
+// Presence across instances: each instance tracks its own sessions
+// (tracker), tells the others what changed on the bus, keeps a replica of
+// what they told it (replica), and shows its subscribers the merged view,
+// at most one frame per room per flush window (presence). Nothing of it
+// is stored: replicas are fed by deltas, refreshed by snapshots on hello,
+// and dropped when their instance stops sending heartbeats.
 
-// NOTIFY payloads must stay under 8000 bytes.
-const maxPresencePayload = 7000
+// wireKind says what a presence-channel message is.
+type wireKind string
+
+const (
+	// kindDelta: joins and leaves in one room (with Reset, the sender's
+	// whole view of the room).
+	kindDelta wireKind = "d"
+	// kindHeartbeat: the sender lives.
+	kindHeartbeat wireKind = "h"
+	// kindHello: the sender (re)connected and may have missed deltas:
+	// everyone sends it a snapshot.
+	kindHello wireKind = "hello"
+	// kindBye: the sender is shutting down; its users leave at once.
+	kindBye wireKind = "bye"
+	// kindTyping: a user is typing in a room.
+	kindTyping wireKind = "t"
+)
+
+// wire is a presence-channel message.
+type wire struct {
+	I     string     `json:"i"` // sending instance
+	K     wireKind   `json:"k"`
+	T     int64      `json:"t,omitempty"`
+	R     string     `json:"r,omitempty"`
+	Reset bool       `json:"reset,omitempty"`
+	J     []wireUser `json:"j,omitempty"`
+	L     []int64    `json:"l,omitempty"`
+	A     *int       `json:"a,omitempty"`
+}
+
+type wireUser struct {
+	ID    int64     `json:"i"`
+	Name  string    `json:"n"`
+	Since time.Time `json:"s"`
+}
+
+func (w wire) room() roomKey { return roomKey{w.T, w.R} }
 
 type member struct {
 	Name  string
@@ -33,86 +72,269 @@ type roomPresence struct {
 
 func newRoomPresence() *roomPresence { return &roomPresence{users: map[int64]*member{}} }
 
+func (rp *roomPresence) empty() bool { return len(rp.users) == 0 && rp.anon <= 0 }
+
+// tracker is this instance's own presence: who is in each room through its
+// sessions, and what the other instances were last told of it.
+type tracker struct {
+	local     map[roomKey]*roomPresence
+	published map[roomKey]*roomPresence
+	dirty     map[roomKey]bool // changed since last published
+}
+
+func newTracker() *tracker {
+	return &tracker{local: map[roomKey]*roomPresence{}, published: map[roomKey]*roomPresence{}, dirty: map[roomKey]bool{}}
+}
+
+// join counts one more session of a in room k; arrived says a was not
+// there before.
+func (t *tracker) join(k roomKey, a store.Actor, now time.Time) (arrived bool) {
+	t.dirty[k] = true
+	rp := t.local[k]
+	if rp == nil {
+		rp = newRoomPresence()
+		t.local[k] = rp
+	}
+	if a.Anonymous() {
+		rp.anon++
+		return false
+	}
+	if m := rp.users[a.UserID]; m != nil {
+		m.n++
+		return false
+	}
+	rp.users[a.UserID] = &member{Name: a.Username, Since: now.UTC(), n: 1}
+	return true
+}
+
+// leave undoes join; gone says a's last session left the room.
+func (t *tracker) leave(k roomKey, a store.Actor) (gone bool) {
+	rp := t.local[k]
+	if rp == nil {
+		return false
+	}
+	t.dirty[k] = true
+	if a.Anonymous() {
+		rp.anon--
+	} else if m := rp.users[a.UserID]; m != nil {
+		if m.n--; m.n == 0 {
+			delete(rp.users, a.UserID)
+			gone = true
+		}
+	}
+	if rp.empty() {
+		delete(t.local, k)
+	}
+	return gone
+}
+
+// changes returns the deltas that bring the others up to date with every
+// room changed since the last call.
+func (t *tracker) changes() []wire {
+	var out []wire
+	for k := range t.dirty {
+		out = append(out, t.delta(k, false)...)
+	}
+	clear(t.dirty)
+	return out
+}
+
+// snapshot returns every room whole, for an instance that may have missed
+// deltas.
+func (t *tracker) snapshot() []wire {
+	var out []wire
+	for k := range t.local {
+		out = append(out, t.delta(k, true)...)
+	}
+	return out
+}
+
+// delta compares local with published for one room and returns the
+// messages (chunked under the bus's payload limit) that bring the others
+// up to date. With snapshot, the first message replaces their view.
+func (t *tracker) delta(k roomKey, snapshot bool) []wire {
+	cur := t.local[k]
+	if cur == nil {
+		cur = newRoomPresence()
+	}
+	old := t.published[k]
+	if old == nil || snapshot {
+		old = newRoomPresence()
+	}
+	anon := cur.anon
+	w := wire{K: kindDelta, T: k.tenant, R: k.name, Reset: snapshot, A: &anon}
+	var out []wire
+	size := 0
+	emit := func() {
+		out = append(out, w)
+		w = wire{K: kindDelta, T: k.tenant, R: k.name, A: &anon}
+		size = 0
+	}
+	for _, id := range sortedIDs(cur) {
+		if old.users[id] == nil {
+			m := cur.users[id]
+			w.J = append(w.J, wireUser{ID: id, Name: m.Name, Since: m.Since})
+			if size += 80 + len(m.Name); size > store.MaxPresencePayload {
+				emit()
+			}
+		}
+	}
+	for id := range old.users {
+		if cur.users[id] == nil {
+			w.L = append(w.L, id)
+			if size += 24; size > store.MaxPresencePayload {
+				emit()
+			}
+		}
+	}
+	if len(w.J) > 0 || len(w.L) > 0 || len(out) == 0 {
+		emit()
+	}
+	snap := newRoomPresence()
+	snap.anon = cur.anon
+	for id, m := range cur.users {
+		snap.users[id] = &member{Name: m.Name, Since: m.Since}
+	}
+	if snap.empty() {
+		delete(t.published, k)
+	} else {
+		t.published[k] = snap
+	}
+	return out
+}
+
+// replica is the other instances' presence as their messages describe it.
+type replica struct {
+	peers map[string]*peer
+}
+
 type peer struct {
 	beat  time.Time
 	rooms map[roomKey]*roomPresence
 }
 
-type typingKey struct {
-	room roomKey
-	user int64
+func newReplica() *replica { return &replica{peers: map[string]*peer{}} }
+
+// apply takes one message from another instance and returns the rooms
+// whose view changed.
+func (r *replica) apply(w wire, now time.Time) []roomKey {
+	switch w.K {
+	case kindBye:
+		return r.drop(w.I)
+	case kindHello, kindHeartbeat, kindDelta:
+	default:
+		return nil
+	}
+	pe := r.peers[w.I]
+	if pe == nil {
+		pe = &peer{rooms: map[roomKey]*roomPresence{}}
+		r.peers[w.I] = pe
+	}
+	pe.beat = now
+	if w.K != kindDelta {
+		return nil
+	}
+	k := w.room()
+	rp := pe.rooms[k]
+	if rp == nil || w.Reset {
+		rp = newRoomPresence()
+		pe.rooms[k] = rp
+	}
+	for _, u := range w.J {
+		rp.users[u.ID] = &member{Name: u.Name, Since: u.Since}
+	}
+	for _, id := range w.L {
+		delete(rp.users, id)
+	}
+	if w.A != nil {
+		rp.anon = *w.A
+	}
+	if rp.empty() {
+		delete(pe.rooms, k)
+	}
+	return []roomKey{k}
 }
 
+// expire drops the instances silent since before deadline and returns
+// their ids and the rooms they were in.
+func (r *replica) expire(deadline time.Time) (dropped []string, rooms []roomKey) {
+	for id, pe := range r.peers {
+		if pe.beat.Before(deadline) {
+			dropped = append(dropped, id)
+			rooms = append(rooms, r.drop(id)...)
+		}
+	}
+	return dropped, rooms
+}
+
+// drop forgets an instance and returns the rooms it was in.
+func (r *replica) drop(id string) []roomKey {
+	pe := r.peers[id]
+	if pe == nil {
+		return nil
+	}
+	delete(r.peers, id)
+	return slices.Collect(maps.Keys(pe.rooms))
+}
+
+// presence shows the merged view of own and peers to local subscribers,
+// and sends own's changes to the other instances.
 type presence struct {
-	h  *Hub
-	mu sync.Mutex
-	// local is this instance's sessions; published is what the others were
-	// last told about it; peers is the replica of the other instances.
-	local     map[roomKey]*roomPresence
-	published map[roomKey]*roomPresence
-	peers     map[string]*peer
-	// sent is the merged view last shown to local subscribers.
-	sent     map[roomKey]*roomPresence
-	dirtyOut map[roomKey]bool
-	dirtyIn  map[roomKey]bool
-	// forceIn: a new subscriber was told an anonymous count that differs
+	instance         string
+	bus              Bus
+	rooms            *index
+	log              zerolog.Logger
+	metrics          *Metrics
+	flushEvery       time.Duration
+	heartbeat        time.Duration
+	heartbeatTimeout time.Duration
+
+	mu    sync.Mutex
+	own   *tracker
+	peers *replica
+	// sent is the merged view last shown to local subscribers; dirty rooms
+	// may differ from it.
+	sent  map[roomKey]*roomPresence
+	dirty map[roomKey]bool
+	// force: a new subscriber was told an anonymous count that differs
 	// from sent's; the next flush sends the count even if unchanged.
-	forceIn  map[roomKey]bool
-	typingAt map[typingKey]time.Time
+	force map[roomKey]bool
 }
 
 func newPresence(h *Hub) *presence {
 	return &presence{
-		h:         h,
-		local:     map[roomKey]*roomPresence{},
-		published: map[roomKey]*roomPresence{},
-		peers:     map[string]*peer{},
-		sent:      map[roomKey]*roomPresence{},
-		dirtyOut:  map[roomKey]bool{},
-		dirtyIn:   map[roomKey]bool{},
-		forceIn:   map[roomKey]bool{},
-		typingAt:  map[typingKey]time.Time{},
+		instance:         h.cfg.InstanceID,
+		bus:              h.bus,
+		rooms:            h.rooms,
+		log:              h.log,
+		metrics:          h.metrics,
+		flushEvery:       h.cfg.PresenceFlush,
+		heartbeat:        h.cfg.Heartbeat,
+		heartbeatTimeout: h.cfg.HeartbeatTimeout,
+		own:              newTracker(),
+		peers:            newReplica(),
+		sent:             map[roomKey]*roomPresence{},
+		dirty:            map[roomKey]bool{},
+		force:            map[roomKey]bool{},
 	}
 }
 
 func (p *presence) join(c *client, k roomKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rp := p.local[k]
-	if rp == nil {
-		rp = newRoomPresence()
-		p.local[k] = rp
+	if p.own.join(k, c.actor, time.Now()) {
+		p.metrics.PresenceMembers.Inc()
 	}
-	if c.actor.Anonymous() {
-		rp.anon++
-	} else if m := rp.users[c.actor.UserID]; m != nil {
-		m.n++
-	} else {
-		rp.users[c.actor.UserID] = &member{Name: c.actor.Username, Since: time.Now().UTC(), n: 1}
-		p.h.metrics.PresenceMembers.Inc()
-	}
-	p.dirtyOut[k], p.dirtyIn[k] = true, true
+	p.dirty[k] = true
 }
 
 func (p *presence) leave(c *client, k roomKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rp := p.local[k]
-	if rp == nil {
-		return
+	if p.own.leave(k, c.actor) {
+		p.metrics.PresenceMembers.Dec()
 	}
-	if c.actor.Anonymous() {
-		rp.anon--
-	} else if m := rp.users[c.actor.UserID]; m != nil {
-		if m.n--; m.n == 0 {
-			delete(rp.users, c.actor.UserID)
-			p.h.metrics.PresenceMembers.Dec()
-		}
-	}
-	if rp.anon <= 0 && len(rp.users) == 0 {
-		delete(p.local, k)
-	}
-	p.dirtyOut[k], p.dirtyIn[k] = true, true
+	p.dirty[k] = true
 }
 
 // merged is the room's presence across every instance; a user on several
@@ -130,8 +352,8 @@ func (p *presence) merged(k roomKey) *roomPresence {
 			}
 		}
 	}
-	add(p.local[k])
-	for _, pe := range p.peers {
+	add(p.own.local[k])
+	for _, pe := range p.peers.peers {
 		add(pe.rooms[k])
 	}
 	return out
@@ -175,137 +397,58 @@ func (p *presence) state(k roomKey, c *client) []byte {
 		view.users[c.actor.UserID] = m
 	}
 	if sent == nil || sent.anon != cur.anon {
-		p.forceIn[k], p.dirtyIn[k] = true, true
+		p.force[k], p.dirty[k] = true, true
 	}
 	p.mu.Unlock()
 	b, _ := json.Marshal(presenceState{Op: "presence", Room: k.name, State: entries(view, sortedIDs(view)), Anonymous: view.anon})
 	return b
 }
 
-// run flushes presence every PresenceFlush: at most one presence frame
-// per room per window, however many joins and leaves happened in it.
+// run flushes presence every flush window (at most one presence frame per
+// room per window, however many joins and leaves happened in it) and
+// sends heartbeats.
 func (p *presence) run(ctx context.Context) {
-	flush := time.NewTicker(p.h.cfg.PresenceFlush)
+	flush := time.NewTicker(p.flushEvery)
 	defer flush.Stop()
-	beat := time.NewTicker(p.h.cfg.Heartbeat)
+	beat := time.NewTicker(p.heartbeat)
 	defer beat.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-beat.C:
-			p.publish(ctx, wire{K: "h"})
+			p.publish(ctx, wire{K: kindHeartbeat})
 			p.expire()
 		case <-flush.C:
-			p.flushOut(ctx)
-			p.flushIn()
+			p.mu.Lock()
+			msgs := p.own.changes()
+			p.mu.Unlock()
+			for _, w := range msgs {
+				p.publish(ctx, w)
+			}
+			p.flushLocal()
 		}
 	}
-}
-
-// wire is a presence-channel message.
-type wire struct {
-	I     string     `json:"i"`
-	K     string     `json:"k"` // d: delta, h: heartbeat, hello, bye, t: typing
-	T     int64      `json:"t,omitempty"`
-	R     string     `json:"r,omitempty"`
-	Reset bool       `json:"reset,omitempty"` // d: replace the sender's view of the room
-	J     []wireUser `json:"j,omitempty"`
-	L     []int64    `json:"l,omitempty"`
-	A     *int       `json:"a,omitempty"`
-}
-
-type wireUser struct {
-	ID    int64     `json:"i"`
-	Name  string    `json:"n"`
-	Since time.Time `json:"s"`
 }
 
 func (p *presence) publish(ctx context.Context, w wire) {
-	w.I = p.h.cfg.InstanceID
+	w.I = p.instance
 	b, _ := json.Marshal(w)
-	if err := p.h.db.Notify(ctx, presenceChannel, string(b)); err != nil && ctx.Err() == nil {
-		p.h.log.Warn().Err(err).Str("kind", w.K).Msg("publish presence")
+	if err := p.bus.PublishPresence(ctx, b); err != nil && ctx.Err() == nil {
+		p.log.Warn().Err(err).Str("kind", string(w.K)).Msg("publish presence")
 	}
 }
 
-// flushOut tells the other instances what changed here.
-func (p *presence) flushOut(ctx context.Context) {
-	p.mu.Lock()
-	var msgs []wire
-	for k := range p.dirtyOut {
-		msgs = append(msgs, p.delta(k, false)...)
-	}
-	clear(p.dirtyOut)
-	p.mu.Unlock()
-	for _, w := range msgs {
-		p.publish(ctx, w)
-	}
-}
-
-// delta compares local with published for one room and returns the
-// messages (chunked under the NOTIFY limit) that bring peers up to date.
-// With snapshot, the first message replaces the peers' view.
-func (p *presence) delta(k roomKey, snapshot bool) []wire {
-	cur := p.local[k]
-	if cur == nil {
-		cur = newRoomPresence()
-	}
-	old := p.published[k]
-	if old == nil || snapshot {
-		old = newRoomPresence()
-	}
-	anon := cur.anon
-	w := wire{K: "d", T: k.tenant, R: k.name, Reset: snapshot, A: &anon}
-	var out []wire
-	size := 0
-	emit := func() {
-		out = append(out, w)
-		w = wire{K: "d", T: k.tenant, R: k.name, A: &anon}
-		size = 0
-	}
-	for _, id := range sortedIDs(cur) {
-		if old.users[id] == nil {
-			m := cur.users[id]
-			w.J = append(w.J, wireUser{ID: id, Name: m.Name, Since: m.Since})
-			if size += 80 + len(m.Name); size > maxPresencePayload {
-				emit()
-			}
-		}
-	}
-	for id := range old.users {
-		if cur.users[id] == nil {
-			w.L = append(w.L, id)
-			if size += 24; size > maxPresencePayload {
-				emit()
-			}
-		}
-	}
-	if len(w.J) > 0 || len(w.L) > 0 || len(out) == 0 {
-		emit()
-	}
-	snap := newRoomPresence()
-	snap.anon = cur.anon
-	for id, m := range cur.users {
-		snap.users[id] = &member{Name: m.Name, Since: m.Since}
-	}
-	if len(snap.users) == 0 && snap.anon == 0 {
-		delete(p.published, k)
-	} else {
-		p.published[k] = snap
-	}
-	return out
-}
-
-// flushIn sends each changed room's joins and leaves to local subscribers.
-func (p *presence) flushIn() {
+// flushLocal sends each changed room's joins and leaves to local
+// subscribers.
+func (p *presence) flushLocal() {
 	type out struct {
 		k     roomKey
 		frame []byte
 	}
 	var outs []out
 	p.mu.Lock()
-	for k := range p.dirtyIn {
+	for k := range p.dirty {
 		cur := p.merged(k)
 		old := p.sent[k]
 		if old == nil {
@@ -322,12 +465,12 @@ func (p *presence) flushIn() {
 				leaves = append(leaves, id)
 			}
 		}
-		if len(cur.users) == 0 && cur.anon == 0 {
+		if cur.empty() {
 			delete(p.sent, k)
 		} else {
 			p.sent[k] = cur
 		}
-		if len(joins) == 0 && len(leaves) == 0 && cur.anon == old.anon && !p.forceIn[k] {
+		if len(joins) == 0 && len(leaves) == 0 && cur.anon == old.anon && !p.force[k] {
 			continue
 		}
 		sort.Slice(joins, func(i, j int) bool { return joins[i] < joins[j] })
@@ -336,8 +479,8 @@ func (p *presence) flushIn() {
 			Joins: entries(cur, joins), Leaves: entries(old, leaves), Anonymous: cur.anon})
 		outs = append(outs, out{k, b})
 	}
-	clear(p.dirtyIn)
-	clear(p.forceIn)
+	clear(p.dirty)
+	clear(p.force)
 	p.mu.Unlock()
 	// One flush can touch every room a session is in (up to MaxRooms):
 	// a frame per room would overflow its send queue in one burst and
@@ -345,7 +488,7 @@ func (p *presence) flushIn() {
 	// rooms' presence messages packed into as few frames as possible.
 	perClient := map[*client][][]byte{}
 	for _, o := range outs {
-		r := p.h.rooms.get(o.k)
+		r := p.rooms.get(o.k)
 		if r == nil {
 			continue
 		}
@@ -366,35 +509,29 @@ func (p *presence) flushIn() {
 func (p *presence) expire() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	deadline := time.Now().Add(-p.h.cfg.HeartbeatTimeout)
-	for id, pe := range p.peers {
-		if pe.beat.Before(deadline) {
-			p.h.log.Warn().Str("peer", id).Msg("instance silent: dropping its presence")
-			p.dropPeer(id)
-		}
+	dropped, rooms := p.peers.expire(time.Now().Add(-p.heartbeatTimeout))
+	for _, id := range dropped {
+		p.log.Warn().Str("peer", id).Msg("instance silent: dropping its presence")
+	}
+	p.markDirty(rooms)
+}
+
+func (p *presence) markDirty(rooms []roomKey) {
+	for _, k := range rooms {
+		p.dirty[k] = true
 	}
 }
 
-func (p *presence) dropPeer(id string) {
-	for k := range p.peers[id].rooms {
-		p.dirtyIn[k] = true
-	}
-	delete(p.peers, id)
-}
-
-// hello asks every instance for a snapshot (after this instance's
-// listener (re)connects, when it may have missed deltas) and sends its own.
+// hello asks every instance for a snapshot (after this instance's bus
+// (re)connects, when it may have missed deltas) and sends its own.
 func (p *presence) hello(ctx context.Context) {
-	p.publish(ctx, wire{K: "hello"})
+	p.publish(ctx, wire{K: kindHello})
 	p.snapshot(ctx)
 }
 
 func (p *presence) snapshot(ctx context.Context) {
 	p.mu.Lock()
-	var msgs []wire
-	for k := range p.local {
-		msgs = append(msgs, p.delta(k, true)...)
-	}
+	msgs := p.own.snapshot()
 	p.mu.Unlock()
 	for _, w := range msgs {
 		p.publish(ctx, w)
@@ -402,127 +539,13 @@ func (p *presence) snapshot(ctx context.Context) {
 }
 
 // goodbye lets the others drop this instance's users at once.
-func (p *presence) goodbye(ctx context.Context) { p.publish(ctx, wire{K: "bye"}) }
+func (p *presence) goodbye(ctx context.Context) { p.publish(ctx, wire{K: kindBye}) }
 
-func (p *presence) receive(payload string) {
-	var w wire
-	if err := json.Unmarshal([]byte(payload), &w); err != nil {
-		p.h.log.Warn().Err(err).Msg("bad presence notification")
-		return
-	}
-	if w.I == p.h.cfg.InstanceID || w.I == "" {
-		return
-	}
-	if w.K == "t" {
-		p.h.relayTyping(roomKey{w.T, w.R}, w.J, nil)
-		return
-	}
+// receive applies another instance's presence message; hello says it
+// asked for a snapshot.
+func (p *presence) receive(w wire) (hello bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pe := p.peers[w.I]
-	if pe == nil && w.K != "bye" {
-		pe = &peer{rooms: map[roomKey]*roomPresence{}}
-		p.peers[w.I] = pe
-	}
-	switch w.K {
-	case "bye":
-		if pe != nil {
-			p.dropPeer(w.I)
-		}
-		return
-	case "hello":
-		pe.beat = time.Now()
-		go p.snapshot(p.h.ctx)
-		return
-	case "h":
-		pe.beat = time.Now()
-		return
-	case "d":
-		pe.beat = time.Now()
-		k := roomKey{w.T, w.R}
-		rp := pe.rooms[k]
-		if rp == nil || w.Reset {
-			rp = newRoomPresence()
-			pe.rooms[k] = rp
-		}
-		for _, u := range w.J {
-			rp.users[u.ID] = &member{Name: u.Name, Since: u.Since}
-		}
-		for _, id := range w.L {
-			delete(rp.users, id)
-		}
-		if w.A != nil {
-			rp.anon = *w.A
-		}
-		if len(rp.users) == 0 && rp.anon == 0 {
-			delete(pe.rooms, k)
-		}
-		p.dirtyIn[k] = true
-	}
-}
-
-// typing relays "user is typing" to the room here and on every instance,
-// at most once per user and room per TypingInterval. Never stored.
-func (h *Hub) typing(c *client, name string) {
-	if c.actor.Anonymous() {
-		c.send(encodeError(store.CodeUnauthorized, "sign in to type", name))
-		return
-	}
-	if c.actor.Banned {
-		c.send(encodeError(store.CodeForbidden, "you are banned", name))
-		return
-	}
-	c.mu.Lock()
-	_, subscribed := c.rooms[name]
-	c.mu.Unlock()
-	if !subscribed {
-		c.send(encodeError(store.CodeBadRequest, "subscribe to the room first", name))
-		return
-	}
-	k := roomKey{c.tenant.ID, name}
-	p := h.presence
-	p.mu.Lock()
-	tk := typingKey{k, c.actor.UserID}
-	now := time.Now()
-	if last, ok := p.typingAt[tk]; ok && now.Sub(last) < h.cfg.TypingInterval {
-		p.mu.Unlock()
-		return
-	}
-	p.typingAt[tk] = now
-	for key, at := range p.typingAt {
-		if now.Sub(at) > h.cfg.TypingInterval {
-			delete(p.typingAt, key)
-		}
-	}
-	p.mu.Unlock()
-	u := []wireUser{{ID: c.actor.UserID, Name: c.actor.Username}}
-	h.relayTyping(k, u, c)
-	go p.publish(h.ctx, wire{K: "t", T: k.tenant, R: k.name, J: u})
-}
-
-// relayTyping sends a typing message to the room's local sessions except
-// the typist's own.
-func (h *Hub) relayTyping(k roomKey, users []wireUser, from *client) {
-	if len(users) != 1 {
-		return
-	}
-	u := users[0]
-	b, _ := json.Marshal(typingMsg{Op: "typing", Room: k.name, User: store.UserRef{ID: u.ID, Username: u.Name}})
-	h.sendRoom(k, b, func(c *client) bool { return c.actor.UserID != u.ID })
-}
-
-// sendRoom writes an unsequenced message (presence, typing) to the room's
-// local sessions that keep accepts.
-func (h *Hub) sendRoom(k roomKey, frame []byte, keep func(*client) bool) {
-	r := h.rooms.get(k)
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for c := range r.subs {
-		if keep == nil || keep(c) {
-			c.send(frame)
-		}
-	}
+	p.markDirty(p.peers.apply(w, time.Now()))
+	return w.K == kindHello
 }

@@ -14,6 +14,7 @@ import (
 
 	"agora/api/apitest"
 	"agora/realtime"
+	"agora/realtime/wstest"
 	"agora/store"
 )
 
@@ -49,12 +50,12 @@ func (c *wsClient) errorFrame(code, room string) msg {
 	c.t.Helper()
 	m := c.next(wait, "error "+code, op("error"))
 	if m.Code != code || m.Message == "" || m.Room != room {
-		c.t.Fatalf("error frame = %s, want code %q, a message and room %q", m.raw, code, room)
+		c.t.Fatalf("error frame = %s, want code %q, a message and room %q", m.Raw, code, room)
 	}
 	if room == "" {
-		exactKeys(c.t, m.raw, "op", "code", "message")
+		exactKeys(c.t, m.Raw, "op", "code", "message")
 	} else {
-		exactKeys(c.t, m.raw, "op", "code", "message", "room")
+		exactKeys(c.t, m.Raw, "op", "code", "message", "room")
 	}
 	return m
 }
@@ -69,7 +70,7 @@ func (c *wsClient) quiet(d time.Duration, what string, bad func(msg) bool) {
 		select {
 		case m := <-c.msgs:
 			if bad(m) {
-				c.t.Fatalf("unexpected %s: %s", what, m.raw)
+				c.t.Fatalf("unexpected %s: %s", what, m.Raw)
 			}
 		case <-timer.C:
 			return
@@ -94,14 +95,11 @@ func (c *wsClient) sendRaw(typ int, b []byte) error { return c.conn.WriteMessage
 // dialPath opens a WebSocket to base+path (path may carry a query).
 func dialPath(t testing.TB, base, path string, header http.Header) (*wsClient, *http.Response, error) {
 	t.Helper()
-	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+path, header)
+	wc, resp, err := wstest.Dial(t, "ws"+strings.TrimPrefix(base, "http")+path, header)
 	if err != nil {
 		return nil, resp, err
 	}
-	c := &wsClient{t: t, conn: conn, msgs: make(chan msg, 100000), closed: make(chan struct{})}
-	go c.read()
-	t.Cleanup(func() { _ = conn.Close() })
-	return c, resp, nil
+	return &wsClient{Client: wc, t: t, conn: wc.Conn, msgs: wc.Msgs, closed: wc.Closed}, resp, nil
 }
 
 // refused checks a dial that must fail before the upgrade with status and
@@ -175,7 +173,7 @@ func (c *wsClient) subscribeAnswer(room string, since *int64, again bool) (sub, 
 	c.send(req)
 	sub = c.next(wait, "subscribed "+room, func(m msg) bool {
 		if m.Op == "error" {
-			c.t.Fatalf("subscribe %s: %s", room, m.raw)
+			c.t.Fatalf("subscribe %s: %s", room, m.Raw)
 		}
 		if again && m.Op == "presence" && m.State == nil {
 			return false
@@ -183,16 +181,16 @@ func (c *wsClient) subscribeAnswer(room string, since *int64, again bool) (sub, 
 		return m.Room == room
 	})
 	if sub.Op != "subscribed" {
-		c.t.Fatalf("first message for %s after subscribe = %s, want subscribed", room, sub.raw)
+		c.t.Fatalf("first message for %s after subscribe = %s, want subscribed", room, sub.Raw)
 	}
-	if want := fmt.Sprintf(`{"op":"subscribed","room":%q,"seq":%d}`, room, sub.Seq); sub.raw != want {
-		c.t.Fatalf("subscribed = %s, want %s", sub.raw, want)
+	if want := fmt.Sprintf(`{"op":"subscribed","room":%q,"seq":%d}`, room, sub.Seq); sub.Raw != want {
+		c.t.Fatalf("subscribed = %s, want %s", sub.Raw, want)
 	}
 	state = c.next(wait, "presence state "+room, inRoom(room))
 	if state.Op != "presence" {
-		c.t.Fatalf("message after subscribed = %s, want the presence state", state.raw)
+		c.t.Fatalf("message after subscribed = %s, want the presence state", state.Raw)
 	}
-	exactKeys(c.t, state.raw, "op", "room", "state", "anonymous")
+	exactKeys(c.t, state.Raw, "op", "room", "state", "anonymous")
 	return sub, state
 }
 
@@ -233,14 +231,14 @@ func TestProtocol(t *testing.T) {
 				t.Fatalf("%s: seq %d, want the room's latest, 1", room, sub.Seq)
 			}
 			if !hasUser(state.State, adminID) || state.Anonymous != 0 {
-				t.Fatalf("%s: presence state %s, want the admin and no anonymous reader", room, state.raw)
+				t.Fatalf("%s: presence state %s, want the admin and no anonymous reader", room, state.Raw)
 			}
 			for _, e := range state.State {
 				b, _ := json.Marshal(e)
 				exactKeys(t, string(b), "user", "since")
 			}
-			if !strings.Contains(state.raw, fmt.Sprintf(`"user":{"id":"%d","username":"admin_acme"}`, adminID)) {
-				t.Fatalf("presence user shape: %s", state.raw)
+			if !strings.Contains(state.Raw, fmt.Sprintf(`"user":{"id":"%d","username":"admin_acme"}`, adminID)) {
+				t.Fatalf("presence user shape: %s", state.Raw)
 			}
 		}
 		// A new event comes with the room's next seq, in the documented
@@ -249,10 +247,10 @@ func TestProtocol(t *testing.T) {
 		s.CreateBoard(t, "acme", f.admin, "Second")
 		ev := c.events("tenant", 1, wait)[0]
 		if ev.Seq != sub.Seq+1 || ev.Type != "board.created" {
-			t.Fatalf("event = %s, want board.created with seq %d", ev.raw, sub.Seq+1)
+			t.Fatalf("event = %s, want board.created with seq %d", ev.Raw, sub.Seq+1)
 		}
-		exactKeys(t, ev.raw, "op", "room", "seq", "type", "data", "at")
-		if _, err := time.Parse(time.RFC3339Nano, mustString(t, ev.raw, "at")); err != nil {
+		exactKeys(t, ev.Raw, "op", "room", "seq", "type", "data", "at")
+		if _, err := time.Parse(time.RFC3339Nano, mustString(t, ev.Raw, "at")); err != nil {
 			t.Fatalf("at: %v", err)
 		}
 	})
@@ -269,10 +267,10 @@ func TestProtocol(t *testing.T) {
 		// Again, with since: subscribed, presence state, the replay.
 		sub, state := c.resubscribeOK(postRoom, &base)
 		if sub.Seq != base+1 || !hasUser(state.State, memberUser.ID) {
-			t.Fatalf("resync: %s then %s", sub.raw, state.raw)
+			t.Fatalf("resync: %s then %s", sub.Raw, state.Raw)
 		}
 		if ev := c.events(postRoom, 1, wait)[0]; ev.Seq != base+1 || ev.Type != "comment.created" {
-			t.Fatalf("replayed %s, want seq %d", ev.raw, base+1)
+			t.Fatalf("replayed %s, want seq %d", ev.Raw, base+1)
 		}
 		// Again without since: no replay.
 		if sub, _ = c.resubscribeOK(postRoom, nil); sub.Seq != base+1 {
@@ -375,8 +373,8 @@ func TestProtocol(t *testing.T) {
 		first := time.Now()
 		tab1.send(typing)
 		for _, c := range []*wsClient{mia, anon} {
-			if m := c.next(wait, "typing", op("typing")); m.raw != adminTyping {
-				t.Fatalf("typing relay = %s, want %s", m.raw, adminTyping)
+			if m := c.next(wait, "typing", op("typing")); m.Raw != adminTyping {
+				t.Fatalf("typing relay = %s, want %s", m.Raw, adminTyping)
 			}
 		}
 		// Within the interval a second typing is swallowed. The error
@@ -389,13 +387,13 @@ func TestProtocol(t *testing.T) {
 		// the admin's own tabs never got the first).
 		mia.send(typing)
 		for _, c := range []*wsClient{tab1, tab2, anon} {
-			if m := c.next(wait, "typing", op("typing")); m.raw != miaTyping {
-				t.Fatalf("next typing = %s, want %s", m.raw, miaTyping)
+			if m := c.next(wait, "typing", op("typing")); m.Raw != miaTyping {
+				t.Fatalf("next typing = %s, want %s", m.Raw, miaTyping)
 			}
 		}
 		mia.send(`{"op":"unsubscribe","room":"tenant"}`)
 		if m := mia.next(wait, "error", func(m msg) bool { return m.Op == "error" || m.Op == "typing" }); m.Op != "error" {
-			t.Fatalf("typist got %s", m.raw)
+			t.Fatalf("typist got %s", m.Raw)
 		}
 		// After the interval the admin's typing is relayed again.
 		for {
@@ -405,8 +403,8 @@ func TestProtocol(t *testing.T) {
 				if m.Op != "typing" {
 					continue
 				}
-				if m.raw != adminTyping {
-					t.Fatalf("typing = %s", m.raw)
+				if m.Raw != adminTyping {
+					t.Fatalf("typing = %s", m.Raw)
 				}
 				if since := time.Since(first); since < 400*time.Millisecond {
 					t.Fatalf("second relay %v after the first, want >= the 400ms interval", since)
@@ -453,7 +451,7 @@ func TestProtocol(t *testing.T) {
 			c.send(tc.frame)
 			m := c.next(wait, "answer to "+tc.frame, func(m msg) bool { return m.Op != "presence" })
 			if m.Op != "error" || m.Code != "bad_request" || m.Message == "" {
-				t.Fatalf("%s: got %s, want a bad_request error frame", tc.frame, m.raw)
+				t.Fatalf("%s: got %s, want a bad_request error frame", tc.frame, m.Raw)
 			}
 			if m.Room != "" && m.Room != tc.room {
 				t.Fatalf("%s: error names room %q", tc.frame, m.Room)
@@ -499,7 +497,7 @@ func TestProtocol(t *testing.T) {
 			select {
 			case m := <-c.msgs:
 				if m.Op == "error" {
-					t.Fatalf("subscribe within the limit: %s", m.raw)
+					t.Fatalf("subscribe within the limit: %s", m.Raw)
 				}
 				if m.Op == "subscribed" {
 					got++
@@ -571,11 +569,11 @@ func TestInboundFlood(t *testing.T) {
 			m := c.next(wait, "error frame", op("error"))
 			switch m.Code {
 			case "rate_limited":
-				exactKeys(t, m.raw, "op", "code", "message")
+				exactKeys(t, m.Raw, "op", "code", "message")
 				limited++
 			case "bad_request":
 			default:
-				t.Fatalf("unexpected %s", m.raw)
+				t.Fatalf("unexpected %s", m.Raw)
 			}
 		}
 		// A burst of 5 passes; refills at 5/s cannot cover the rest.
@@ -594,7 +592,7 @@ func TestInboundFlood(t *testing.T) {
 				break
 			}
 			if m.Code != "rate_limited" || time.Now().After(deadline) {
-				t.Fatalf("subscribe after a flood: %s", m.raw)
+				t.Fatalf("subscribe after a flood: %s", m.Raw)
 			}
 			time.Sleep(100 * time.Millisecond) // the bucket refills in time, not on an event
 		}
@@ -661,7 +659,7 @@ func TestUpgradeAuth(t *testing.T) {
 		c := mustDial(t, s.URL, "acme", "")
 		_, state := c.subscribeOK(room, nil)
 		if state.Anonymous < 1 {
-			t.Fatalf("presence %s does not count the anonymous reader", state.raw)
+			t.Fatalf("presence %s does not count the anonymous reader", state.Raw)
 		}
 		c.send(`{"op":"typing","room":"` + room + `"}`)
 		c.errorFrame("unauthorized", room)
@@ -679,13 +677,13 @@ func TestUpgradeAuth(t *testing.T) {
 		// The session is alice's: she is present and may type.
 		_, state := c.subscribeOK(room, nil)
 		if !hasUser(state.State, alice.ID) {
-			t.Fatalf("presence %s lacks the ticket's user", state.raw)
+			t.Fatalf("presence %s lacks the ticket's user", state.Raw)
 		}
 		witness := mustDial(t, s.URL, "acme", "")
 		witness.subscribeOK(room, nil)
 		c.send(`{"op":"typing","room":"` + room + `"}`)
 		if m := witness.next(wait, "typing", op("typing")); m.User == nil || m.User.ID != alice.ID {
-			t.Fatalf("typing = %s", m.raw)
+			t.Fatalf("typing = %s", m.Raw)
 		}
 
 		_, resp, err = dialPath(t, s.URL, wsPath+"?ticket="+tk, nil)
@@ -767,13 +765,13 @@ func TestHiddenCommentIsRedactedInReplay(t *testing.T) {
 	for name, token := range map[string]string{"member": member, "anonymous": ""} {
 		evs := replay(token)
 		for _, ev := range evs {
-			if strings.Contains(ev.raw, secret) {
-				t.Fatalf("%s sees hidden text: %s", name, ev.raw)
+			if strings.Contains(ev.Raw, secret) {
+				t.Fatalf("%s sees hidden text: %s", name, ev.Raw)
 			}
 		}
 		created := evs[1]
 		if created.Type != "comment.created" {
-			t.Fatalf("%s: second event %s", name, created.raw)
+			t.Fatalf("%s: second event %s", name, created.Raw)
 		}
 		var data map[string]any
 		_ = json.Unmarshal(created.Data, &data)
@@ -781,14 +779,14 @@ func TestHiddenCommentIsRedactedInReplay(t *testing.T) {
 			t.Fatalf("%s: redacted comment.created data = %s, want id and hidden:true only", name, created.Data)
 		}
 		if evs[2].Type != "comment.updated" || !strings.Contains(string(evs[2].Data), `"changes":{"hidden":true}`) {
-			t.Fatalf("%s: hide event = %s", name, evs[2].raw)
+			t.Fatalf("%s: hide event = %s", name, evs[2].Raw)
 		}
 	}
 	for name, token := range map[string]string{"moderator": modToken, "admin": f.admin} {
 		evs := replay(token)
 		var c store.Comment
 		if err := json.Unmarshal(evs[1].Data, &c); err != nil || c.Body != secret || c.ID != cm.ID {
-			t.Fatalf("%s: comment.created = %s, want the full comment", name, evs[1].raw)
+			t.Fatalf("%s: comment.created = %s, want the full comment", name, evs[1].Raw)
 		}
 	}
 }

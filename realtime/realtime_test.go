@@ -22,20 +22,21 @@ func TestEventReachesSubscriber(t *testing.T) {
 	}
 	p := c.next(2*time.Second, "presence state", op("presence"))
 	if p.Anonymous != 1 || len(p.State) != 0 {
-		t.Fatalf("presence = %s, want one anonymous reader", p.raw)
+		t.Fatalf("presence = %s, want one anonymous reader", p.Raw)
 	}
 
 	cm := s.CreateComment(t, "acme", f.admin, f.post.ID, "hi there")
 	ev := c.events(room, 1, 5*time.Second)[0]
 	if ev.Seq != 2 || ev.Type != "comment.created" {
-		t.Fatalf("event = %s", ev.raw)
+		t.Fatalf("event = %s", ev.Raw)
 	}
 	var got store.Comment
 	if err := json.Unmarshal(ev.Data, &got); err != nil || got.ID != cm.ID || got.Body != "hi there" {
 		t.Fatalf("event data = %s (err %v)", ev.Data, err)
 	}
 
-	// An edit is a diff with only the changed field.
+	// An edit is a diff with only the changed fields: the body, its
+	// rendering and the time of the edit.
 	s.MustDo(t, "PATCH", fmt.Sprintf("/api/v1/t/acme/comments/%d", cm.ID), f.admin, map[string]any{"body": "edited"}, 200, nil)
 	ev = c.events(room, 1, 5*time.Second)[0]
 	var diff struct {
@@ -46,8 +47,9 @@ func TestEventReachesSubscriber(t *testing.T) {
 	if err := json.Unmarshal(ev.Data, &diff); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Type != "comment.updated" || diff.Version != 2 || len(diff.Changes) != 1 || diff.Changes["body"] != "edited" {
-		t.Fatalf("update event = %s", ev.raw)
+	if ev.Type != "comment.updated" || diff.Version != 2 || len(diff.Changes) != 3 || diff.Changes["body"] != "edited" ||
+		diff.Changes["body_html"] != "<p>edited</p>" || diff.Changes["edited_at"] == nil {
+		t.Fatalf("update event = %s", ev.Raw)
 	}
 }
 
@@ -79,7 +81,7 @@ func TestResumeReplaysExactlyTheMissedEvents(t *testing.T) {
 	select {
 	case m := <-c.msgs:
 		if m.Op == "event" {
-			t.Fatalf("extra event after the seam: %s", m.raw)
+			t.Fatalf("extra event after the seam: %s", m.Raw)
 		}
 	case <-time.After(200 * time.Millisecond):
 	}
@@ -107,7 +109,7 @@ func TestWriteRacingSubscribeIsNeitherLostNorDuplicated(t *testing.T) {
 		select {
 		case m := <-c.msgs:
 			if m.Op == "event" {
-				t.Fatalf("iteration %d: duplicate or extra event %s", i, m.raw)
+				t.Fatalf("iteration %d: duplicate or extra event %s", i, m.Raw)
 			}
 		case <-time.After(20 * time.Millisecond):
 		}

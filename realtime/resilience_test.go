@@ -45,7 +45,7 @@ func TestListenerLossLosesNothing(t *testing.T) {
 	err = conn.QueryRow(context.Background(), `
 		SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE application_name = $1 AND datname = current_database()`,
-		realtime.ListenerApplicationName).Scan(&killed)
+		store.ListenerApplicationName).Scan(&killed)
 	if err != nil || killed != 1 {
 		t.Fatalf("terminated %d listener connections (err %v), want 1", killed, err)
 	}
@@ -206,13 +206,13 @@ func TestPresenceAndTypingCrossInstances(t *testing.T) {
 		names[e.User.Username]++
 	}
 	if names["bob"] != 1 || names["admin_acme"] != 1 || len(state.State) != 2 {
-		t.Fatalf("presence state = %s, want admin_acme and bob once each", state.raw)
+		t.Fatalf("presence state = %s, want admin_acme and bob once each", state.Raw)
 	}
 
 	onB.send(map[string]any{"op": "typing", "room": room})
 	ty := onA.next(5*time.Second, "typing from B", op("typing"))
 	if ty.User == nil || ty.User.Username != "bob" {
-		t.Fatalf("typing = %s", ty.raw)
+		t.Fatalf("typing = %s", ty.Raw)
 	}
 }
 
@@ -303,10 +303,9 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 }
 
 func TestSinceOlderThanHistoryGetsReset(t *testing.T) {
-	s := startInstance(t, "", func(c *realtime.Config) {
-		c.Retention = store.Retention{PerRoom: 5, MaxAge: time.Hour}
-		c.PruneInterval = 20 * time.Millisecond
-	})
+	s := startInstance(t, "", nil)
+	t.Cleanup(store.Pruner{DB: s.DB, Retention: store.Retention{PerRoom: 5, MaxAge: time.Hour},
+		Interval: 20 * time.Millisecond}.Start())
 	f := newForum(t, s, "acme")
 	room := store.PostRoom(f.post.ID)
 	for i := range 10 {
@@ -322,7 +321,7 @@ func TestSinceOlderThanHistoryGetsReset(t *testing.T) {
 	c.subscribe(room, ptr(int64(3)))
 	reset := c.next(5*time.Second, "reset", func(m msg) bool { return m.Op == "reset" || m.Op == "event" })
 	if reset.Op != "reset" || reset.Room != room || reset.Seq != 11 {
-		t.Fatalf("since older than history: got %s, want reset at seq 11", reset.raw)
+		t.Fatalf("since older than history: got %s, want reset at seq 11", reset.Raw)
 	}
 
 	// Within the window the replay is exact.

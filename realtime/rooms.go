@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"agora/store"
 )
 
@@ -137,7 +140,7 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 		fail(store.CodeBadRequest, "too many rooms: at most "+strconv.Itoa(h.cfg.MaxRooms)+" per connection")
 		return
 	}
-	if err := h.db.RoomExists(ctx, c.tenant.ID, c.actor, name); err != nil {
+	if err := h.history.RoomExists(ctx, c.tenant.ID, c.actor, name); err != nil {
 		code, msg := store.CodeNotFound, "room not found"
 		var se *store.Error
 		if !errors.As(err, &se) || se.Code != store.CodeNotFound {
@@ -216,10 +219,19 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 		c.send(encodeReset(name, upTo))
 		return nil
 	}
-	st, err := h.db.RoomState(ctx, r.key.tenant, name)
-	if err != nil {
+	// History goes out only while the session's standing is known to be
+	// current (see deliver).
+	gen := h.linkGen.Load()
+	unavailable := func(err error) error {
 		c.send(encodeError(store.CodeUnavailable, "could not read history, subscribe again", name))
 		return err
+	}
+	if !h.live(gen) {
+		return unavailable(errors.New("listener not connected"))
+	}
+	st, err := h.history.RoomState(ctx, r.key.tenant, name)
+	if err != nil {
+		return unavailable(err)
 	}
 	if st.Oldest == 0 || st.Oldest > since+1 {
 		c.send(encodeReset(name, upTo))
@@ -228,10 +240,9 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 	const page = 1000
 	after := since
 	for after < upTo {
-		evs, err := h.db.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
+		evs, err := h.history.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
 		if err != nil {
-			c.send(encodeError(store.CodeUnavailable, "could not read history, subscribe again", name))
-			return err
+			return unavailable(err)
 		}
 		if len(evs) == 0 || evs[0].Seq != after+1 {
 			c.send(encodeReset(name, upTo)) // pruned while we read
@@ -245,6 +256,9 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 		for _, f := range pack(msgs, replayFrame) {
 			if err := c.waitQueue(int64(h.cfg.SendQueue / 2)); err != nil {
 				return err
+			}
+			if !h.live(gen) {
+				return unavailable(errors.New("listener lost during the replay"))
 			}
 			c.send(f)
 		}
@@ -285,7 +299,7 @@ func (h *Hub) leave(c *client, r *room) {
 // committed after this read is missed.
 func (h *Hub) startRoom(ctx context.Context, r *room) {
 	defer close(r.ready)
-	st, err := h.db.RoomState(ctx, r.key.tenant, r.key.name)
+	st, err := h.history.RoomState(ctx, r.key.tenant, r.key.name)
 	if err != nil {
 		r.err = err
 		h.log.Warn().Err(err).Str("room", r.key.name).Msg("open room")
@@ -321,8 +335,10 @@ func (h *Hub) schedule(r *room, seq int64, recheck bool) {
 		r.running = true
 	}
 	r.mu.Unlock()
-	if start {
-		go h.drain(r)
+	if start && !h.spawn(func() { h.drain(r) }) {
+		r.mu.Lock()
+		r.running = false // shutting down
+		r.mu.Unlock()
 	}
 }
 
@@ -339,10 +355,18 @@ func (h *Hub) drain(r *room) {
 			r.mu.Unlock()
 			return
 		}
+		if !h.listening.Load() {
+			// Sessions may have lost their standing meanwhile: the
+			// listener's reconnect checks them, then catches every room up.
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		gen := h.linkGen.Load()
 		r.recheck = false
 		r.mu.Unlock()
 
-		evs, err := h.db.EventsAfter(h.ctx, r.key.tenant, r.key.name, after, 500)
+		evs, err := h.history.EventsAfter(h.ctx, r.key.tenant, r.key.name, after, 500)
 		if err != nil {
 			if h.ctx.Err() != nil {
 				r.mu.Lock()
@@ -351,7 +375,10 @@ func (h *Hub) drain(r *room) {
 				return
 			}
 			h.log.Warn().Err(err).Str("room", r.key.name).Msg("read events")
-			time.Sleep(backoff)
+			select {
+			case <-h.ctx.Done():
+			case <-time.After(backoff):
+			}
 			backoff = min(2*backoff, 2*time.Second)
 			r.mu.Lock()
 			r.recheck = true
@@ -381,14 +408,17 @@ func (h *Hub) drain(r *room) {
 			r.mu.Unlock()
 			continue
 		}
-		h.deliver(r, after, evs)
+		h.deliver(r, after, evs, gen)
 	}
 }
 
 // deliver fans one ordered batch out to the room's sessions: each event is
 // encoded once (twice when it must be redacted for members), and each
 // session gets one frame for the batch.
-func (h *Hub) deliver(r *room, after int64, evs []store.Event) {
+//
+// Events read on an earlier listener connection than the current one (gen)
+// are not delivered: they are read again after the standing check.
+func (h *Hub) deliver(r *room, after int64, evs []store.Event, gen uint64) {
 	gap := evs[0].Seq != after+1
 	var member, moderator []byte
 	frame := func(mod bool) []byte {
@@ -410,6 +440,10 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event) {
 	if after != r.lastSeq {
 		return // someone else delivered meanwhile
 	}
+	if !h.live(gen) {
+		r.recheck = true
+		return
+	}
 	r.lastSeq = last
 	// Counted before the sends, so a client never sees an event that the
 	// metrics have not counted yet.
@@ -417,6 +451,7 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event) {
 	for _, e := range evs {
 		h.metrics.FanoutLatency.Observe(now.Sub(e.CreatedAt).Seconds())
 	}
+	defer h.traceFanout(r, evs)()
 	for c, s := range r.subs {
 		f := frame(c.actor.Moderates())
 		if gap {
@@ -433,6 +468,33 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event) {
 			continue
 		}
 		c.send(f)
+	}
+}
+
+// traceFanout starts a span for each event whose write was traced, as a
+// child of the write's transaction, so one trace shows the REST call, the
+// commit and the fan-out on every instance. The returned func ends them.
+func (h *Hub) traceFanout(r *room, evs []store.Event) (end func()) {
+	var spans []trace.Span
+	for _, e := range evs {
+		if e.TraceParent == "" {
+			continue
+		}
+		_, span := h.tracer.Start(store.TraceContext(h.ctx, e.TraceParent), "realtime.fanout",
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(
+				attribute.String("agora.room", r.key.name),
+				attribute.Int64("agora.seq", e.Seq),
+				attribute.String("agora.event", e.Type),
+				attribute.Int("agora.sessions", len(r.subs)),
+				attribute.String("agora.instance", h.cfg.InstanceID),
+			))
+		spans = append(spans, span)
+	}
+	return func() {
+		for _, s := range spans {
+			s.End()
+		}
 	}
 }
 

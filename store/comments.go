@@ -4,17 +4,26 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
+
+	"agora/store/markdown"
 )
 
-const commentColumns = `c.id, c.post_id, c.author_id, u.username, c.body, c.version, c.hidden, c.created_at, c.updated_at`
+const commentColumns = `c.id, c.post_id, c.author_id, u.username, c.body, c.body_html, c.version, c.hidden,
+	c.created_at, c.updated_at, c.edited_at`
 
 const commentFrom = ` JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.author_id`
 
 func scanComment(row pgx.CollectableRow) (Comment, error) {
 	var c Comment
-	err := row.Scan(&c.ID, &c.PostID, &c.Author.ID, &c.Author.Username, &c.Body, &c.Version, &c.Hidden, &c.CreatedAt, &c.UpdatedAt)
-	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	err := row.Scan(commentFields(&c)...)
+	c.CreatedAt, c.UpdatedAt, c.EditedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC(), utcPtr(c.EditedAt)
 	return c, err
+}
+
+// commentFields are the scan targets of commentColumns.
+func commentFields(c *Comment) []any {
+	return []any{&c.ID, &c.PostID, &c.Author.ID, &c.Author.Username, &c.Body, &c.BodyHTML, &c.Version, &c.Hidden,
+		&c.CreatedAt, &c.UpdatedAt, &c.EditedAt}
 }
 
 func collectComment(rows pgx.Rows, err error) (Comment, error) {
@@ -35,13 +44,20 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 	if len(fields) > 0 {
 		return Comment{}, Invalid(fields)
 	}
+	doc := markdown.Parse(body)
 	var c Comment
 	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		// Rendered before the post's row lock is taken, so that the lock
+		// is held no longer than it was without formatting.
+		bodyHTML, err := renderBody(ctx, tx, tenantID, doc)
+		if err != nil {
+			return err
+		}
 		// Counting the comment first takes the post's row lock, so the
 		// lock state read here cannot change before this commits; a
 		// locked post rolls the count back with the transaction.
 		var locked bool
-		err := tx.QueryRow(ctx, `
+		err = tx.QueryRow(ctx, `
 			UPDATE posts SET comment_count = comment_count + 1, last_activity_at = now()
 			WHERE id = $1 AND (NOT hidden OR $2)
 			RETURNING locked`, postID, actor.Moderates()).Scan(&locked)
@@ -53,10 +69,10 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 		}
 		c, err = collectComment(tx.Query(ctx, `
 			WITH c AS (
-				INSERT INTO comments (tenant_id, post_id, author_id, body)
-				VALUES ($1, $2, $3, $4) RETURNING *
+				INSERT INTO comments (tenant_id, post_id, author_id, body, body_html)
+				VALUES ($1, $2, $3, $4, $5) RETURNING *
 			)
-			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body))
+			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body, bodyHTML))
 		if err != nil {
 			return err
 		}
@@ -106,9 +122,8 @@ func getComment(ctx context.Context, tx pgx.Tx, actor Actor, commentID int64, fo
 	}
 	var c Comment
 	var locked bool
-	err := tx.QueryRow(ctx, q, commentID, actor.Moderates()).Scan(&c.ID, &c.PostID, &c.Author.ID, &c.Author.Username,
-		&c.Body, &c.Version, &c.Hidden, &c.CreatedAt, &c.UpdatedAt, &locked)
-	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	err := tx.QueryRow(ctx, q, commentID, actor.Moderates()).Scan(append(commentFields(&c), &locked)...)
+	c.CreatedAt, c.UpdatedAt, c.EditedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC(), utcPtr(c.EditedAt)
 	return c, locked, mapErr(err, "comment")
 }
 
@@ -131,20 +146,32 @@ func (db *DB) UpdateComment(ctx context.Context, tenantID int64, actor Actor, co
 		if err := canEdit(actor, old.Author.ID, locked); err != nil {
 			return err
 		}
+		if body == old.Body {
+			c = old
+			return nil
+		}
 		next := old
 		next.Body = body
-		c, err = saveComment(ctx, tx, tenantID, old, next)
-		return err
+		if next.BodyHTML, err = renderBody(ctx, tx, tenantID, markdown.Parse(body)); err != nil {
+			return err
+		}
+		if c, err = saveComment(ctx, tx, tenantID, old, next); err != nil {
+			return err
+		}
+		return keepCommentRevision(ctx, tx, tenantID, actor, old, c)
 	})
 	return c, err
 }
 
 // saveComment writes a comment's changed own fields, bumps its version and
-// sends the diff. Nothing changed: nothing is written or sent.
+// sends the diff. Nothing changed: nothing is written or sent. A change of
+// the body is an edit (edited_at); next carries its rendering.
 func saveComment(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Comment) (Comment, error) {
 	changes := map[string]any{}
-	if old.Body != next.Body {
+	edited := old.Body != next.Body
+	if edited {
 		changes["body"] = next.Body
+		changes["body_html"] = next.BodyHTML
 	}
 	if old.Hidden != next.Hidden {
 		changes["hidden"] = next.Hidden
@@ -154,12 +181,18 @@ func saveComment(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Comme
 	}
 	c, err := collectComment(tx.Query(ctx, `
 		WITH c AS (
-			UPDATE comments SET body = $2, hidden = $3, version = version + 1, updated_at = now()
+			UPDATE comments SET body = $2, body_html = $3, hidden = $4,
+			                    body_html_stale = body_html_stale AND body = $2,
+			                    edited_at = CASE WHEN $5 THEN now() ELSE edited_at END,
+			                    version = version + 1, updated_at = now()
 			WHERE id = $1 RETURNING *
 		)
-		SELECT `+commentColumns+` FROM c`+commentFrom, old.ID, next.Body, next.Hidden))
+		SELECT `+commentColumns+` FROM c`+commentFrom, old.ID, next.Body, next.BodyHTML, next.Hidden, edited))
 	if err != nil {
 		return Comment{}, err
+	}
+	if edited {
+		changes["edited_at"] = c.EditedAt
 	}
 	_, err = publish(ctx, tx, tenantID, PostRoom(c.PostID), "comment.updated", Diff{ID: c.ID, Version: c.Version, Changes: changes})
 	return c, err

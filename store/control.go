@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -35,28 +32,56 @@ type Control struct {
 // notifyControl queues a control notification; Postgres sends it only if
 // the transaction commits.
 func notifyControl(ctx context.Context, tx pgx.Tx, kind string, tenantID, id int64) error {
-	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ControlChannel,
-		kind+" "+strconv.FormatInt(tenantID, 10)+" "+strconv.FormatInt(id, 10))
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ControlChannel, Control{Kind: kind, TenantID: tenantID, ID: id}.line())
 	return mapErr(err, "control notification")
 }
 
+// line is the control payload: "kind tenant id".
+func (c Control) line() string { return formatLine(c.Kind, [2]int64{c.TenantID, c.ID}, 0) }
+
 // ParseControl reads a "kind tenant id" payload.
 func ParseControl(payload string) (Control, error) {
-	f := strings.Fields(payload)
-	if len(f) != 3 {
-		return Control{}, fmt.Errorf("control %q: want 3 fields", payload)
+	kind, n, err := parseLine("control", payload, 0)
+	if err != nil {
+		return Control{}, err
 	}
-	t, err1 := strconv.ParseInt(f[1], 10, 64)
-	id, err2 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil {
-		return Control{}, fmt.Errorf("control %q: bad number", payload)
-	}
-	return Control{Kind: f[0], TenantID: t, ID: id}, nil
+	return Control{Kind: kind, TenantID: n[0], ID: n[1]}, nil
 }
 
-// Notify sends an ephemeral notification outside any transaction (presence
-// and typing between instances: never stored).
-func (db *DB) Notify(ctx context.Context, channel, payload string) error {
-	_, err := db.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
-	return mapErr(err, "notify")
+// Standing is where a session token and its user stand now.
+type Standing struct {
+	// Valid: the token is neither revoked nor expired.
+	Valid  bool
+	UserID int64
+	Role   Role
+	Banned bool
+}
+
+// Standings reads the standing of session tokens of one tenant in one
+// query. Control notifications sent while an instance's listener was away
+// are lost, so after every reconnect the realtime side compares its open
+// sessions with this. Tokens that no longer exist are absent.
+func (db *DB) Standings(ctx context.Context, tenantID int64, tokenIDs []int64) (map[int64]Standing, error) {
+	out := make(map[int64]Standing, len(tokenIDs))
+	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT t.id, t.revoked_at IS NULL AND t.expires_at > now(), `+userColumns+`
+			FROM tokens t JOIN users u ON u.tenant_id = t.tenant_id AND u.id = t.user_id
+			WHERE t.id = ANY($1)`, tokenIDs)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var valid bool
+			u, err := scanUserWith(rows, &id, &valid)
+			if err != nil {
+				return err
+			}
+			out[id] = Standing{Valid: valid, UserID: u.ID, Role: u.Role, Banned: u.Banned}
+		}
+		return rows.Err()
+	})
+	return out, mapErr(err, "standing")
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -124,7 +123,7 @@ func (b *bell) flush(ctx context.Context) error {
 	var payloads []string
 	var sb strings.Builder
 	for k, seq := range pending {
-		line := strconv.FormatInt(k.tenant, 10) + " " + k.room + " " + strconv.FormatInt(seq, 10)
+		line := Notification{TenantID: k.tenant, Room: k.room, Seq: seq}.line()
 		if sb.Len() > 0 && sb.Len()+1+len(line) > maxNotifyPayload {
 			payloads = append(payloads, sb.String())
 			sb.Reset()

@@ -12,7 +12,8 @@ import (
 
 // tenantTables are the tenant-owned tables; the test fails if the schema
 // gains one this list does not know, so new tables get the same proof.
-var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events", "search_docs"}
+var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events",
+	"post_revisions", "comment_revisions", "search_docs"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -40,7 +41,9 @@ func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 }
 
 // seedRestOfTenant gives a community rows in the tables the forum methods do
-// not write (reports and the audit log belong to moderation).
+// not write (reports and the audit log belong to moderation), and in the
+// revisions tables without editing (which would bump the versions that
+// the tests check are unchanged).
 func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 	t.Helper()
 	err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
@@ -48,8 +51,16 @@ func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 			VALUES ($1, $2, 'post', $3, 'spam')`, c.tenant.ID, c.member.ID, c.post.ID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id)
-			VALUES ($1, $2, 'post.pin', 'post', $3)`, c.tenant.ID, c.admin.ID, c.post.ID)
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id)
+			VALUES ($1, $2, 'post.pin', 'post', $3)`, c.tenant.ID, c.admin.ID, c.post.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO post_revisions (tenant_id, post_id, version, title, body, edited_by, edited_at)
+			VALUES ($1, $2, 1, 'old title', 'old body', $3, now())`, c.tenant.ID, c.post.ID, c.member.ID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
+			VALUES ($1, $2, 1, 'old body', $3, now())`, c.tenant.ID, c.comment.ID, c.admin.ID)
 		return err
 	})
 	if err != nil {
@@ -115,16 +126,19 @@ func TestIsolationSQL(t *testing.T) {
 				if n != 0 {
 					t.Errorf("as B, %s shows %d rows of A", tb, n)
 				}
-				if tb != "audit_log" { // append-only: its trigger refuses any UPDATE/DELETE that reaches a row
-					tag, err := tx.Exec(ctx, `UPDATE `+tb+` SET tenant_id = tenant_id WHERE tenant_id = $1`, a.tenant.ID)
-					if err != nil {
-						return fmt.Errorf("update %s: %w", tb, err)
-					}
-					if tag.RowsAffected() != 0 {
-						t.Errorf("as B, UPDATE %s touched %d rows of A", tb, tag.RowsAffected())
-					}
+				if tb == "audit_log" {
+					// Append-only: the serving role has no UPDATE or DELETE
+					// on it at all (TestServingRoleHasDataRightsOnly).
+					continue
 				}
-				tag, err := tx.Exec(ctx, `DELETE FROM `+tb+` WHERE tenant_id = $1`, a.tenant.ID)
+				tag, err := tx.Exec(ctx, `UPDATE `+tb+` SET tenant_id = tenant_id WHERE tenant_id = $1`, a.tenant.ID)
+				if err != nil {
+					return fmt.Errorf("update %s: %w", tb, err)
+				}
+				if tag.RowsAffected() != 0 {
+					t.Errorf("as B, UPDATE %s touched %d rows of A", tb, tag.RowsAffected())
+				}
+				tag, err = tx.Exec(ctx, `DELETE FROM `+tb+` WHERE tenant_id = $1`, a.tenant.ID)
 				if err != nil {
 					return fmt.Errorf("delete %s: %w", tb, err)
 				}
@@ -177,6 +191,10 @@ func TestIsolationSQL(t *testing.T) {
 			"audit_log": {`INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id) VALUES ($1, $2, 'post.pin', 'post', $3)`, []any{a.tenant.ID, a.admin.ID, a.post.ID}},
 			"rooms":     {`INSERT INTO rooms (tenant_id, name, seq) VALUES ($1, 'board:999999', 1)`, []any{a.tenant.ID}},
 			"events":    {`INSERT INTO events (tenant_id, room, seq, type, payload) VALUES ($1, 'tenant', 999999, 'board.created', '{}')`, []any{a.tenant.ID}},
+			"post_revisions": {`INSERT INTO post_revisions (tenant_id, post_id, version, title, body, edited_by, edited_at)
+				VALUES ($1, $2, 99, 't', 'b', $3, now())`, []any{a.tenant.ID, a.post.ID, a.admin.ID}},
+			"comment_revisions": {`INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
+				VALUES ($1, $2, 99, 'b', $3, now())`, []any{a.tenant.ID, a.comment.ID, a.admin.ID}},
 			"search_docs": {`INSERT INTO search_docs (tenant_id, post_id, comment_id, board_id, hidden, created_at, doc)
 				VALUES ($1, $2, $3, $4, false, now(), 'x')`, []any{a.tenant.ID, a.post.ID, a.comment.ID, a.board.ID}},
 		}
@@ -240,6 +258,8 @@ func TestIsolationSQL(t *testing.T) {
 		_, checks["UpdatePost"] = db.UpdatePost(ctx, b.tenant.ID, actor, a.post.ID, PostPatch{Title: &title})
 		checks["DeletePost"] = db.DeletePost(ctx, b.tenant.ID, actor, a.post.ID)
 		checks["RoomExists"] = db.RoomExists(ctx, b.tenant.ID, actor, PostRoom(a.post.ID))
+		_, checks["PostRevisions"] = db.PostRevisions(ctx, b.tenant.ID, actor, a.post.ID, PageParams{Limit: 10})
+		_, checks["CommentRevisions"] = db.CommentRevisions(ctx, b.tenant.ID, actor, a.comment.ID, PageParams{Limit: 10})
 		for name, err := range checks {
 			if !errors.Is(err, ErrNotFound) {
 				t.Errorf("%s with A's ids as B: %v, want not_found", name, err)
@@ -302,15 +322,13 @@ func TestNoTenantSeesNothing(t *testing.T) {
 		}
 		for _, tb := range tenantTables {
 			if tb == "audit_log" {
-				continue
+				continue // append-only: no UPDATE or DELETE for the serving role
 			}
 			tag, err := tx.Exec(ctx, `UPDATE `+tb+` SET tenant_id = tenant_id`)
 			if err != nil || tag.RowsAffected() != 0 {
 				t.Errorf("no tenant set: UPDATE %s: %d rows, %v", tb, tag.RowsAffected(), err)
 			}
-		}
-		for _, tb := range tenantTables {
-			tag, err := tx.Exec(ctx, `DELETE FROM `+tb)
+			tag, err = tx.Exec(ctx, `DELETE FROM `+tb)
 			if err != nil || tag.RowsAffected() != 0 {
 				t.Errorf("no tenant set: DELETE %s: %d rows, %v", tb, tag.RowsAffected(), err)
 			}

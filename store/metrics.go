@@ -2,14 +2,18 @@ package store
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// poolCollector reports pgxpool's statistics at scrape time.
+// poolCollector reports pgxpool's statistics and password hashing at
+// scrape time.
 type poolCollector struct {
 	db                                      *DB
 	total, idle, acquired, maxConns         *prometheus.Desc
 	acquires, waits, waitSeconds, emptyWait *prometheus.Desc
+	acquireTimeouts                         *prometheus.Desc
+	hashes, hashRefusals, hashRunning       *prometheus.Desc
 }
 
-// PoolCollector exposes the connection pool's state as agora_db_pool_*.
+// PoolCollector exposes the connection pool's state as agora_db_pool_*
+// and password hashing as agora_password_hash*.
 func (db *DB) PoolCollector() prometheus.Collector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("agora_db_pool_"+name, help, nil, nil)
@@ -24,11 +28,20 @@ func (db *DB) PoolCollector() prometheus.Collector {
 		waits:       d("empty_acquires_total", "Acquires that had to wait for a connection."),
 		waitSeconds: d("acquire_wait_seconds_total", "Time spent waiting for connections."),
 		emptyWait:   d("canceled_acquires_total", "Acquires cancelled while waiting."),
+		acquireTimeouts: d("acquire_timeouts_total",
+			"Acquires that gave up after the acquire timeout (answered 503)."),
+		hashes: prometheus.NewDesc("agora_password_hashes_total",
+			"Password hashes computed (registrations and login checks).", nil, nil),
+		hashRefusals: prometheus.NewDesc("agora_password_hash_refusals_total",
+			"Registrations and logins refused (503) because no hashing slot came free in time.", nil, nil),
+		hashRunning: prometheus.NewDesc("agora_password_hashes_running",
+			"Password hashes running now (at most one per hashing slot).", nil, nil),
 	}
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.total, c.idle, c.acquired, c.maxConns, c.acquires, c.waits, c.waitSeconds, c.emptyWait} {
+	for _, d := range []*prometheus.Desc{c.total, c.idle, c.acquired, c.maxConns, c.acquires, c.waits, c.waitSeconds, c.emptyWait,
+		c.acquireTimeouts, c.hashes, c.hashRefusals, c.hashRunning} {
 		ch <- d
 	}
 }
@@ -47,4 +60,9 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	n(c.waits, float64(s.EmptyAcquireCount()))
 	n(c.waitSeconds, s.AcquireDuration().Seconds())
 	n(c.emptyWait, float64(s.CanceledAcquireCount()))
+	n(c.acquireTimeouts, float64(c.db.pool.timeouts.Load()))
+	h := c.db.HashStats()
+	n(c.hashes, float64(h.Hashes))
+	n(c.hashRefusals, float64(h.Refused))
+	g(c.hashRunning, float64(h.Running))
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"io/fs"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -15,39 +16,48 @@ import (
 // migrations are added, numbering gaps included.
 func latestMigrations(t *testing.T) (latest, previous uint) {
 	t.Helper()
+	v := migrationVersions(t)
+	if len(v) > 1 {
+		previous = v[len(v)-2]
+	}
+	return v[len(v)-1], previous
+}
+
+// migrationVersions are the versions of the embedded files in order.
+// Numbers are handed out ahead of time, so they may have gaps.
+func migrationVersions(t *testing.T) []uint {
+	t.Helper()
 	files, err := fs.Glob(migrations.FS, "*.up.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var versions []uint
 	re := regexp.MustCompile(`^(\d+)_`)
 	for _, f := range files {
 		m := re.FindStringSubmatch(f)
 		if m == nil {
 			t.Fatalf("migration %s has no version prefix", f)
 		}
-		n, _ := strconv.ParseUint(m[1], 10, 64)
-		switch v := uint(n); {
-		case v > latest:
-			latest, previous = v, latest
-		case v > previous:
-			previous = v
-		}
+		v, _ := strconv.ParseUint(m[1], 10, 64)
+		versions = append(versions, uint(v))
 		down := f[:len(f)-len(".up.sql")] + ".down.sql"
 		if _, err := fs.Stat(migrations.FS, down); err != nil {
 			t.Errorf("migration %s has no %s", f, down)
 		}
 	}
-	if latest == 0 {
+	if len(versions) == 0 {
 		t.Fatal("no migrations embedded")
 	}
-	return latest, previous
+	slices.Sort(versions)
+	return versions
 }
 
 func TestMigrationsUpDownUp(t *testing.T) {
 	ctx := testCtx(t)
 	url := pgtest.NewDatabase(t)
 	latest, previous := latestMigrations(t)
-	mg, err := NewMigrator(url)
+	owner := pgtest.OwnerURL(dbNameOf(t, url))
+	mg, err := NewMigrator(owner, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,14 +101,14 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		t.Fatalf("down when already at zero: %v", err)
 	}
 
-	if err := mg.Up(); err != nil {
+	if err := mg.Up(ctx); err != nil {
 		t.Fatalf("up again: %v", err)
 	}
 	version(latest)
 	if tables, funcs := objects(); tables != tablesUp || funcs != funcsUp {
 		t.Fatalf("up again: %d tables, %d functions; first up had %d, %d", tables, funcs, tablesUp, funcsUp)
 	}
-	if err := mg.Up(); err != nil {
+	if err := mg.Up(ctx); err != nil {
 		t.Fatalf("up when up to date: %v", err)
 	}
 
@@ -107,15 +117,16 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		t.Fatalf("down 1: %v", err)
 	}
 	version(previous)
-	if err := MigrateUp(ctx, url); err != nil {
+	if err := MigrateUp(ctx, owner, url); err != nil {
 		t.Fatal(err)
 	}
 	version(latest)
 
-	// The re-created schema is usable and safe.
+	// The re-created schema is usable and safe: the serving role got its
+	// rights on the new tables.
 	db, _ := openDB(t, Config{URL: url})
-	if err := db.CheckSafety(ctx); err != nil {
-		t.Fatal(err)
+	if warnings, err := db.CheckSafety(ctx, false); err != nil || len(warnings) > 0 {
+		t.Fatalf("CheckSafety after migrating again: %v, warnings %q", err, warnings)
 	}
 	newCommunity(t, db, "again")
 }

@@ -79,6 +79,7 @@ type Post struct {
 	Author         UserRef   `json:"author"`
 	Title          string    `json:"title"`
 	Body           string    `json:"body"`
+	BodyHTML       string    `json:"body_html"`
 	Version        int       `json:"version"`
 	CommentCount   int       `json:"comment_count"`
 	Locked         bool      `json:"locked"`
@@ -87,6 +88,8 @@ type Post struct {
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	LastActivityAt time.Time `json:"last_activity_at"`
+	// EditedAt is the last change of title or body; nil until one.
+	EditedAt *time.Time `json:"edited_at"`
 }
 
 type Comment struct {
@@ -94,10 +97,25 @@ type Comment struct {
 	PostID    int64     `json:"post_id,string"`
 	Author    UserRef   `json:"author"`
 	Body      string    `json:"body"`
+	BodyHTML  string    `json:"body_html"`
 	Version   int       `json:"version"`
 	Hidden    bool      `json:"hidden"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// EditedAt is the last change of the body; nil until one.
+	EditedAt *time.Time `json:"edited_at"`
+}
+
+// Revision is one text a post or comment has had, oldest first: the
+// original, then one per change of title or body. Version is the object's
+// version once that text was saved; EditedBy wrote it.
+type Revision struct {
+	Version int `json:"version"`
+	// Title is set for posts only.
+	Title    *string   `json:"title,omitempty"`
+	Body     string    `json:"body"`
+	EditedBy UserRef   `json:"edited_by"`
+	EditedAt time.Time `json:"edited_at"`
 }
 
 // Diff is the payload of an *.updated event: only the fields that changed.

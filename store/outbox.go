@@ -75,18 +75,16 @@ type Notification struct {
 	Seq      int64
 }
 
+// line is the doorbell payload of one room: "tenant room seq".
+func (n Notification) line() string { return formatLine(n.Room, [2]int64{n.TenantID, n.Seq}, 1) }
+
 // ParseNotification reads the "tenant room seq" payload written by publish.
 func ParseNotification(payload string) (Notification, error) {
-	f := strings.Fields(payload)
-	if len(f) != 3 {
-		return Notification{}, fmt.Errorf("notification %q: want 3 fields", payload)
+	room, n, err := parseLine("notification", payload, 1)
+	if err != nil {
+		return Notification{}, err
 	}
-	t, err1 := strconv.ParseInt(f[0], 10, 64)
-	s, err2 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil {
-		return Notification{}, fmt.Errorf("notification %q: bad number", payload)
-	}
-	return Notification{TenantID: t, Room: f[1], Seq: s}, nil
+	return Notification{TenantID: n[0], Room: room, Seq: n[1]}, nil
 }
 
 // RoomState is where a room's history stands.

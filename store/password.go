@@ -1,12 +1,16 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -73,4 +77,91 @@ func parsePHC(s string) (Hasher, []byte, []byte, error) {
 		return h, nil, nil, fmt.Errorf("password hash: key: %w", err)
 	}
 	return h, salt, key, nil
+}
+
+// hashGate bounds how many argon2id computations run at once. Each holds
+// its MemoryKiB for the whole computation and keeps a core busy, so running
+// more at once than there are cores only adds memory, never throughput: 64
+// concurrent logins would take 1.2 GiB at the default parameters.
+// Callers beyond the limit queue for at most wait, then are told the
+// server is busy instead of queueing without end.
+type hashGate struct {
+	slots chan struct{}
+	wait  time.Duration
+
+	ran, refused atomic.Int64
+}
+
+func newHashGate(slots int, wait time.Duration) *hashGate {
+	if slots <= 0 {
+		slots = runtime.NumCPU()
+	}
+	if wait <= 0 {
+		wait = 3 * time.Second
+	}
+	return &hashGate{slots: make(chan struct{}, slots), wait: wait}
+}
+
+// errHashBusy is returned when no hashing slot freed up in time.
+var errHashBusy = &Error{Code: CodeUnavailable, Message: "the server is busy checking passwords; try again"}
+
+// run calls fn once a slot is free.
+func (g *hashGate) run(ctx context.Context, fn func() error) error {
+	select {
+	case g.slots <- struct{}{}:
+	default:
+		// Only a caller that must queue pays for a timer.
+		t := time.NewTimer(g.wait)
+		defer t.Stop()
+		select {
+		case g.slots <- struct{}{}:
+		case <-t.C:
+			g.refused.Add(1)
+			return errHashBusy
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer func() { <-g.slots }()
+	g.ran.Add(1)
+	return fn()
+}
+
+// HashStats counts password hashing since Open.
+type HashStats struct {
+	// Hashes counts argon2id computations (registrations and password
+	// checks, a login for an unknown username included).
+	Hashes int64
+	// Refused counts those refused because no slot freed up in time.
+	Refused int64
+	// Running is how many run now; Slots is how many may.
+	Running, Slots int
+}
+
+// HashStats reports the password hashing counters.
+func (db *DB) HashStats() HashStats {
+	g := db.hashes
+	return HashStats{Hashes: g.ran.Load(), Refused: g.refused.Load(), Running: len(g.slots), Slots: cap(g.slots)}
+}
+
+// hash hashes a new password in a hashing slot.
+func (db *DB) hash(ctx context.Context, password string) (string, error) {
+	var h string
+	err := db.hashes.run(ctx, func() error {
+		var err error
+		h, err = db.hasher.Hash(password)
+		return err
+	})
+	return h, err
+}
+
+// verify checks a password against its hash in a hashing slot.
+func (db *DB) verify(ctx context.Context, hash, password string) (bool, error) {
+	var ok bool
+	err := db.hashes.run(ctx, func() error {
+		var err error
+		ok, err = Verify(hash, password)
+		return err
+	})
+	return ok, err
 }

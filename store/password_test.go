@@ -131,3 +131,73 @@ func TestVerifyRejectsGarbage(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestHashSlots: with every hashing slot taken, a login queues for at most
+// HashWait and is then refused as unavailable without hashing; once a slot
+// frees it goes through, and no more than the slots ever hash at once.
+func TestHashSlots(t *testing.T) {
+	const wait = 200 * time.Millisecond
+	db, _ := openDB(t, Config{HashConcurrency: 2, HashWait: wait})
+	ctx := testCtx(t)
+	tenant, err := db.CreateTenant(ctx, "slots", "Slots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.Register(ctx, tenant.ID, Registration{Username: "alice", Password: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+	if s := db.HashStats(); s.Slots != 2 || s.Hashes != 1 || s.Running != 0 {
+		t.Fatalf("after one registration: %+v, want 2 slots, 1 hash, none running", s)
+	}
+
+	// Occupy both slots the way two long hashes would.
+	release := make(chan struct{})
+	holding := make(chan struct{}, 2)
+	held := make(chan error, 2)
+	for range 2 {
+		go func() {
+			held <- db.hashes.run(ctx, func() error { holding <- struct{}{}; <-release; return nil })
+		}()
+	}
+	<-holding
+	<-holding
+	t0 := time.Now()
+	_, _, err = db.Login(ctx, tenant.ID, "alice", testPassword)
+	took := time.Since(t0)
+	if !errors.Is(err, &Error{Code: CodeUnavailable}) {
+		t.Fatalf("login with every slot taken: %v, want unavailable", err)
+	}
+	if took < wait || took > wait+5*time.Second {
+		t.Errorf("refused after %v, want after the %v wait", took, wait)
+	}
+	if s := db.HashStats(); s.Refused != 1 || s.Hashes != 3 || s.Running != 2 {
+		t.Errorf("after the refusal: %+v, want 1 refused, 3 hashes (the registration and the two holders), 2 running", s)
+	}
+
+	close(release)
+	for range 2 {
+		if err := <-held; err != nil {
+			t.Errorf("holder: %v", err)
+		}
+	}
+	if _, _, err := db.Login(ctx, tenant.ID, "alice", testPassword); err != nil {
+		t.Errorf("login once the slots are free: %v", err)
+	}
+
+	// A caller that queues gets the slot a finished hash leaves.
+	g := newHashGate(1, time.Minute)
+	release = make(chan struct{})
+	go func() { _ = g.run(ctx, func() error { holding <- struct{}{}; <-release; return nil }) }()
+	<-holding
+	queued := make(chan error, 1)
+	go func() { queued <- g.run(ctx, func() error { return nil }) }()
+	select {
+	case err := <-queued:
+		t.Fatalf("ran while the only slot was held: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-queued; err != nil {
+		t.Errorf("queued caller: %v", err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+
+	"agora/store/markdown"
 )
 
 var errBanned = Errorf(CodeForbidden, "you are banned from writing here")
@@ -25,16 +27,16 @@ func checkText(fields map[string]string, name, value string, max int) {
 }
 
 // postColumns reads a post joined with its author as p and u.
-const postColumns = `p.id, p.board_id, p.author_id, u.username, p.title, p.body, p.version,
-	p.comment_count, p.locked, p.pinned, p.hidden, p.created_at, p.updated_at, p.last_activity_at`
+const postColumns = `p.id, p.board_id, p.author_id, u.username, p.title, p.body, p.body_html, p.version,
+	p.comment_count, p.locked, p.pinned, p.hidden, p.created_at, p.updated_at, p.last_activity_at, p.edited_at`
 
 const postFrom = ` JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.author_id`
 
 func scanPost(row pgx.CollectableRow) (Post, error) {
 	var p Post
-	err := row.Scan(&p.ID, &p.BoardID, &p.Author.ID, &p.Author.Username, &p.Title, &p.Body, &p.Version,
-		&p.CommentCount, &p.Locked, &p.Pinned, &p.Hidden, &p.CreatedAt, &p.UpdatedAt, &p.LastActivityAt)
-	p.CreatedAt, p.UpdatedAt, p.LastActivityAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.LastActivityAt.UTC()
+	err := row.Scan(&p.ID, &p.BoardID, &p.Author.ID, &p.Author.Username, &p.Title, &p.Body, &p.BodyHTML, &p.Version,
+		&p.CommentCount, &p.Locked, &p.Pinned, &p.Hidden, &p.CreatedAt, &p.UpdatedAt, &p.LastActivityAt, &p.EditedAt)
+	p.CreatedAt, p.UpdatedAt, p.LastActivityAt, p.EditedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.LastActivityAt.UTC(), utcPtr(p.EditedAt)
 	return p, err
 }
 
@@ -57,18 +59,22 @@ func (db *DB) CreatePost(ctx context.Context, tenantID int64, actor Actor, board
 	if len(fields) > 0 {
 		return Post{}, Invalid(fields)
 	}
+	doc := markdown.Parse(body)
 	var p Post
 	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
 		if _, err := getBoard(ctx, tx, boardID); err != nil {
 			return err
 		}
-		var err error
+		bodyHTML, err := renderBody(ctx, tx, tenantID, doc)
+		if err != nil {
+			return err
+		}
 		p, err = collectPost(tx.Query(ctx, `
 			WITH p AS (
-				INSERT INTO posts (tenant_id, board_id, author_id, title, body)
-				VALUES ($1, $2, $3, $4, $5) RETURNING *
+				INSERT INTO posts (tenant_id, board_id, author_id, title, body, body_html)
+				VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
 			)
-			SELECT `+postColumns+` FROM p`+postFrom, tenantID, boardID, actor.UserID, title, body))
+			SELECT `+postColumns+` FROM p`+postFrom, tenantID, boardID, actor.UserID, title, body, bodyHTML))
 		if err != nil {
 			return err
 		}
@@ -180,17 +186,23 @@ func (db *DB) UpdatePost(ctx context.Context, tenantID int64, actor Actor, postI
 		if patch.Title != nil {
 			next.Title = *patch.Title
 		}
-		if patch.Body != nil {
+		if patch.Body != nil && *patch.Body != old.Body {
 			next.Body = *patch.Body
+			if next.BodyHTML, err = renderBody(ctx, tx, tenantID, markdown.Parse(next.Body)); err != nil {
+				return err
+			}
 		}
-		p, err = savePost(ctx, tx, tenantID, old, next)
-		return err
+		if p, err = savePost(ctx, tx, tenantID, old, next); err != nil || p.Version == old.Version {
+			return err
+		}
+		return keepPostRevision(ctx, tx, tenantID, actor, old, p)
 	})
 	return p, err
 }
 
 // savePost writes the changed own fields of a post, bumps its version and
-// sends the diff. Nothing changed: nothing is written or sent.
+// sends the diff. Nothing changed: nothing is written or sent. A change of
+// title or body is an edit (edited_at); next carries the body's rendering.
 func savePost(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Post) (Post, error) {
 	changes := map[string]any{}
 	if old.Title != next.Title {
@@ -198,7 +210,9 @@ func savePost(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Post) (P
 	}
 	if old.Body != next.Body {
 		changes["body"] = next.Body
+		changes["body_html"] = next.BodyHTML
 	}
+	edited := len(changes) > 0
 	if old.Locked != next.Locked {
 		changes["locked"] = next.Locked
 	}
@@ -213,14 +227,19 @@ func savePost(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Post) (P
 	}
 	p, err := collectPost(tx.Query(ctx, `
 		WITH p AS (
-			UPDATE posts SET title = $2, body = $3, locked = $4, pinned = $5, hidden = $6,
+			UPDATE posts SET title = $2, body = $3, body_html = $4, locked = $5, pinned = $6, hidden = $7,
+			                 body_html_stale = body_html_stale AND body = $3,
+			                 edited_at = CASE WHEN $8 THEN now() ELSE edited_at END,
 			                 version = version + 1, updated_at = now()
 			WHERE id = $1 RETURNING *
 		)
 		SELECT `+postColumns+` FROM p`+postFrom,
-		old.ID, next.Title, next.Body, next.Locked, next.Pinned, next.Hidden))
+		old.ID, next.Title, next.Body, next.BodyHTML, next.Locked, next.Pinned, next.Hidden, edited))
 	if err != nil {
 		return Post{}, err
+	}
+	if edited {
+		changes["edited_at"] = p.EditedAt
 	}
 	return p, publishPost(ctx, tx, tenantID, p, "post.updated", Diff{ID: p.ID, Version: p.Version, Changes: changes})
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"agora/store/pgtest"
 )
 
 // searchAll pages through every result of a search with the given page
@@ -390,7 +392,7 @@ func TestSearchMigrationBackfill(t *testing.T) {
 	m := ActorOf(c.member)
 	p := mustPost(t, db, c, m, "Old kingfisher", "written before search existed")
 	cm := mustComment(t, db, c, m, p.ID, "我喜欢翠鸟 kingfisher")
-	mg, err := NewMigrator(url)
+	mg, err := NewMigrator(pgtest.OwnerURL(dbNameOf(t, url)), url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +406,7 @@ func TestSearchMigrationBackfill(t *testing.T) {
 	// Written while the search tables do not exist: only the backfill can
 	// index it.
 	late := mustComment(t, db, c, m, p.ID, "a late kingfisher")
-	if err := mg.Up(); err != nil {
+	if err := mg.Up(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	got := keys(searchAll(t, db, c.tenant.ID, m, "kingfisher", 0, 10))

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,8 +26,18 @@ type Config struct {
 	StatementTimeout time.Duration
 	// MaxConns caps the pool (0: 16).
 	MaxConns int32
+	// AcquireTimeout bounds the wait for a free pool connection, apart
+	// from the caller's context; past it the call fails as unavailable
+	// (0: 3 s).
+	AcquireTimeout time.Duration
 	// Hasher hashes passwords (zero value: DefaultHasher()).
 	Hasher Hasher
+	// HashConcurrency caps password hashes running at once, each holding
+	// Hasher.MemoryKiB (0: the number of CPUs).
+	HashConcurrency int
+	// HashWait is how long a registration or login waits for a hashing
+	// slot before it is refused as unavailable (0: 3 s).
+	HashWait time.Duration
 	// Doorbell says how events are announced (zero value: batched).
 	Doorbell Doorbell
 	// Tracer traces tenant transactions and their commits; nil: no
@@ -36,8 +47,10 @@ type Config struct {
 
 // DB is the store. It is safe for concurrent use.
 type DB struct {
-	pool      *pgxpool.Pool
+	pool      *pool
+	pinger    *pinger
 	hasher    Hasher
+	hashes    *hashGate
 	closeOnce sync.Once
 	bell      *bell // nil: NOTIFY inside each write transaction
 	// dummyHash is verified against when a login names no user, so an
@@ -66,12 +79,23 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	// pgxpool goes on connecting after the waiting caller gave up, for up
+	// to two minutes by default: towards a host that drops packets, those
+	// attempts would hold every pool slot long after the network is back.
+	if pc.ConnConfig.ConnectTimeout <= 0 {
+		pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	wait := cfg.AcquireTimeout
+	if wait <= 0 {
+		wait = 3 * time.Second
+	}
+	pgxp, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
+	conns := &pool{p: pgxp, wait: wait}
+	if err := pgxp.Ping(ctx); err != nil {
+		conns.close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	h := cfg.Hasher
@@ -80,14 +104,15 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	dummy, err := h.Hash("agora-dummy-password")
 	if err != nil {
-		pool.Close()
+		conns.close()
 		return nil, err
 	}
 	tp := cfg.Tracer
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
-	db := &DB{pool: pool, hasher: h, dummyHash: dummy, tracer: tp.Tracer("agora/store")}
+	db := &DB{pool: conns, pinger: newPinger(pc.ConnConfig.Copy()), hasher: h, hashes: newHashGate(cfg.HashConcurrency, cfg.HashWait),
+		dummyHash: dummy, tracer: tp.Tracer("agora/store")}
 	if cfg.Doorbell == DoorbellBatched {
 		db.bell = startBell(db)
 	}
@@ -101,16 +126,18 @@ func (db *DB) Close() {
 		if db.bell != nil {
 			db.bell.close()
 		}
-		db.pool.Close()
+		db.pinger.close()
+		db.pool.close()
 	})
 }
 
 // Pool exposes the pool for metrics and for the listener's dedicated
 // connection config; queries go through store methods.
-func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+func (db *DB) Pool() *pgxpool.Pool { return db.pool.p }
 
-// Ping checks that the database answers.
-func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
+// Ping checks that the database answers, on a connection of its own: a
+// pool busy with requests does not make it wait or fail.
+func (db *DB) Ping(ctx context.Context) error { return db.pinger.ping(ctx) }
 
 // WithTenant runs fn in a transaction that Row Level Security scopes to one
 // tenant. set_config(..., true) lasts only for the transaction, so a pooled
@@ -127,22 +154,27 @@ func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx)
 	// BEGIN and the tenant setting travel in one round trip. The id is an
 	// integer formatted here, so it cannot carry SQL.
 	begin := "BEGIN; SELECT set_config('app.tenant_id', '" + strconv.FormatInt(tenantID, 10) + "', true)"
-	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+	conn, err := db.pool.acquire(ctx)
 	if err != nil {
 		return err
 	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
+	if err != nil {
+		return lost(err)
+	}
 	// A no-op after Commit; after an error or a panic in fn it returns the
-	// connection to the pool clean.
+	// connection clean.
 	defer func() { _ = tx.Rollback(ctx) }()
 	tt.Tx = tx
 	if err := fn(tt); err != nil {
-		return err
+		return lost(err)
 	}
 	_, commit := db.tracer.Start(ctx, "store.commit")
 	err = tx.Commit(ctx)
 	endSpan(commit, err)
 	if err != nil {
-		return err
+		return lost(err)
 	}
 	if len(tt.rung) > 0 {
 		db.bell.ring(tt.rung)
@@ -167,45 +199,47 @@ func (db *DB) queryTenant(ctx context.Context, tenantID int64, sql string, args 
 	b := &pgx.Batch{}
 	b.Queue("SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10))
 	b.Queue(sql, args...)
-	br := db.pool.SendBatch(ctx, b)
+	conn, err := db.pool.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	br := conn.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		_ = br.Close()
+		conn.Release()
 		return nil, fmt.Errorf("set tenant: %w", err)
 	}
 	rows, err := br.Query()
 	if err != nil {
 		_ = br.Close()
+		conn.Release()
 		return nil, err
 	}
-	return &batchRows{Rows: rows, br: br}, nil
-}
-
-// batchRows closes its batch (returning the connection) with the rows.
-type batchRows struct {
-	pgx.Rows
-	br pgx.BatchResults
-}
-
-func (r *batchRows) Close() {
-	r.Rows.Close()
-	_ = r.br.Close()
+	return &connRows{Rows: rows, release: func() { _ = br.Close(); conn.Release() }}, nil
 }
 
 // CheckSafety refuses to run with a role for which Row Level Security would
-// be silently off, or a schema where a tenant table lacks forced RLS.
-func (db *DB) CheckSafety(ctx context.Context) error {
+// be silently off (a superuser, BYPASSRLS), on a schema where a tenant table
+// lacks forced RLS, as a role that owns what it serves (ErrRoleOwnsSchema:
+// one ALTER TABLE through an SQL injection would switch RLS off), or as one
+// the migrations have not granted its rights (ErrRoleLacksRights).
+//
+// allowOwner accepts a role that owns the schema, for single-role setups;
+// what it owns then comes back as a warning, as do rights the role should
+// not have but that only the database's owner could take away.
+func (db *DB) CheckSafety(ctx context.Context, allowOwner bool) (warnings []string, err error) {
 	var super, bypass bool
 	var role string
-	err := db.pool.QueryRow(ctx,
+	err = db.pool.QueryRow(ctx,
 		`SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).
 		Scan(&role, &super, &bypass)
 	if err != nil {
-		return fmt.Errorf("read role attributes: %w", err)
+		return nil, fmt.Errorf("read role attributes: %w", err)
 	}
 	if super || bypass {
-		return fmt.Errorf("database role %q is a superuser or has BYPASSRLS: tenant isolation would be off; connect as an ordinary role that owns the database", role)
+		return nil, fmt.Errorf("database role %q is a superuser or has BYPASSRLS: tenant isolation would be off; connect as an ordinary role", role)
 	}
-	rows, err := db.pool.Query(ctx, `
+	unsafe, err := db.names(ctx, `
 		SELECT c.relname
 		FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -214,14 +248,87 @@ func (db *DB) CheckSafety(ctx context.Context) error {
 		  AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
 		ORDER BY c.relname`)
 	if err != nil {
-		return fmt.Errorf("check row level security: %w", err)
-	}
-	unsafe, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("check row level security: %w", err)
+		return nil, fmt.Errorf("check row level security: %w", err)
 	}
 	if len(unsafe) > 0 {
-		return fmt.Errorf("tenant tables without forced row level security: %v", unsafe)
+		return nil, fmt.Errorf("tenant tables without forced row level security: %v", unsafe)
 	}
-	return nil
+
+	// Owning (or being able to become the owner of) the database, the
+	// schema or anything in it gives DDL: ALTER, DROP, TRUNCATE, GRANT.
+	owned, err := db.names(ctx, `
+		SELECT what FROM (
+			SELECT 'database ' || d.datname AS what, 0 AS rank FROM pg_database d
+			WHERE d.datname = current_database() AND pg_has_role(d.datdba, 'MEMBER')
+			UNION ALL
+			SELECT 'schema ' || n.nspname, 1 FROM pg_namespace n
+			WHERE n.nspname = current_schema() AND pg_has_role(n.nspowner, 'MEMBER')
+			UNION ALL
+			SELECT CASE WHEN c.relkind = 'S' THEN 'sequence ' ELSE 'table ' END || c.relname,
+			       CASE WHEN c.relkind = 'S' THEN 3 ELSE 2 END
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+			  AND pg_has_role(c.relowner, 'MEMBER')
+			UNION ALL
+			SELECT 'function ' || p.proname, 3
+			FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+			WHERE n.nspname = current_schema() AND pg_has_role(p.proowner, 'MEMBER')
+		) owned ORDER BY rank, what`)
+	if err != nil {
+		return nil, fmt.Errorf("check ownership: %w", err)
+	}
+	if len(owned) > 0 {
+		if !allowOwner {
+			return nil, fmt.Errorf("%w: database role %q owns %s; an SQL injection through it could switch row level security off or drop the tables",
+				ErrRoleOwnsSchema, role, summarise(owned))
+		}
+		return []string{fmt.Sprintf("database role %q owns %s: allowed for a single-role setup, but an SQL injection through it could switch row level security off or drop the tables",
+			role, summarise(owned))}, nil
+	}
+
+	unreadable, err := db.names(ctx, `
+		SELECT c.relname
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migrations'
+		  AND NOT has_table_privilege(c.oid, 'SELECT')
+		ORDER BY c.relname`)
+	if err != nil {
+		return nil, fmt.Errorf("check privileges: %w", err)
+	}
+	if len(unreadable) > 0 {
+		return nil, fmt.Errorf("%w: database role %q may not read %s", ErrRoleLacksRights, role, summarise(unreadable))
+	}
+
+	var temp, create bool
+	err = db.pool.QueryRow(ctx, `SELECT has_database_privilege(current_database(), 'TEMPORARY'), has_schema_privilege(current_schema(), 'CREATE')`).
+		Scan(&temp, &create)
+	if err != nil {
+		return nil, fmt.Errorf("check privileges: %w", err)
+	}
+	if temp {
+		warnings = append(warnings, fmt.Sprintf("database role %q may create temporary tables, which would shadow the real ones for the connection that made them; the database's owner can take that away: REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC, %s", role, pgx.Identifier{role}.Sanitize()))
+	}
+	if create {
+		warnings = append(warnings, fmt.Sprintf("database role %q may create objects in the schema; the schema's owner can take that away: REVOKE CREATE ON SCHEMA ... FROM PUBLIC, %s", role, pgx.Identifier{role}.Sanitize()))
+	}
+	return warnings, nil
+}
+
+// names runs a query of one text column.
+func (db *DB) names(ctx context.Context, sql string) ([]string, error) {
+	rows, err := db.pool.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// summarise lists a few names and counts the rest, so that one log line
+// stays readable.
+func summarise(names []string) string {
+	const shown = 4
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
 }

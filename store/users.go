@@ -93,7 +93,7 @@ func (db *DB) Register(ctx context.Context, tenantID int64, r Registration) (Use
 	if err := r.validate(); err != nil {
 		return User{}, "", err
 	}
-	hash, err := db.hasher.Hash(r.Password)
+	hash, err := db.hash(ctx, r.Password)
 	if err != nil {
 		return User{}, "", err
 	}
@@ -136,7 +136,7 @@ func (db *DB) Login(ctx context.Context, tenantID int64, username, password stri
 		}
 		hash = db.dummyHash
 	}
-	ok, err := Verify(hash, password)
+	ok, err := db.verify(ctx, hash, password)
 	if err != nil {
 		return User{}, "", err
 	}

@@ -52,6 +52,9 @@ type Options struct {
 	// production parameters. Tests that register many users may pass
 	// something cheaper; tests of hashing must not.
 	Hasher store.Hasher
+	// ConfigureStore may adjust the store.Config before the store opens
+	// (pool and hashing limits).
+	ConfigureStore func(cfg *store.Config)
 	// Verbose sends the server's logs to tb.Log (shown with -v or on
 	// failure); otherwise they are discarded.
 	Verbose bool
@@ -87,12 +90,16 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := store.Open(ctx, store.Config{URL: dbURL, Hasher: opts.Hasher})
+	scfg := store.Config{URL: dbURL, Hasher: opts.Hasher}
+	if opts.ConfigureStore != nil {
+		opts.ConfigureStore(&scfg)
+	}
+	db, err := store.Open(ctx, scfg)
 	if err != nil {
 		tb.Fatalf("apitest: open store: %v", err)
 	}
 	tb.Cleanup(db.Close)
-	if err := db.CheckSafety(ctx); err != nil {
+	if _, err := db.CheckSafety(ctx, false); err != nil {
 		tb.Fatalf("apitest: %v", err)
 	}
 

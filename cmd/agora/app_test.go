@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
 
+	"agora/store"
 	"agora/store/pgtest"
 )
 
@@ -58,6 +59,17 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (string, error)
 	return stdout.String(), err
 }
 
+// withNewDatabase adds to env a fresh, empty database of the test cluster,
+// reached as agora expects: DATABASE_URL is the serving role, which owns
+// nothing, and AGORA_MIGRATE_DATABASE_URL the owner, which migrates.
+func withNewDatabase(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	env["DATABASE_URL"] = url
+	env["AGORA_MIGRATE_DATABASE_URL"] = pgtest.OwnerURL(dbNameOf(t, url))
+	return env
+}
+
 func dbNameOf(t *testing.T, rawURL string) string {
 	t.Helper()
 	u, err := url.Parse(rawURL)
@@ -68,7 +80,7 @@ func dbNameOf(t *testing.T, rawURL string) string {
 }
 
 func TestMigrateAndTenantCommands(t *testing.T) {
-	env := map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "AGORA_LOG_FORMAT": "json"}
+	env := withNewDatabase(t, map[string]string{"AGORA_LOG_FORMAT": "json"})
 
 	out, err := runCmd(t, env, "migrate", "version")
 	if err != nil || strings.TrimSpace(out) != "schema version 0" {
@@ -201,14 +213,13 @@ func get(t *testing.T, u string) (int, string) {
 // database: it migrates, seeds the demo tenant, serves, and on
 // cancellation closes WebSockets with 1001 and returns nil.
 func TestServe(t *testing.T) {
-	env := map[string]string{
-		"DATABASE_URL":      pgtest.NewDatabase(t),
+	env := withNewDatabase(t, map[string]string{
 		"AGORA_ADDR":        "127.0.0.1:0",
 		"AGORA_ADMIN_TOKEN": "operator-secret",
 		"AGORA_LOG_FORMAT":  "json",
 		"AGORA_SEED_DEMO":   "true",
 		"AGORA_DATA_DIR":    t.TempDir(),
-	}
+	})
 	var stdout syncBuffer
 	base, stop := serving(t, env, &stdout, nil)
 	if u, err := url.Parse(base); err != nil || net.ParseIP(u.Hostname()) == nil || !net.ParseIP(u.Hostname()).IsLoopback() {
@@ -319,8 +330,9 @@ func TestServe(t *testing.T) {
 // TestServeRefusesUnsafeDatabase: serve will not run where Row Level
 // Security would be silently off.
 func TestServeRefusesUnsafeDatabase(t *testing.T) {
-	dbURL := pgtest.NewDatabase(t)
-	if _, err := runCmd(t, map[string]string{"DATABASE_URL": dbURL}, "migrate", "up"); err != nil {
+	dbs := withNewDatabase(t, map[string]string{})
+	dbURL := dbs["DATABASE_URL"]
+	if _, err := runCmd(t, dbs, "migrate", "up"); err != nil {
 		t.Fatal(err)
 	}
 	env := func(u string) map[string]string {
@@ -344,5 +356,104 @@ func TestServeRefusesUnsafeDatabase(t *testing.T) {
 	_, err = runCmd(t, env(dbURL), "serve")
 	if err == nil || !strings.Contains(err.Error(), "posts") {
 		t.Errorf("serve with posts not forcing RLS: %v, want a refusal naming posts", err)
+	}
+}
+
+// TestServeRefusesOwner: serving as the role that owns the schema needs
+// AGORA_ALLOW_OWNER, and is then only warned about; the refusal says which
+// variables fix it.
+func TestServeRefusesOwner(t *testing.T) {
+	dbs := withNewDatabase(t, map[string]string{})
+	if _, err := runCmd(t, dbs, "migrate", "up"); err != nil {
+		t.Fatal(err)
+	}
+	// The single-role layout: DATABASE_URL alone, naming the owner.
+	env := map[string]string{
+		"DATABASE_URL":     dbs["AGORA_MIGRATE_DATABASE_URL"],
+		"AGORA_ADDR":       "127.0.0.1:0",
+		"AGORA_LOG_FORMAT": "json",
+	}
+	_, err := runCmd(t, env, "serve")
+	if err == nil || !errors.Is(err, store.ErrRoleOwnsSchema) {
+		t.Fatalf("serve as the owner: %v, want a refusal", err)
+	}
+	for _, name := range []string{"DATABASE_URL", "AGORA_MIGRATE_DATABASE_URL", "AGORA_ALLOW_OWNER"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the refusal %q does not name %s", err, name)
+		}
+	}
+
+	env["AGORA_ALLOW_OWNER"] = "true"
+	var stderr syncBuffer
+	base, stop := serving(t, env, io.Discard, &stderr)
+	if status, body := get(t, base+"/healthz"); status != http.StatusOK {
+		t.Fatalf("/healthz: %d %s", status, body)
+	}
+	warned := false
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		var l struct{ Level, Message string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Level == "warn" && strings.Contains(l.Message, `"agora_owner" owns`) {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no warning about serving as the owner in the log:\n%s", stderr.String())
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateGrantsServingRole: `agora migrate up` run as the owner grants
+// the serving role of DATABASE_URL its rights, and serve then runs as that
+// role alone, without migrating; without the grants it refuses, saying how
+// to get them.
+func TestMigrateGrantsServingRole(t *testing.T) {
+	dbs := withNewDatabase(t, map[string]string{"AGORA_LOG_FORMAT": "json"})
+	serve := map[string]string{
+		"DATABASE_URL":       dbs["DATABASE_URL"],
+		"AGORA_ADDR":         "127.0.0.1:0",
+		"AGORA_AUTO_MIGRATE": "false",
+		"AGORA_LOG_FORMAT":   "json",
+		"AGORA_SEED_DEMO":    "true",
+		"AGORA_DATA_DIR":     t.TempDir(),
+	}
+
+	// Migrated by the owner alone: nobody to grant to.
+	ownerOnly := map[string]string{"AGORA_MIGRATE_DATABASE_URL": dbs["AGORA_MIGRATE_DATABASE_URL"], "AGORA_LOG_FORMAT": "json"}
+	if out, err := runCmd(t, ownerOnly, "migrate", "up"); err != nil || !strings.HasPrefix(out, "schema version ") {
+		t.Fatalf("migrate up as the owner alone: %q, %v", out, err)
+	}
+	_, err := runCmd(t, serve, "serve")
+	if !errors.Is(err, store.ErrRoleLacksRights) || !strings.Contains(err.Error(), "AGORA_MIGRATE_DATABASE_URL") {
+		t.Fatalf("serve without grants: %v, want a refusal naming AGORA_MIGRATE_DATABASE_URL", err)
+	}
+	if _, err := runCmd(t, ownerOnly, "serve"); err == nil || !strings.Contains(err.Error(), "DATABASE_URL is not") {
+		t.Errorf("serve with only the owner's URL: %v, want an error asking for DATABASE_URL", err)
+	}
+
+	if _, err := runCmd(t, dbs, "migrate", "up"); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	base, stop := serving(t, serve, &stdout, &stderr)
+	m := regexp.MustCompile(`demo admin: (\S+) / (\S+)`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no demo credentials on stdout: %q", stdout.String())
+	}
+	body, _ := json.Marshal(map[string]string{"username": m[1], "password": m[2]})
+	resp, err := http.Post(base+"/api/v1/t/demo/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("demo admin login as the serving role: %d", resp.StatusCode)
+	}
+	if strings.Contains(stderr.String(), `"level":"warn"`) {
+		t.Errorf("warnings serving as a granted role:\n%s", stderr.String())
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -52,11 +52,10 @@ func startServer(t *testing.T, dbURL, addr string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.DatabaseURL = dbURL
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("addr", addr).Logger()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := start(ctx, cfg, log, dbURL, nil)
+	a, err := start(ctx, cfg, log, databases{URL: dbURL, OwnerURL: pgtest.OwnerURL(dbNameOf(t, dbURL))}, nil)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
@@ -737,4 +736,114 @@ func TestBrowserResume(t *testing.T) {
 	if n := eval[int](alice, commentReads); n != readsBefore {
 		t.Errorf("the comments were read over REST %d more times: the resume should replay them", n-readsBefore)
 	}
+}
+
+// TestBrowserMarkdown: bodies show the server's rendering (links that a
+// click follows, raw HTML as text, mentions linking to the user's page),
+// new comments arrive formatted, and "edited" comes from edited_at, so it
+// survives a reload, is not set by moderation, and opens the history for
+// the author.
+func TestBrowserMarkdown(t *testing.T) {
+	webtest.Chromium(t)
+	srv := startServer(t, pgtest.NewDatabase(t), "127.0.0.1:0")
+	f := newForum(t, srv, "md")
+	var board, post, other idOnly
+	f.call(srv, "admin", http.MethodPost, "/boards", map[string]string{"name": "General"}, &board)
+	f.call(srv, "alice", http.MethodPost, "/boards/"+board.ID+"/posts", map[string]string{"title": "Formatting",
+		"body": "Read [the guide](https://example.com/guide) and <b>this</b>, thanks @bob and @nobody.\n\n`@bob` in code"}, &post)
+	f.call(srv, "alice", http.MethodPost, "/boards/"+board.ID+"/posts", map[string]string{"title": "Locked", "body": "Never edited."}, &other)
+	f.call(srv, "admin", http.MethodPost, "/mod/posts/"+other.ID+"/lock", nil, nil)
+	postURL := srv.URL + "/t/md/p/" + post.ID
+
+	b := newBrowser(t)
+	alice := b.newTab(t, "alice")
+	alice.signIn(srv.URL, "md", f.tokens["alice"])
+	alice.open(postURL, "#post-body")
+	bob := b.newTab(t, "bob")
+	bob.signIn(srv.URL, "md", f.tokens["bob"])
+	bob.open(postURL, "#post-body")
+
+	t.Run("Rendering", func(t *testing.T) {
+		bob := bob.in(t)
+		type link struct {
+			Href, Rel, Text string
+		}
+		links := eval[[]link](bob, `[...document.querySelectorAll("#post-body a")].map((a) => ({href: a.getAttribute("href"), rel: a.rel, text: a.textContent}))`)
+		if len(links) != 2 || links[0] != (link{"https://example.com/guide", "nofollow ugc noopener", "the guide"}) ||
+			links[1] != (link{"/t/md/u/bob", "", "@bob"}) {
+			t.Fatalf("links in the post: %+v; want the guide and the mention of bob", links)
+		}
+		if !eval[bool](bob, `document.querySelector("#post-body a.mention")?.textContent === "@bob"`) {
+			t.Error("the mention has no class mention")
+		}
+		if n := eval[int](bob, `document.querySelectorAll("#post-body b, #post-body script, #post-body img").length`); n != 0 {
+			t.Errorf("%d elements made from the raw HTML", n)
+		}
+		text := eval[string](bob, `document.querySelector("#post-body").textContent`)
+		for _, want := range []string{"<b>this</b>", "@nobody.", "@bob in code"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("post text %q lacks %q", text, want)
+			}
+		}
+		// A real click lands on the link and would follow it (the
+		// capturing listener records and stops it: the test has no
+		// internet).
+		eval[chromedp.Void](bob, `document.addEventListener("click", (e) => { const a = e.target.closest("a"); if (a) { window.__followed = a.href; e.preventDefault(); } }, {capture: true, once: true})`)
+		bob.do(chromedp.Click(chromedp.CSS(`#post-body a[href="https://example.com/guide"]`)))
+		bob.waitFor("the click on the link", `window.__followed === "https://example.com/guide"`, 5*time.Second)
+		if d := os.Getenv("AGORA_SCREENSHOTS"); d != "" {
+			bob.screenshot(d, "markdown", 1280, 800, false)
+		}
+	})
+
+	t.Run("CommentArrivesFormatted", func(t *testing.T) {
+		alice, bob := alice.in(t), bob.in(t)
+		bob.postComment("**bold** and www.example.org <i>not italic</i>")
+		alice.waitFor("bob's comment, formatted", `(() => { const el = document.querySelector("#comments .comment-body");
+			return el?.querySelector("strong")?.textContent === "bold" && el.querySelector('a[href="http://www.example.org"]') !== null
+				&& el.querySelector("i") === null && el.textContent.includes("<i>not italic</i>"); })()`, 5*time.Second)
+	})
+
+	t.Run("EditedSurvivesReload", func(t *testing.T) {
+		alice, bob := alice.in(t), bob.in(t)
+		if eval[bool](bob, `document.querySelector("#post .edited") !== null`) {
+			t.Fatal("an unedited post is marked edited")
+		}
+		alice.click("#edit-post")
+		alice.do(chromedp.WaitVisible(chromedp.ID("edit-post-body")))
+		alice.setValue("#edit-post-body", "Now *edited*.")
+		alice.click(`#edit-post-form button[type="submit"]`)
+		alice.waitFor("alice's page edited", `document.querySelector("#post-body em")?.textContent === "edited" && document.querySelector("#post .edited") !== null`, 5*time.Second)
+		bob.waitFor("bob's page edited, live", `document.querySelector("#post-body em")?.textContent === "edited" && document.querySelector("#post .edited") !== null`, 5*time.Second)
+
+		bob.open(postURL, "#post-body")
+		if !eval[bool](bob, `document.querySelector("#post span.edited") !== null && document.querySelector("#post-body em")?.textContent === "edited"`) {
+			t.Error("after a reload bob's page does not say edited")
+		}
+		// Not the author, not a moderator: no history to open.
+		if eval[bool](bob, `document.querySelector('#post [data-action="history"]') !== null`) {
+			t.Error("bob is offered the history of alice's post")
+		}
+		// Moderation is no edit.
+		bob.open(srv.URL+"/t/md/p/"+other.ID, "#post-body")
+		if eval[bool](bob, `document.querySelector("#post .badge.locked") === null || document.querySelector("#post .edited") !== null`) {
+			t.Error("the locked, never edited post is not shown locked and unedited")
+		}
+	})
+
+	t.Run("AuthorSeesHistory", func(t *testing.T) {
+		alice := alice.in(t)
+		alice.open(postURL, "#post-body")
+		alice.click(`#post [data-action="history"]`)
+		alice.waitFor("the history", `document.querySelectorAll("dialog[open] #revisions > li.revision").length === 2`, 5*time.Second)
+		bodies := eval[[]string](alice, `[...document.querySelectorAll("#revisions .revision-body")].map((el) => el.textContent)`)
+		if len(bodies) != 2 || !strings.Contains(bodies[0], "<b>this</b>") || bodies[1] != "Now *edited*." {
+			t.Errorf("history bodies %q", bodies)
+		}
+		if d := os.Getenv("AGORA_SCREENSHOTS"); d != "" {
+			alice.screenshot(d, "history", 1280, 800, false)
+		}
+		alice.click(`dialog[open] .actions button`)
+		alice.waitFor("the history to close", `document.querySelector("dialog[open]") === null`, 5*time.Second)
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -21,6 +22,8 @@ func (e usageError) Error() string { return string(e) }
 // config is everything the subcommands read from flags and environment.
 type config struct {
 	DatabaseURL    string
+	MigrateURL     string
+	AllowOwner     bool
 	DataDir        string
 	Addr           string
 	AdminAddr      string
@@ -36,6 +39,8 @@ type config struct {
 	Heartbeat      time.Duration
 	HistoryAge     time.Duration
 	DBMaxConns     int
+	DBAcquireWait  time.Duration
+	HashSlots      int
 	SeedDemo       bool
 	AutoMigrate    bool
 }
@@ -50,7 +55,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.SetOutput(stderr)
 	// Secrets take no default from the environment here: flag help and
 	// usage errors print defaults, and must not print passwords.
-	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL (DATABASE_URL); empty: a private cluster under the data dir")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL of the serving role, which should own nothing (DATABASE_URL); empty with no migrate URL: a private cluster under the data dir")
+	fs.StringVar(&c.MigrateURL, "migrate-database-url", "", "PostgreSQL URL of the role that owns the schema, for migrations; they grant the serving role its rights (AGORA_MIGRATE_DATABASE_URL); empty: DATABASE_URL")
+	fs.BoolVar(&c.AllowOwner, "allow-owner", env.boolean("AGORA_ALLOW_OWNER", false), "serve even when the serving role owns the schema, for a single-role setup, with a warning (AGORA_ALLOW_OWNER)")
 	fs.StringVar(&c.DataDir, "data-dir", env.str("AGORA_DATA_DIR", ".agora"), "where the private cluster lives (AGORA_DATA_DIR)")
 	fs.StringVar(&c.Addr, "addr", env.str("AGORA_ADDR", ":8080"), "listen address (AGORA_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", getenv("AGORA_ADMIN_ADDR"), "pprof listen address, loopback only by default; empty: off (AGORA_ADMIN_ADDR)")
@@ -62,6 +69,8 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&c.PingInterval, "ws-ping-interval", env.duration("AGORA_WS_PING_INTERVAL", 20*time.Second), "how often WebSocket clients are pinged (AGORA_WS_PING_INTERVAL)")
 	fs.DurationVar(&c.PongTimeout, "ws-pong-timeout", env.duration("AGORA_WS_PONG_TIMEOUT", 30*time.Second), "a client silent this long after a ping is dropped (AGORA_WS_PONG_TIMEOUT)")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", env.integer("AGORA_DB_MAX_CONNS", 16), "database connections per instance (AGORA_DB_MAX_CONNS)")
+	fs.DurationVar(&c.DBAcquireWait, "db-acquire-timeout", env.duration("AGORA_DB_ACQUIRE_TIMEOUT", 3*time.Second), "longest wait for a free database connection before a request is answered 503 (AGORA_DB_ACQUIRE_TIMEOUT)")
+	fs.IntVar(&c.HashSlots, "hash-concurrency", env.integer("AGORA_HASH_CONCURRENCY", runtime.NumCPU()), "password hashes (19 MiB each) running at once; more wait up to 3 s, then 503 (AGORA_HASH_CONCURRENCY)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", env.duration("AGORA_HEARTBEAT", 5*time.Second), "how often this instance tells the others it is alive; three missed ones and its users leave presence everywhere (AGORA_HEARTBEAT)")
 	fs.Int64Var(&c.HistoryEvents, "history-events", int64(env.integer("AGORA_HISTORY_EVENTS", 10000)), "events kept per room for resume (AGORA_HISTORY_EVENTS)")
 	fs.DurationVar(&c.HistoryAge, "history-age", env.duration("AGORA_HISTORY_AGE", 7*24*time.Hour), "oldest event kept for resume (AGORA_HISTORY_AGE)")
@@ -76,6 +85,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = getenv("DATABASE_URL")
+	}
+	if c.MigrateURL == "" {
+		c.MigrateURL = getenv("AGORA_MIGRATE_DATABASE_URL")
 	}
 	if c.AdminToken == "" {
 		c.AdminToken = getenv("AGORA_ADMIN_TOKEN")

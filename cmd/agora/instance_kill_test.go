@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"agora/store/pgtest"
 )
 
 const childEnv = "AGORA_TEST_CHILD"
@@ -67,13 +65,12 @@ func startProcess(t *testing.T, env map[string]string) (string, *os.Process) {
 // bob leave within three missed heartbeats, as the README promises.
 func TestKilledInstanceUsersLeave(t *testing.T) {
 	const heartbeat = 200 * time.Millisecond
-	env := map[string]string{
-		"DATABASE_URL":    pgtest.NewDatabase(t),
+	env := withNewDatabase(t, map[string]string{
 		"AGORA_ADDR":      "127.0.0.1:0",
 		"AGORA_SEED_DEMO": "true",
 		"AGORA_DATA_DIR":  t.TempDir(),
 		"AGORA_HEARTBEAT": heartbeat.String(),
-	}
+	})
 	var stdout syncBuffer
 	a, _ := serving(t, env, &stdout, nil)
 	m := regexp.MustCompile(`demo admin: (\S+) / (\S+)`).FindStringSubmatch(stdout.String())

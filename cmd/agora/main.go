@@ -5,8 +5,8 @@
 //	agora tenant create SLUG NAME
 //
 // Configuration comes from flags and AGORA_* environment variables; see
-// README.md. With no DATABASE_URL, a private PostgreSQL cluster is started
-// under .agora/ (or AGORA_DATA_DIR).
+// README.md. With neither DATABASE_URL nor AGORA_MIGRATE_DATABASE_URL, a
+// private PostgreSQL cluster is started under .agora/ (or AGORA_DATA_DIR).
 package main
 
 import (

@@ -24,5 +24,5 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	pgtest.Main(m, func(context.Context, string) error { return nil })
+	pgtest.Main(m, func(context.Context, string, string) error { return nil })
 }

@@ -26,18 +26,21 @@ func (m *Main) migrate(ctx context.Context) error {
 		}
 		return createMigration("migrations", args[1], m.Stdout)
 	}
-	url, err := m.database(ctx)
+	dbs, err := m.database(ctx)
 	if err != nil {
 		return err
 	}
-	mg, err := store.NewMigrator(url)
+	if dbs.URL == "" && args[0] == "up" {
+		m.log.Warn().Msg("DATABASE_URL is not set: migrating without granting a serving role its rights")
+	}
+	mg, err := store.NewMigrator(dbs.OwnerURL, dbs.URL)
 	if err != nil {
 		return err
 	}
 	defer mg.Close()
 	switch {
 	case args[0] == "up" && len(args) == 1:
-		err = mg.Up()
+		err = mg.Up(ctx)
 	case args[0] == "down" && len(args) <= 2:
 		n := 0 // all
 		if len(args) == 2 {

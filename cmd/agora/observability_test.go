@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"agora/store/pgtest"
 )
 
 // TestMetricsAndLogs runs the whole program through a realtime scenario,
@@ -21,14 +19,13 @@ import (
 // secret reached the log.
 func TestMetricsAndLogs(t *testing.T) {
 	const adminToken = "operator-secret-0f9e8d"
-	env := map[string]string{
-		"DATABASE_URL":      pgtest.NewDatabase(t),
+	env := withNewDatabase(t, map[string]string{
 		"AGORA_ADDR":        "127.0.0.1:0",
 		"AGORA_ADMIN_TOKEN": adminToken,
 		"AGORA_LOG_LEVEL":   "debug",
 		"AGORA_SEED_DEMO":   "true",
 		"AGORA_DATA_DIR":    t.TempDir(),
-	}
+	})
 	var stdout, stderr syncBuffer
 	base, _ := serving(t, env, &stdout, &stderr)
 	m := regexp.MustCompile(`demo admin: (\S+) / (\S+)`).FindStringSubmatch(stdout.String())

@@ -44,7 +44,7 @@ type app struct {
 
 // serve runs the server until ctx ends or serving fails.
 func (m *Main) serve(ctx context.Context) error {
-	url, err := m.database(ctx)
+	dbs, err := m.database(ctx)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (m *Main) serve(ctx context.Context) error {
 		return err
 	}
 	m.onClose(flush)
-	a, err := start(ctx, m.cfg, m.log, url, tracer)
+	a, err := start(ctx, m.cfg, m.log, dbs, tracer)
 	if err != nil {
 		return err
 	}
@@ -75,39 +75,58 @@ func (m *Main) serve(ctx context.Context) error {
 	}
 }
 
-// start migrates, connects and wires the server, listening but not yet
-// serving.
-func start(ctx context.Context, cfg config, log zerolog.Logger, url string, tracer trace.TracerProvider) (*app, error) {
-	if cfg.AutoMigrate {
-		if err := store.MigrateUp(ctx, url); err != nil {
-			return nil, err
-		}
-	}
-	db, err := store.Open(ctx, store.Config{URL: url, MaxConns: int32(cfg.DBMaxConns), Tracer: tracer})
+// start migrates (as the owner), connects (as the serving role) and wires
+// the server, listening but not yet serving.
+func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, tracer trace.TracerProvider) (*app, error) {
+	url, err := dbs.servingURL()
 	if err != nil {
 		return nil, err
 	}
-	if err := db.CheckSafety(ctx); err != nil {
+	if cfg.AutoMigrate {
+		if err := store.MigrateUp(ctx, dbs.OwnerURL, url); err != nil {
+			return nil, err
+		}
+	}
+	db, err := store.Open(ctx, store.Config{URL: url, MaxConns: int32(cfg.DBMaxConns),
+		AcquireTimeout: cfg.DBAcquireWait, HashConcurrency: cfg.HashSlots, Tracer: tracer})
+	if err != nil {
+		return nil, err
+	}
+	warnings, err := db.CheckSafety(ctx, cfg.AllowOwner)
+	switch {
+	case errors.Is(err, store.ErrRoleOwnsSchema):
+		err = fmt.Errorf("%w. Give DATABASE_URL a role that owns nothing and AGORA_MIGRATE_DATABASE_URL the owner's URL (the migrations run as the owner and grant the serving role its rights), or set AGORA_ALLOW_OWNER=true to accept a single-role setup", err)
+	case errors.Is(err, store.ErrRoleLacksRights):
+		err = fmt.Errorf("%w. Run the migrations with AGORA_MIGRATE_DATABASE_URL set to the owner's URL and DATABASE_URL to this role's: they grant it its rights", err)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
+	for _, w := range warnings {
+		log.Warn().Msg(w)
+	}
 	a := &app{log: log, db: db}
 	a.closers = append(a.closers, func(context.Context) { db.Close() })
+	a.closers = append(a.closers, renderStaleBodies(db, log))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	hub := realtime.New(realtime.Config{
-		Store:          db,
+		History:        db,
+		Bus:            store.NewBus(db, url),
 		Log:            log,
-		ListenURL:      url,
 		PingInterval:   cfg.PingInterval,
 		PongTimeout:    cfg.PongTimeout,
 		AllowedOrigins: splitList(cfg.AllowedOrigins),
-		Retention:      store.Retention{PerRoom: cfg.HistoryEvents, MaxAge: cfg.HistoryAge},
 		Heartbeat:      cfg.Heartbeat,
 		Metrics:        realtime.NewMetrics(reg),
+		Tracer:         tracer,
 	})
 	hub.Run()
+	stopPruner := store.Pruner{DB: db, Log: log,
+		Retention: store.Retention{PerRoom: cfg.HistoryEvents, MaxAge: cfg.HistoryAge}}.Start()
+	a.closers = append(a.closers, func(context.Context) { stopPruner() })
 	a.hub = hub
 	// Sessions close with 1001 before the pool goes.
 	a.closers = append(a.closers, func(ctx context.Context) {
@@ -159,6 +178,27 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, url string, trac
 		}
 	})
 	return a, nil
+}
+
+// renderStaleBodies gives posts and comments written before formatting
+// existed their real rendering, in the background: serving does not wait
+// for it, and the returned closer stops it before the pool closes.
+func renderStaleBodies(db *store.DB, log zerolog.Logger) func(context.Context) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, err := db.RenderStaleBodies(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Int("rendered", n).Msg("render bodies written before formatting (the next start goes on)")
+		} else if n > 0 {
+			log.Info().Int("rendered", n).Msg("rendered bodies written before formatting")
+		}
+	}()
+	return func(context.Context) {
+		cancel()
+		<-done
+	}
 }
 
 // URL is where the server can be reached from this machine.

@@ -13,12 +13,16 @@ func (m *Main) tenant(ctx context.Context) error {
 	if len(args) != 3 || args[0] != "create" {
 		return usageError("usage: agora tenant create SLUG NAME")
 	}
-	url, err := m.database(ctx)
+	dbs, err := m.database(ctx)
+	if err != nil {
+		return err
+	}
+	url, err := dbs.servingURL()
 	if err != nil {
 		return err
 	}
 	if m.cfg.AutoMigrate {
-		if err := store.MigrateUp(ctx, url); err != nil {
+		if err := store.MigrateUp(ctx, dbs.OwnerURL, url); err != nil {
 			return err
 		}
 	}

@@ -399,6 +399,34 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// StopImmediate stops the server the way clients see a crash
+// (pg_ctl stop -m immediate): every backend is killed at once, nothing is
+// shut down cleanly, and the next start runs crash recovery. It is for
+// tests of database outages; Resume starts the server again.
+func (c *Cluster) StopImmediate(ctx context.Context) error {
+	c.closeIdle()
+	out, err := c.command(ctx, "pg_ctl", "stop", "-w", "-m", "immediate",
+		"-t", strconv.Itoa(int(startTimeout/time.Second)), "-D", c.dataDir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("devdb: pg_ctl stop -m immediate: %w\n%s", err, strings.TrimSpace(string(out)))
+	}
+	c.log.Info().Str("dir", c.dir).Msg("devdb: stopped cluster immediately")
+	return nil
+}
+
+// Resume starts a stopped cluster again, on its port, and waits until it
+// accepts connections. A running cluster is left as it is.
+func (c *Cluster) Resume(ctx context.Context) error {
+	running, err := c.running(ctx)
+	if err != nil || running {
+		return err
+	}
+	if err := c.start(ctx, false); err != nil {
+		return err
+	}
+	return c.waitReady(ctx)
+}
+
 // SuperuserURL returns a URL for connecting to database db as the superuser.
 func (c *Cluster) SuperuserURL(db string) string {
 	return c.url(superuser, c.password, db)
@@ -481,32 +509,73 @@ func (c *Cluster) closeIdle() {
 	}
 }
 
-// EnsureApp makes sure there is a LOGIN role named role (NOSUPERUSER
-// NOBYPASSRLS NOCREATEDB NOCREATEROLE) whose generated password is kept in
-// Dir/<role>.secret, and a database db owned by it, and returns the URL for
-// connecting to db as role. It is idempotent; the role's attributes and
-// password, and the database's owner, are re-asserted on every call.
-func (c *Cluster) EnsureApp(ctx context.Context, role, db string) (string, error) {
-	if role == "" || db == "" {
-		return "", errors.New("devdb: EnsureApp needs a role and a database name")
+// EnsureApp makes sure there are two LOGIN roles (NOSUPERUSER NOBYPASSRLS
+// NOCREATEDB NOCREATEROLE) whose generated passwords are kept in
+// Dir/<role>.secret: owner, which owns database db and so may create its
+// schema, and app, which owns nothing in db and gets only what owner
+// grants it. It returns the URLs for connecting to db as each. It is
+// idempotent; the roles' attributes and passwords, and the database's
+// owner, are re-asserted on every call.
+//
+// A database made by the single-role layout, where app owned everything,
+// is converted: what app owns in db, and any database it owns, goes to
+// owner (REASSIGN OWNED). app then has no rights on the old tables until
+// owner grants them (the migrations do).
+func (c *Cluster) EnsureApp(ctx context.Context, owner, app, db string) (ownerURL, appURL string, err error) {
+	if owner == "" || app == "" || db == "" {
+		return "", "", errors.New("devdb: EnsureApp needs an owner role, an app role and a database name")
 	}
-	if role == superuser {
-		return "", fmt.Errorf("devdb: EnsureApp: %q is the superuser, not an application role", role)
+	if owner == app {
+		return "", "", fmt.Errorf("devdb: EnsureApp: the owner and the app role are both %q", owner)
 	}
-	password, err := readOrCreateSecret(filepath.Join(c.dir, secretFileName(role)))
-	if err != nil {
-		return "", err
+	passwords := map[string]string{}
+	for _, role := range []string{owner, app} {
+		if role == superuser {
+			return "", "", fmt.Errorf("devdb: EnsureApp: %q is the superuser, not an application role", role)
+		}
+		if passwords[role], err = readOrCreateSecret(filepath.Join(c.dir, secretFileName(role))); err != nil {
+			return "", "", err
+		}
 	}
+	var reassign bool
 	err = c.admin(ctx, func(conn *pgx.Conn) error {
-		return c.ensureApp(ctx, conn, role, db, password)
+		for _, role := range []string{owner, app} {
+			if err := ensureRole(ctx, conn, role, passwords[role]); err != nil {
+				return err
+			}
+		}
+		if err := c.ensureDatabase(ctx, conn, db, owner); err != nil {
+			return err
+		}
+		// pg_shdepend is shared: this needs no connection to db.
+		err := conn.QueryRow(ctx, `
+			SELECT EXISTS (SELECT 1 FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+			               WHERE d.datname = $1 AND s.deptype = 'o' AND s.refobjid = $2::regrole)`, db, pgx.Identifier{app}.Sanitize()).
+			Scan(&reassign)
+		if err != nil {
+			return fmt.Errorf("devdb: looking up what %q owns in %q: %w", app, db, err)
+		}
+		return nil
 	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return c.url(role, password, db), nil
+	if reassign {
+		conn, err := c.connect(ctx, db)
+		if err != nil {
+			return "", "", err
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "REASSIGN OWNED BY "+pgx.Identifier{app}.Sanitize()+" TO "+pgx.Identifier{owner}.Sanitize()); err != nil {
+			return "", "", fmt.Errorf("devdb: giving what %q owns in %q to %q: %w", app, db, owner, err)
+		}
+		c.log.Info().Str("from", app).Str("to", owner).Str("db", db).Msg("devdb: the application role owned tables; they now belong to the owner role")
+	}
+	return c.url(owner, passwords[owner], db), c.url(app, passwords[app], db), nil
 }
 
-func (c *Cluster) ensureApp(ctx context.Context, conn *pgx.Conn, role, db, password string) error {
+// ensureRole creates role, or re-asserts its attributes and password.
+func ensureRole(ctx context.Context, conn *pgx.Conn, role, password string) error {
 	ident := pgx.Identifier{role}.Sanitize()
 	attrs := "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD " + quoteLiteral(password)
 	var exists bool
@@ -527,9 +596,14 @@ func (c *Cluster) ensureApp(ctx context.Context, conn *pgx.Conn, role, db, passw
 			return fmt.Errorf("devdb: altering role %q: %w", role, err)
 		}
 	}
+	return nil
+}
 
-	var owner *string
-	err := conn.QueryRow(ctx, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", db).Scan(&owner)
+// ensureDatabase creates db owned by owner, or gives it to owner.
+func (c *Cluster) ensureDatabase(ctx context.Context, conn *pgx.Conn, db, owner string) error {
+	ident := pgx.Identifier{owner}.Sanitize()
+	var current *string
+	err := conn.QueryRow(ctx, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", db).Scan(&current)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()+" OWNER "+ident)
@@ -539,12 +613,12 @@ func (c *Cluster) ensureApp(ctx context.Context, conn *pgx.Conn, role, db, passw
 		if err != nil {
 			return fmt.Errorf("devdb: creating database %q: %w", db, err)
 		}
-		c.log.Info().Str("role", role).Str("db", db).Msg("devdb: created application database")
+		c.log.Info().Str("owner", owner).Str("db", db).Msg("devdb: created application database")
 	case err != nil:
 		return fmt.Errorf("devdb: looking up database %q: %w", db, err)
-	case owner == nil || *owner != role:
+	case current == nil || *current != owner:
 		if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" OWNER TO "+ident); err != nil {
-			return fmt.Errorf("devdb: giving database %q to %q: %w", db, role, err)
+			return fmt.Errorf("devdb: giving database %q to %q: %w", db, owner, err)
 		}
 	}
 	return nil
@@ -552,8 +626,13 @@ func (c *Cluster) ensureApp(ctx context.Context, conn *pgx.Conn, role, db, passw
 
 // CreateDatabase runs CREATE DATABASE name TEMPLATE template OWNER owner as
 // the superuser. An empty template or owner leaves that clause out.
+//
+// The copy also gets the template's database privileges (PostgreSQL starts
+// a new database with the defaults), so that, say, TEMPORARY taken from
+// PUBLIC on the template stays taken in its clones.
 func (c *Cluster) CreateDatabase(ctx context.Context, name, template, owner string) error {
-	q := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	ident := pgx.Identifier{name}.Sanitize()
+	q := "CREATE DATABASE " + ident
 	if template != "" {
 		q += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
 	}
@@ -563,6 +642,29 @@ func (c *Cluster) CreateDatabase(ctx context.Context, name, template, owner stri
 	exec := func(conn *pgx.Conn) error {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("devdb: creating database %q: %w", name, err)
+		}
+		if template == "" {
+			return nil
+		}
+		// No rows when the template has the default privileges (a NULL
+		// datacl), which the copy has too.
+		rows, err := conn.Query(ctx, `
+			SELECT 'GRANT ' || a.privilege_type || ' ON DATABASE ' || $2 || ' TO ' ||
+			       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+			FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1`, template, ident)
+		if err != nil {
+			return fmt.Errorf("devdb: reading the privileges of %q: %w", template, err)
+		}
+		grants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("devdb: reading the privileges of %q: %w", template, err)
+		}
+		if len(grants) == 0 {
+			return nil
+		}
+		acl := "REVOKE ALL ON DATABASE " + ident + " FROM PUBLIC;\n" + strings.Join(grants, ";\n")
+		if _, err := conn.Exec(ctx, acl); err != nil {
+			return fmt.Errorf("devdb: copying the privileges of %q to %q: %w", template, name, err)
 		}
 		return nil
 	}

@@ -116,82 +116,133 @@ func TestCluster(t *testing.T) {
 	}
 
 	t.Run("EnsureApp", func(t *testing.T) {
-		url, err := c.EnsureApp(ctx, "app", "app_db")
+		ownerURL, url, err := c.EnsureApp(ctx, "app_owner", "app", "app_db")
 		if err != nil {
 			t.Fatal(err)
 		}
-		app := connect(t, url)
-		var user, db string
-		if err := app.QueryRow(ctx, "SELECT current_user, current_database()").Scan(&user, &db); err != nil {
+		owner, app := connect(t, ownerURL), connect(t, url)
+		for conn, want := range map[*pgx.Conn]string{owner: "app_owner", app: "app"} {
+			var user, db string
+			if err := conn.QueryRow(ctx, "SELECT current_user, current_database()").Scan(&user, &db); err != nil {
+				t.Fatal(err)
+			}
+			if user != want || db != "app_db" {
+				t.Errorf("connected as %s to %s, want %s to app_db", user, db, want)
+			}
+			var super, bypass, createdb, createrole, login bool
+			if err := su.QueryRow(ctx, "SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles WHERE rolname = $1", want).
+				Scan(&super, &bypass, &createdb, &createrole, &login); err != nil {
+				t.Fatal(err)
+			}
+			if super || bypass || createdb || createrole || !login {
+				t.Errorf("role %s: super=%v bypassrls=%v createdb=%v createrole=%v login=%v", want, super, bypass, createdb, createrole, login)
+			}
+			if fi, err := os.Stat(filepath.Join(dir, want+".secret")); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s.secret: %v %v", want, fi, err)
+			}
+		}
+		var dbOwner string
+		if err := su.QueryRow(ctx, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app_db'").Scan(&dbOwner); err != nil {
 			t.Fatal(err)
 		}
-		if user != "app" || db != "app_db" {
-			t.Errorf("connected as %s to %s, want app to app_db", user, db)
+		if dbOwner != "app_owner" {
+			t.Errorf("app_db owned by %s, want app_owner", dbOwner)
 		}
-		var super, bypass, createdb, createrole, login bool
-		if err := su.QueryRow(ctx, "SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles WHERE rolname = 'app'").
-			Scan(&super, &bypass, &createdb, &createrole, &login); err != nil {
+		// The owner can create tables in public (PostgreSQL 15 restricts it
+		// to the database's owner); the app role cannot.
+		if _, err := owner.Exec(ctx, "CREATE TABLE t (id int); GRANT SELECT ON t TO app"); err != nil {
 			t.Fatal(err)
 		}
-		if super || bypass || createdb || createrole || !login {
-			t.Errorf("role app: super=%v bypassrls=%v createdb=%v createrole=%v login=%v", super, bypass, createdb, createrole, login)
-		}
-		var owner string
-		if err := su.QueryRow(ctx, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app_db'").Scan(&owner); err != nil {
-			t.Fatal(err)
-		}
-		if owner != "app" {
-			t.Errorf("app_db owned by %s, want app", owner)
-		}
-		// The owner can create tables in public (PostgreSQL 15 restricts it to the owner).
-		if _, err := app.Exec(ctx, "CREATE TABLE t (id int)"); err != nil {
-			t.Fatal(err)
+		if _, err := app.Exec(ctx, "CREATE TABLE t2 (id int)"); err == nil {
+			t.Error("the app role created a table")
 		}
 
-		// Idempotent: same URL, still works, the table is still there.
-		url2, err := c.EnsureApp(ctx, "app", "app_db")
+		// Idempotent: same URLs, still works, the table is still there.
+		ownerURL2, url2, err := c.EnsureApp(ctx, "app_owner", "app", "app_db")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if url2 != url {
-			t.Errorf("second EnsureApp URL differs: %s vs %s", redact(url2), redact(url))
+		if url2 != url || ownerURL2 != ownerURL {
+			t.Errorf("second EnsureApp URLs differ: %s, %s vs %s, %s", redact(ownerURL2), redact(url2), redact(ownerURL), redact(url))
 		}
-		app2 := connect(t, url2)
-		if _, err := app2.Exec(ctx, "SELECT * FROM t"); err != nil {
+		if _, err := connect(t, url2).Exec(ctx, "SELECT * FROM t"); err != nil {
 			t.Fatal(err)
 		}
-		if fi, err := os.Stat(filepath.Join(dir, "app.secret")); err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("app.secret: %v %v", fi, err)
+		if _, _, err := c.EnsureApp(ctx, "same", "same", "app_db"); err == nil {
+			t.Error("EnsureApp accepted one role as both owner and app")
+		}
+	})
+
+	t.Run("SingleRoleLayoutConverted", func(t *testing.T) {
+		// As the single-role layout left it: the app role owns the
+		// database and its tables.
+		for _, q := range []string{"CREATE ROLE legacy LOGIN PASSWORD 'legacy-pw'", "CREATE DATABASE legacy_db OWNER legacy"} {
+			if _, err := su.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := connect(t, c.url("legacy", "legacy-pw", "legacy_db"))
+		if _, err := old.Exec(ctx, "CREATE TABLE posts (id bigint GENERATED ALWAYS AS IDENTITY, body text)"); err != nil {
+			t.Fatal(err)
+		}
+		ownerURL, url, err := c.EnsureApp(ctx, "legacy_owner", "legacy", "legacy_db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dbOwner, tableOwner string
+		err = connect(t, ownerURL).QueryRow(ctx, `SELECT pg_get_userbyid(d.datdba), pg_get_userbyid(c.relowner)
+			FROM pg_database d, pg_class c WHERE d.datname = current_database() AND c.oid = 'posts'::regclass`).Scan(&dbOwner, &tableOwner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dbOwner != "legacy_owner" || tableOwner != "legacy_owner" {
+			t.Errorf("after EnsureApp: database owned by %s, posts by %s; want legacy_owner for both", dbOwner, tableOwner)
+		}
+		if _, err := connect(t, url).Exec(ctx, "DROP TABLE posts"); err == nil {
+			t.Error("the app role can still drop the table it used to own")
 		}
 	})
 
 	t.Run("QuotedNames", func(t *testing.T) {
-		role, db := `we"ird Role`, `my-db "x"`
-		url, err := c.EnsureApp(ctx, role, db)
+		owner, role, db := `we"ird Owner`, `we"ird Role`, `my-db "x"`
+		ownerURL, url, err := c.EnsureApp(ctx, owner, role, db)
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn := connect(t, url)
-		var user, cdb string
-		if err := conn.QueryRow(ctx, "SELECT current_user, current_database()").Scan(&user, &cdb); err != nil {
-			t.Fatal(err)
+		for u, want := range map[string]string{ownerURL: owner, url: role} {
+			var user, cdb string
+			if err := connect(t, u).QueryRow(ctx, "SELECT current_user, current_database()").Scan(&user, &cdb); err != nil {
+				t.Fatal(err)
+			}
+			if user != want || cdb != db {
+				t.Errorf("connected as %q to %q, want %q to %q", user, cdb, want, db)
+			}
 		}
-		if user != role || cdb != db {
-			t.Errorf("connected as %q to %q, want %q to %q", user, cdb, role, db)
-		}
-		if _, err := c.EnsureApp(ctx, role, db); err != nil {
+		if _, _, err := c.EnsureApp(ctx, owner, role, db); err != nil {
 			t.Fatal(err)
 		}
 	})
 
 	t.Run("CreateDropDatabase", func(t *testing.T) {
-		if err := c.CreateDatabase(ctx, "app_copy", "app_db", "app"); err != nil {
+		// The copy keeps the template's database privileges, which
+		// PostgreSQL itself resets.
+		if _, err := su.Exec(ctx, "REVOKE TEMPORARY ON DATABASE app_db FROM PUBLIC"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CreateDatabase(ctx, "app_copy", "app_db", "app_owner"); err != nil {
 			t.Fatal(err)
 		}
 		copyConn := connect(t, c.SuperuserURL("app_copy"))
 		var n int
 		if err := copyConn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
 			t.Fatalf("table t not cloned: %v", err)
+		}
+		var temp, connectOK bool
+		if err := su.QueryRow(ctx, "SELECT has_database_privilege('app', 'app_copy', 'TEMPORARY'), has_database_privilege('app', 'app_copy', 'CONNECT')").Scan(&temp, &connectOK); err != nil {
+			t.Fatal(err)
+		}
+		if temp || !connectOK {
+			t.Errorf("app on app_copy: TEMPORARY %v, CONNECT %v; want the template's: false, true", temp, connectOK)
 		}
 		// FORCE: dropping works with a session still connected.
 		if err := c.DropDatabase(ctx, "app_copy"); err != nil {
@@ -228,7 +279,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("StopAndRestart", func(t *testing.T) {
-		url, err := c.EnsureApp(ctx, "app", "app_db")
+		_, url, err := c.EnsureApp(ctx, "app_owner", "app", "app_db")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,15 +1,19 @@
 // Package pgtest gives tests a PostgreSQL database of their own.
 //
 // One private cluster (see store/devdb) runs per test binary; each test gets
-// a fresh database cloned from a migrated template, connected to as the
-// unprivileged application role "agora":
+// a fresh database cloned from a template migrated as the owner role
+// "agora_owner", and connects to it as the serving role "agora", which owns
+// nothing and has the rights the migrations granted it, as in production:
 //
-//	func TestMain(m *testing.M) { pgtest.Main(m, migrations.Up) }
+//	func TestMain(m *testing.M) { pgtest.Main(m, store.MigrateUp) }
 //
 //	func TestSomething(t *testing.T) {
 //		url := pgtest.NewDatabase(t) // dropped when the test ends
 //		...
 //	}
+//
+// OwnerURL and SuperuserURL reach the same database with more powers, for
+// tests that need DDL or superuser tricks.
 package pgtest
 
 import (
@@ -35,8 +39,11 @@ import (
 
 const (
 	// AppRole is the role tests connect as: LOGIN, no SUPERUSER, no
-	// BYPASSRLS, owner of the template and of every test database.
+	// BYPASSRLS, owner of nothing.
 	AppRole = "agora"
+	// OwnerRole owns the template and every test database, and so what the
+	// migrations create: LOGIN, no SUPERUSER, no BYPASSRLS.
+	OwnerRole = "agora_owner"
 	// TemplateDB is the migrated database each test database is cloned from.
 	TemplateDB = "agora_template"
 )
@@ -44,21 +51,23 @@ const (
 // Set once by Main before m.Run; read-only afterwards.
 var (
 	cluster     *devdb.Cluster
-	templateURL string
+	templateURL string // as AppRole
+	ownerURL    string // the template as OwnerRole
 	seq         atomic.Int64
 )
 
 // Main runs the tests of a package against a private PostgreSQL cluster. Call
 // it from TestMain. It starts a cluster tuned for speed in a temporary
-// directory, creates the role "agora" and the database "agora_template"
-// owned by it, runs migrate on the template (connected as "agora"), runs the
-// tests, stops the cluster, removes the directory and exits with the tests'
-// exit code.
-func Main(m *testing.M, migrate func(ctx context.Context, url string) error) {
+// directory, creates the roles "agora_owner" and "agora" and the database
+// "agora_template" owned by "agora_owner", runs migrate on the template with
+// the URLs of both roles (it connects as the owner and grants the serving
+// role its rights), runs the tests, stops the cluster, removes the
+// directory and exits with the tests' exit code.
+func Main(m *testing.M, migrate func(ctx context.Context, ownerURL, appURL string) error) {
 	os.Exit(run(m, migrate))
 }
 
-func run(m *testing.M, migrate func(ctx context.Context, url string) error) int {
+func run(m *testing.M, migrate func(ctx context.Context, ownerURL, appURL string) error) int {
 	dir, err := os.MkdirTemp("", "agora-pgtest-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
@@ -111,12 +120,12 @@ func run(m *testing.M, migrate func(ctx context.Context, url string) error) int 
 		return 1
 	}
 	started.Store(c)
-	tmplURL, err := c.EnsureApp(setupCtx, AppRole, TemplateDB)
+	tmplOwnerURL, tmplURL, err := c.EnsureApp(setupCtx, OwnerRole, AppRole, TemplateDB)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 		return 1
 	}
-	if err := migrate(setupCtx, tmplURL); err != nil {
+	if err := migrate(setupCtx, tmplOwnerURL, tmplURL); err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: migrating %s: %v\n", TemplateDB, err)
 		return 1
 	}
@@ -126,7 +135,7 @@ func run(m *testing.M, migrate func(ctx context.Context, url string) error) int 
 	}
 	cancel()
 
-	cluster, templateURL = c, tmplURL
+	cluster, templateURL, ownerURL = c, tmplURL, tmplOwnerURL
 	code := m.Run()
 	if cleanup() != nil && code == 0 {
 		code = 1
@@ -190,8 +199,9 @@ rm -rf "$2"`
 }
 
 // NewDatabase creates a database cloned from the migrated template, owned by
-// the role "agora", drops it when tb ends (tb.Cleanup), and returns the URL
-// for connecting to it as "agora". Main must have been called from TestMain.
+// the role "agora_owner", drops it when tb ends (tb.Cleanup), and returns the
+// URL for connecting to it as the serving role "agora". Main must have been
+// called from TestMain.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	return newDatabase(tb, cluster, templateURL)
@@ -205,7 +215,7 @@ func newDatabase(tb testing.TB, c *devdb.Cluster, templateURL string) string {
 	name := dbName(tb.Name(), seq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := c.CreateDatabase(ctx, name, TemplateDB, AppRole); err != nil {
+	if err := c.CreateDatabase(ctx, name, TemplateDB, OwnerRole); err != nil {
 		tb.Fatalf("pgtest.NewDatabase: %v", err)
 	}
 	tb.Cleanup(func() {
@@ -215,12 +225,36 @@ func newDatabase(tb testing.TB, c *devdb.Cluster, templateURL string) string {
 			tb.Errorf("pgtest: %v", err)
 		}
 	})
-	u, err := url.Parse(templateURL)
+	u, err := withDatabase(templateURL, name)
 	if err != nil {
 		tb.Fatalf("pgtest.NewDatabase: %v", err)
 	}
-	u.Path = "/" + name
-	return u.String()
+	return u
+}
+
+// withDatabase is rawURL pointing to database db instead.
+func withDatabase(rawURL, db string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + db
+	return u.String(), nil
+}
+
+// OwnerURL returns a URL for connecting to database db of the test cluster
+// as the owner role "agora_owner", for tests that need what only the owner
+// may do (DDL, running migrations by hand). It panics if Main was not
+// called.
+func OwnerURL(db string) string {
+	if cluster == nil {
+		panic("pgtest.OwnerURL: no test cluster: pgtest.Main was not called from TestMain")
+	}
+	u, err := withDatabase(ownerURL, db)
+	if err != nil {
+		panic("pgtest.OwnerURL: " + err.Error()) // ownerURL is devdb's own making
+	}
+	return u
 }
 
 // SuperuserURL returns a URL for connecting to database db of the test
@@ -231,6 +265,36 @@ func SuperuserURL(db string) string {
 		panic("pgtest.SuperuserURL: no test cluster: pgtest.Main was not called from TestMain")
 	}
 	return cluster.SuperuserURL(db)
+}
+
+// StopCluster stops the test cluster the way clients see a crash
+// (pg_ctl stop -m immediate), for tests of database outages; StartCluster
+// brings it back. Every test of the binary shares the cluster: a test that
+// stops it must not run in parallel with others.
+func StopCluster(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if cluster == nil {
+		tb.Fatal("pgtest.StopCluster: pgtest.Main was not called")
+	}
+	if err := cluster.StopImmediate(ctx); err != nil {
+		tb.Fatalf("pgtest.StopCluster: %v", err)
+	}
+}
+
+// StartCluster starts the test cluster again after StopCluster and waits
+// until it accepts connections (crash recovery included).
+func StartCluster(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if cluster == nil {
+		tb.Fatal("pgtest.StartCluster: pgtest.Main was not called")
+	}
+	if err := cluster.Resume(ctx); err != nil {
+		tb.Fatalf("pgtest.StartCluster: %v", err)
+	}
 }
 
 // dbName makes a database name unique in the cluster that says which test

@@ -3,6 +3,7 @@ package pgtest_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,15 +16,16 @@ import (
 var migrations = 0 // counts migrate calls; written before m.Run only
 
 func TestMain(m *testing.M) {
-	pgtest.Main(m, func(ctx context.Context, url string) error {
+	pgtest.Main(m, func(ctx context.Context, ownerURL, appURL string) error {
 		migrations++
-		conn, err := pgx.Connect(ctx, url)
+		conn, err := pgx.Connect(ctx, ownerURL)
 		if err != nil {
 			return err
 		}
 		// Left open on purpose: Main must close connections to the
 		// template before tests clone it.
-		_, err = conn.Exec(ctx, `CREATE TABLE widgets (id bigint PRIMARY KEY, name text NOT NULL)`)
+		_, err = conn.Exec(ctx, `CREATE TABLE widgets (id bigint PRIMARY KEY, name text NOT NULL);
+			GRANT SELECT, INSERT ON widgets TO `+pgx.Identifier{appUser(appURL)}.Sanitize())
 		return err
 	})
 }
@@ -85,8 +87,46 @@ func TestNewDatabaseIsolated(t *testing.T) {
 	if n1 != 1 || n2 != 0 {
 		t.Errorf("widgets: %d rows in db1, %d in db2, want 1 and 0", n1, n2)
 	}
-	// The app role owns what it needs to.
-	if _, err := db2.Exec(ctx, "CREATE TABLE extra (id int); DROP TABLE widgets"); err != nil {
+	// The app role has the rights granted to it, and owns nothing.
+	if _, err := db2.Exec(ctx, "DROP TABLE widgets"); err == nil {
+		t.Error("the app role dropped a table the migration made")
+	}
+	if _, err := db2.Exec(ctx, "CREATE TABLE extra (id int)"); err == nil {
+		t.Error("the app role created a table")
+	}
+}
+
+// appUser is the user of a postgres:// URL.
+func appUser(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		panic(err)
+	}
+	return u.User.Username()
+}
+
+func TestOwnerURL(t *testing.T) {
+	ctx := context.Background()
+	appURL := pgtest.NewDatabase(t)
+	u, err := url.Parse(appURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := connect(t, pgtest.OwnerURL(strings.TrimPrefix(u.Path, "/")))
+	var user, db, dbOwner string
+	var super bool
+	err = owner.QueryRow(ctx, `SELECT current_user, current_database(), pg_get_userbyid(datdba),
+		(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+		FROM pg_database WHERE datname = current_database()`).Scan(&user, &db, &dbOwner, &super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != pgtest.OwnerRole || super || dbOwner != pgtest.OwnerRole || "/"+db != u.Path {
+		t.Errorf("OwnerURL: %s (superuser %v) on %s owned by %s; want %s, no superuser, on %s, which it owns",
+			user, super, db, dbOwner, pgtest.OwnerRole, u.Path)
+	}
+	// The owner does what the app role may not.
+	if _, err := owner.Exec(ctx, "DROP TABLE widgets; CREATE TABLE extra (id int)"); err != nil {
 		t.Fatal(err)
 	}
 }

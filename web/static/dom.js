@@ -1,5 +1,6 @@
-// DOM helpers. Text goes into the page only as text nodes: nothing here
-// (or anywhere in the UI) parses strings as HTML.
+// DOM helpers. Text goes into the page only as text nodes: nothing in the
+// UI parses strings as HTML, except serverHTML below for the one kind of
+// HTML the server vouches for.
 
 /**
  * h("a", {href: "/x", class: "link", onclick: fn}, "text", child, ...)
@@ -32,6 +33,21 @@ function append(el, children) {
     else if (c instanceof Node) el.appendChild(c);
     else el.appendChild(document.createTextNode(String(c)));
   }
+}
+
+/**
+ * serverHTML turns a post's or comment's body_html into nodes. It is the
+ * only place the UI reads HTML, and body_html the only HTML it is given:
+ * the server renders it from Markdown once, on write, through an allow
+ * list (API.md, "Formatting"), and the page's CSP would stop any script
+ * in it regardless. The inert document parsed into runs and loads
+ * nothing while it parses.
+ */
+export function serverHTML(html) {
+  const doc = new DOMParser().parseFromString(String(html ?? ""), "text/html");
+  const frag = document.createDocumentFragment();
+  frag.append(...doc.body.childNodes);
+  return frag;
 }
 
 /** Replaces an element's children. */

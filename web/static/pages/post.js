@@ -1,8 +1,9 @@
 // A post and its comments, live through the post's room: new comments in
-// order, edits and deletes applied in place, presence, typing, and the
-// moderation controls.
+// order, edits and deletes applied in place, presence, typing, the edit
+// history and the moderation controls. Bodies are shown from the server's
+// body_html (see serverHTML in dom.js); everything else is text.
 
-import { h, setChildren, timeEl, avatar, compareIds, excerpt } from "../dom.js";
+import { h, setChildren, timeEl, avatar, compareIds, excerpt, serverHTML } from "../dom.js";
 import { describeError } from "../api.js";
 import { badge, banDialog, canWrite, confirmButton, formError, isMod, liveRoom, presenceView, typingView } from "../components.js";
 import { Seen } from "../seen.js";
@@ -87,10 +88,10 @@ export function mount(root, ctx, [postId]) {
           h("span", { class: "author" }, p.author.username),
           " · ",
           timeEl(p.created_at),
-          edited(p) ? h("span", { class: "edited", title: `edited ${new Date(p.updated_at).toLocaleString()}` }, " · edited") : null,
+          editedMark(p, "post"),
         ),
       ),
-      h("div", { class: "body", id: "post-body" }, p.body),
+      h("div", { class: "body", id: "post-body" }, serverHTML(p.body_html)),
       actions.childElementCount ? actions : null,
       mod ? modBar() : null,
     );
@@ -150,7 +151,7 @@ export function mount(root, ctx, [postId]) {
       if (title.value !== post.title) patch.title = title.value;
       if (body.value !== post.body) patch.body = body.value;
       try {
-        if (Object.keys(patch).length) applyPostSnapshot({ ...(await ctx.api.patch(`/posts/${post.id}`, patch)), edited: true });
+        if (Object.keys(patch).length) applyPostSnapshot(await ctx.api.patch(`/posts/${post.id}`, patch));
         renderPost();
         article.querySelector("#edit-post")?.focus();
       } catch (e2) {
@@ -166,6 +167,30 @@ export function mount(root, ctx, [postId]) {
     if (post && p.version < post.version) return;
     post = { ...post, ...p };
     renderCompose();
+  };
+
+  // "edited" shows from edited_at (set by edits only, never by
+  // moderation), so it survives a reload. The author and moderators may
+  // open the history behind it.
+  const editedMark = (x, kind) => {
+    if (!x.edited_at) return null;
+    const title = `edited ${new Date(x.edited_at).toLocaleString()}`;
+    if (!mod && me?.id !== x.author.id) return h("span", { class: "edited", title }, " · edited");
+    return [
+      " · ",
+      h(
+        "button",
+        {
+          type: "button",
+          class: "link edited",
+          title,
+          dataset: { action: "history" },
+          "aria-label": `Edited: show the history of this ${kind}`,
+          onclick: () => historyDialog(ctx, kind, x.id),
+        },
+        "edited",
+      ),
+    ];
   };
 
   // Comments --------------------------------------------------------------
@@ -234,10 +259,10 @@ export function mount(root, ctx, [postId]) {
           h("span", { class: "author" }, c.author.username),
           " · ",
           timeEl(c.created_at),
-          edited(c) ? h("span", { class: "edited", title: `edited ${new Date(c.updated_at).toLocaleString()}` }, " · edited") : null,
+          editedMark(c, "comment"),
           c.hidden ? badge("Hidden") : null,
         ),
-        h("div", { class: "body comment-body" }, c.body),
+        h("div", { class: "body comment-body" }, serverHTML(c.body_html)),
         actions.childElementCount ? actions : null,
       ),
     );
@@ -275,7 +300,7 @@ export function mount(root, ctx, [postId]) {
       try {
         const res = await ctx.api.patch(`/comments/${c.id}`, { body: ta.value });
         entry.editing = false;
-        applyComment({ ...res, edited: true });
+        applyComment(res);
         done();
       } catch (e2) {
         err.show(e2);
@@ -448,7 +473,7 @@ export function mount(root, ctx, [postId]) {
       // A second read of an unchanged post leaves the page as it is (an
       // open editor stays open).
       const postChanged = !post || gone !== null || p.version !== post.version;
-      if (postChanged) post = { ...p, edited: post?.edited };
+      if (postChanged) post = p;
       gone = null;
       if (boardName === null) {
         boardName = "Board";
@@ -471,7 +496,7 @@ export function mount(root, ctx, [postId]) {
         else if (c.version !== e.c.version) {
           // Unchanged comments keep their elements untouched: a second
           // read must not steal focus or close an open editor.
-          e.c = { ...c, edited: e.c.edited };
+          e.c = c;
           renderComment(e);
         }
       }
@@ -508,7 +533,7 @@ export function mount(root, ctx, [postId]) {
             return;
           }
           if (d.version <= e.c.version) return;
-          applyComment({ ...e.c, ...d.changes, version: d.version, updated_at: ev.at || e.c.updated_at, edited: e.c.edited || "body" in d.changes });
+          applyComment({ ...e.c, ...d.changes, version: d.version, updated_at: ev.at || e.c.updated_at });
           return;
         }
         case "comment.deleted":
@@ -516,7 +541,7 @@ export function mount(root, ctx, [postId]) {
           return;
         case "post.updated": {
           if (!post || d.version <= post.version) return;
-          post = { ...post, ...d.changes, version: d.version, updated_at: ev.at || post.updated_at, edited: post.edited || "body" in d.changes || "title" in d.changes };
+          post = { ...post, ...d.changes, version: d.version, updated_at: ev.at || post.updated_at };
           if (post.hidden && !mod) gone = "hidden";
           else if (gone === "hidden") {
             // Unhidden while we looked: what we hold may be incomplete.
@@ -572,11 +597,46 @@ export function mount(root, ctx, [postId]) {
 
 const doneWords = { lock: "locked", unlock: "unlocked", pin: "pinned", unpin: "unpinned", hide: "hidden", unhide: "visible again" };
 
-// edited: the text changed after it was written, as seen live (a diff
-// with body or title) or done here. A REST read cannot tell: moderation
-// bumps version and updated_at too, and "edited" must not be a guess.
-function edited(x) {
-  return !!x.edited;
+/**
+ * The edit history of a post or comment in a dialog, oldest first. Old
+ * texts are shown as the Markdown their authors wrote, as text.
+ */
+function historyDialog(ctx, kind, id) {
+  const list = h("ol", { class: "revisions", id: "revisions", "aria-busy": "true" }, h("li", { class: "loading" }, "Loading…"));
+  const dlg = h(
+    "dialog",
+    { class: "dialog history", "aria-labelledby": "history-title" },
+    h("h2", { id: "history-title" }, `History of this ${kind}`),
+    list,
+    h("div", { class: "actions" }, h("button", { type: "button", onclick: () => dlg.close() }, "Close")),
+  );
+  dlg.addEventListener("close", () => dlg.remove());
+  document.body.appendChild(dlg);
+  dlg.showModal();
+  ctx.api
+    .all(`/${kind}s/${id}/revisions`)
+    .then((items) => {
+      setChildren(
+        list,
+        items.map((r, i) =>
+          h(
+            "li",
+            { class: "revision", dataset: { version: String(r.version) } },
+            h(
+              "div",
+              { class: "meta" },
+              h("span", { class: "author" }, r.edited_by.username),
+              i === 0 ? " wrote the original · " : i === items.length - 1 ? " made the current version · " : " edited · ",
+              timeEl(r.edited_at),
+            ),
+            r.title !== undefined ? h("h3", { class: "revision-title" }, r.title) : null,
+            h("pre", { class: "revision-body" }, r.body),
+          ),
+        ),
+      );
+    })
+    .catch((e) => setChildren(list, h("li", { class: "form-error", role: "alert" }, describeError(e))))
+    .finally(() => list.removeAttribute("aria-busy"));
 }
 
 /** "Report": asks for a reason in a small dialog and files it. */
