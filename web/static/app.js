@@ -11,6 +11,7 @@ import * as board from "./pages/board.js";
 import * as post from "./pages/post.js";
 import * as auth from "./pages/auth.js";
 import * as modPages from "./pages/mod.js";
+import * as search from "./pages/search.js";
 
 const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
@@ -27,6 +28,7 @@ const routes = [
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/p\/(\d+)\/?$/, post],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/(login|register)\/?$/, auth],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/mod\/(reports|audit)\/?$/, modPages],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/search\/?$/, search],
 ];
 
 const tokenKey = (tenant) => `agora:${tenant}:token`;
