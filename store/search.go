@@ -78,14 +78,9 @@ func (db *DB) Search(ctx context.Context, tenantID int64, actor Actor, p SearchP
 			return Page[SearchResult]{}, err
 		}
 	}
-	where, args := "", []any{after.Rank, after.Created, after.Comment, after.Post, p.Limit + 1}
-	if !actor.Moderates() {
-		where += ` AND NOT d.hidden
-			AND NOT EXISTS (SELECT 1 FROM posts hp WHERE hp.tenant_id = d.tenant_id AND hp.id = d.post_id AND hp.hidden)`
-	}
+	args := []any{after.Rank, after.Created, after.Comment, after.Post, p.Limit + 1}
 	if p.BoardID != 0 {
 		args = append(args, p.BoardID)
-		where += ` AND d.board_id = $6`
 	}
 	var items []SearchResult
 	terms := searchTerms(q)
@@ -97,7 +92,7 @@ func (db *DB) Search(ctx context.Context, tenantID int64, actor Actor, p SearchP
 		}
 		b := &pgx.Batch{}
 		b.Queue(`SELECT set_config('app.search_query', search_query($1)::text, true)`, q)
-		b.Queue(searchSQL(where), args...)
+		b.Queue(searchSQL(searchConditions(actor, p.BoardID)), args...)
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
@@ -122,6 +117,22 @@ func (db *DB) Search(ctx context.Context, tenantID int64, actor Actor, p SearchP
 		}
 		return c
 	}), nil
+}
+
+// searchConditions says which documents the actor may find: for all but
+// moderators, no hidden post or comment and no comment of a hidden post
+// (the few hidden posts of a tenant are looked up through posts_hidden).
+// A board filter is parameter $6.
+func searchConditions(actor Actor, boardID int64) string {
+	where := ""
+	if !actor.Moderates() {
+		where += ` AND NOT d.hidden
+			AND NOT EXISTS (SELECT 1 FROM posts hp WHERE hp.tenant_id = d.tenant_id AND hp.id = d.post_id AND hp.hidden)`
+	}
+	if boardID != 0 {
+		where += ` AND d.board_id = $6`
+	}
+	return where
 }
 
 // searchSQL ranks every visible match (the hits are materialized so that

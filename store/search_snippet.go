@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -87,24 +88,33 @@ type folded struct {
 // fold does what search_fold does before splitting: NFKC, then lower case.
 // It works rune by rune, so that a match can be mapped back to the
 // original text; a combining sequence that NFKC would compose stays
-// decomposed and is then not marked. Final sigma becomes sigma, as a
-// whole-string lower() would have made both of the same word alike.
+// decomposed and is then not marked. Lowered letter by letter, Σ is always
+// σ, where lower() makes it ς at the end of a word: ς folds to σ here, so
+// that the same words still meet.
 func fold(s []rune) folded {
 	f := folded{runes: make([]rune, 0, len(s)), from: make([]int, 0, len(s))}
-	var buf [16]byte
+	var enc [utf8.UTFMax]byte
+	var buf [32]byte
+	add := func(r rune, i int) {
+		r = unicode.ToLower(r)
+		if r == 'ς' {
+			r = 'σ'
+		}
+		f.runes = append(f.runes, r)
+		f.from = append(f.from, i)
+	}
 	for i, r := range s {
-		if r < 0x80 {
-			f.runes = append(f.runes, unicode.ToLower(r))
-			f.from = append(f.from, i)
+		n := utf8.EncodeRune(enc[:], r)
+		// Most runes (ASCII, nearly all CJK) are their own NFKC form.
+		if r < 0x80 || len(norm.NFKC.Properties(enc[:n]).Decomposition()) == 0 {
+			add(r, i)
 			continue
 		}
-		for _, nr := range string(norm.NFKC.AppendString(buf[:0], string(r))) {
-			nr = unicode.ToLower(nr)
-			if nr == 'ς' {
-				nr = 'σ'
-			}
-			f.runes = append(f.runes, nr)
-			f.from = append(f.from, i)
+		out := norm.NFKC.Append(buf[:0], enc[:n]...)
+		for len(out) > 0 {
+			nr, size := utf8.DecodeRune(out)
+			add(nr, i)
+			out = out[size:]
 		}
 	}
 	return f

@@ -99,3 +99,19 @@ func FuzzSnippet(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSnippet: the Go side of a result, for bodies of the largest
+// size with the match at the end (the whole text is folded and scanned).
+func BenchmarkSnippet(b *testing.B) {
+	for name, text := range map[string]string{
+		"english-20000": strings.Repeat("filler words say little ", 834)[:19990] + " the needle",
+		"chinese-20000": strings.Repeat("我喜欢吃面条", 3333) + "米饭",
+	} {
+		terms := searchTerms("needle 米饭")
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				snippet(text, terms)
+			}
+		})
+	}
+}
