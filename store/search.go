@@ -85,16 +85,24 @@ func (db *DB) Search(ctx context.Context, tenantID int64, actor Actor, p SearchP
 	var items []SearchResult
 	terms := searchTerms(q)
 	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
-		if p.BoardID != 0 {
-			if _, err := getBoard(ctx, tx, p.BoardID); err != nil {
-				return err
-			}
-		}
+		// One round trip: the board check, the query's setting, the search.
 		b := &pgx.Batch{}
+		if p.BoardID != 0 {
+			b.Queue(`SELECT EXISTS (SELECT 1 FROM boards WHERE id = $1)`, p.BoardID)
+		}
 		b.Queue(`SELECT set_config('app.search_query', search_query($1)::text, true)`, q)
 		b.Queue(searchSQL(searchConditions(actor, p.BoardID)), args...)
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
+		if p.BoardID != 0 {
+			var exists bool
+			if err := br.QueryRow().Scan(&exists); err != nil {
+				return mapErr(err, "board")
+			}
+			if !exists {
+				return Errorf(CodeNotFound, "board not found")
+			}
+		}
 		if _, err := br.Exec(); err != nil {
 			return mapErr(err, "search")
 		}
