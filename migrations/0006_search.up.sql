@@ -18,9 +18,11 @@
 -- index can answer a one- or two-character query, the usual length of a
 -- Chinese word.
 --
--- ASCII text (most English) takes the short way: it is its own NFKC form
--- and has none of the characters the regular expressions look for, which
--- makes indexing it about a quarter cheaper.
+-- search_fold: the punctuation list is separatorRanges in
+-- store/search_snippet.go too: change both. ASCII text (most English)
+-- takes the short way: it is its own NFKC form and has none of the
+-- characters the regular expressions look for, which makes indexing it
+-- about a quarter cheaper.
 CREATE FUNCTION search_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT CASE WHEN t ~ '^[\x01-\x7F]*$' THEN lower(t) ELSE regexp_replace(lower(normalize(t, NFKC) COLLATE "und-x-icu"),
         '[\u0080-\u00BF\u00D7\u00F7\u2000-\u2BFF\u2E00-\u2E7F\u3000-\u3004\u3008-\u3020\u3030\u303D-\u303F'
