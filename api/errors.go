@@ -85,6 +85,9 @@ func handleError(err error, c echo.Context) {
 	case errors.As(err, &se):
 		status = statusOf[se.Code]
 		body = errorDetail{Code: string(se.Code), Message: se.Message, Fields: se.Fields}
+		if se.Code == store.CodeInvalid && len(se.Fields) > 0 {
+			body.Message = validationMessage(c.Path(), se.Fields)
+		}
 		if se.Code == store.CodeUnavailable {
 			zerolog.Ctx(c.Request().Context()).Warn().Err(err).Msg("unavailable")
 		}

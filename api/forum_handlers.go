@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -135,6 +136,8 @@ func (s *Server) listComments(c echo.Context) error {
 
 type commentRequest struct {
 	Body *string `json:"body"`
+	// ReplyTo is the id of the comment answered (creation only).
+	ReplyTo *string `json:"reply_to"`
 }
 
 func (s *Server) createComment(c echo.Context) error {
@@ -146,11 +149,29 @@ func (s *Server) createComment(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	cm, err := s.cfg.Store.CreateComment(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID, deref(req.Body))
+	replyTo, err := replyToID(req.ReplyTo)
+	if err != nil {
+		return err
+	}
+	cm, err := s.cfg.Store.CreateReply(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID, replyTo, deref(req.Body))
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, cm)
+}
+
+// replyToID reads a comment's reply_to: absent or null is 0 (a reply to
+// the post); anything that cannot be a comment id is 422, like a comment
+// that is not in the post.
+func replyToID(raw *string) (int64, error) {
+	if raw == nil {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(*raw, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, store.Invalid(map[string]string{"reply_to": "must be a comment of this post"})
+	}
+	return id, nil
 }
 
 func (s *Server) updateComment(c echo.Context) error {

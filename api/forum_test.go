@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"agora/api/apitest"
 	"agora/store"
 )
@@ -140,7 +138,7 @@ func TestPagination(t *testing.T) {
 	// moderation API has its own tests; here a plain UPDATE, as the app
 	// role, inside the tenant's transaction).
 	f.CreateComment(t, f.slug, f.memberToken, posts[1].ID, "bump")
-	err := f.DB.WithTenant(context.Background(), mustTenant(t, f).ID, func(tx pgx.Tx) error {
+	err := f.DB.WithTenant(context.Background(), mustTenant(t, f).ID, func(tx *store.Tx) error {
 		_, err := tx.Exec(context.Background(), `UPDATE posts SET pinned = true WHERE id = $1`, posts[3].ID)
 		return err
 	})

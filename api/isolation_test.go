@@ -52,12 +52,16 @@ func TestIsolationREST(t *testing.T) {
 	pb := func(rest string) string { return apitest.TenantPath("tenant-b", rest) }
 
 	// Tenant A: an admin, a member, a board, a post, a comment, a report.
-	_, adminA := s.Register(t, "tenant-a", "alice")
+	alice, adminA := s.Register(t, "tenant-a", "alice")
 	memberA, memberAToken := s.Register(t, "tenant-a", "carol")
 	board := s.CreateBoard(t, "tenant-a", adminA, "General")
 	post := s.CreatePost(t, "tenant-a", memberAToken, board.ID, "A's post", "A's body")
-	comment := s.CreateComment(t, "tenant-a", memberAToken, post.ID, "A's comment")
+	// The mention gives A's admin a notification.
+	comment := s.CreateComment(t, "tenant-a", memberAToken, post.ID, "A's comment, @alice")
 	ids := map[string]int64{"board": board.ID, "post": post.ID, "comment": comment.ID, "user": memberA.ID}
+	// Path parameters that are no ids, with a valid value, so that only
+	// the foreign id can make the request fail.
+	names := map[string]string{"kind": "like", "username": memberA.Username}
 	routes := tenantRoutes(t, s.DB)
 	for _, r := range routes {
 		if r[0] == "POST" && r[1] == "reports" { // reporting exists: give A a report too
@@ -75,7 +79,8 @@ func TestIsolationREST(t *testing.T) {
 	_, adminB := s.Register(t, "tenant-b", "bob")
 	boardB := s.CreateBoard(t, "tenant-b", adminB, "Elsewhere")
 
-	rooms := []string{store.RoomTenant, store.BoardRoom(board.ID), store.PostRoom(post.ID)}
+	rooms := []string{store.RoomTenant, store.BoardRoom(board.ID), store.PostRoom(post.ID),
+		store.UserRoom(memberA.ID), store.UserRoom(alice.ID)}
 	roomSeqs := func() []int64 {
 		var seqs []int64
 		for _, room := range rooms {
@@ -92,7 +97,8 @@ func TestIsolationREST(t *testing.T) {
 	// Every body field any tenant endpoint reads, valid, so that nothing
 	// but the foreign id can make the request fail.
 	body := map[string]any{"title": "pwned", "body": "pwned", "name": "pwned", "reason": "pwned",
-		"role": "member", "note": "pwned", "target_type": "post", "target_id": fmt.Sprint(post.ID)}
+		"role": "member", "note": "pwned", "target_type": "post", "target_id": fmt.Sprint(post.ID),
+		"comment_id": fmt.Sprint(comment.ID)}
 
 	t.Run("ForeignIDs", func(t *testing.T) {
 		tested := 0
@@ -104,12 +110,15 @@ func TestIsolationREST(t *testing.T) {
 			missing := ""
 			for _, seg := range strings.Split(path, "/") {
 				if name, ok := strings.CutPrefix(seg, ":"); ok {
-					id, known := ids[name]
+					value, known := names[name]
+					if id, ok := ids[name]; ok {
+						value, known = fmt.Sprint(id), true
+					}
 					if !known {
 						missing = name
 						break
 					}
-					path = strings.Replace(path, seg, fmt.Sprint(id), 1)
+					path = strings.Replace(path, seg, value, 1)
 				}
 			}
 			if missing != "" {
@@ -144,18 +153,47 @@ func TestIsolationREST(t *testing.T) {
 			}
 			var items page[map[string]any]
 			s.MustDo(t, "GET", pb(r[1]), adminB, nil, http.StatusOK, &items)
-			if len(items.Items) != 0 {
+			var want []map[string]any
+			if r[1] == "mod/users" {
+				// B's members: its admin alone.
+				want = []map[string]any{{"username": "bob"}}
+			}
+			if len(items.Items) != len(want) || (len(want) == 1 && items.Items[0]["username"] != want[0]["username"]) {
 				t.Errorf("GET %s as B: %v, want nothing of A's", r[1], items.Items)
 			}
 		}
 	})
 
+	var aliceNotes page[map[string]any]
+	s.MustDo(t, "GET", pa("me/notifications"), adminA, nil, http.StatusOK, &aliceNotes)
+	if len(aliceNotes.Items) != 1 {
+		t.Fatalf("A's admin has %d notifications, want the mention", len(aliceNotes.Items))
+	}
+	aliceNote := aliceNotes.Items[0]["id"]
+
+	t.Run("NotificationsOfA", func(t *testing.T) {
+		var mine page[map[string]any]
+		s.MustDo(t, "GET", pb("me/notifications"), adminB, nil, http.StatusOK, &mine)
+		var count map[string]int
+		s.MustDo(t, "GET", pb("me/notifications/unread_count"), adminB, nil, http.StatusOK, &count)
+		if len(mine.Items) != 0 || count["unread_count"] != 0 {
+			t.Errorf("B's admin sees notifications %v, unread %v; want none", mine.Items, count)
+		}
+		status, resp := s.Do(t, "POST", pb("me/notifications/read"), adminB, map[string]any{"ids": []any{aliceNote}})
+		wantError(t, "marking A's notification read as B", status, resp, http.StatusNotFound, "not_found")
+		// Nor can A's own member touch it: it is the admin's.
+		status, resp = s.Do(t, "POST", pa("me/notifications/read"), memberAToken, map[string]any{"ids": []any{aliceNote}})
+		wantError(t, "marking the admin's notification read as A's member", status, resp, http.StatusNotFound, "not_found")
+	})
+
 	t.Run("TokensOfA", func(t *testing.T) {
 		for _, r := range routes {
 			path := r[1]
-			for name, id := range map[string]int64{":board": boardB.ID, ":post": 1, ":comment": 1, ":user": 1, ":report": 1} {
-				path = strings.ReplaceAll(path, name, fmt.Sprint(id))
+			// :username before :user, which is its prefix.
+			for _, r := range [][2]any{{":board", boardB.ID}, {":post", 1}, {":comment", 1}, {":username", "bob"}, {":user", 1}, {":report", 1}} {
+				path = strings.ReplaceAll(path, r[0].(string), fmt.Sprint(r[1]))
 			}
+			path = strings.ReplaceAll(path, ":kind", names["kind"])
 			for _, tok := range []string{adminA, memberAToken} {
 				status, resp := s.Do(t, r[0], pb(path), tok, body)
 				wantError(t, fmt.Sprintf("%s %s with a token of A", r[0], path), status, resp, http.StatusUnauthorized, "unauthorized")
@@ -167,12 +205,12 @@ func TestIsolationREST(t *testing.T) {
 	var got store.Post
 	s.MustDo(t, "GET", pa(fmt.Sprintf("posts/%d", post.ID)), memberAToken, nil, http.StatusOK, &got)
 	if got.Title != post.Title || got.Body != post.Body || got.Version != 1 || got.CommentCount != 1 ||
-		got.Locked || got.Pinned || got.Hidden {
+		got.Locked || got.Pinned || got.Hidden || len(got.Reactions) != 0 || got.PostReading == nil || got.LastReadCommentID == nil || *got.LastReadCommentID != comment.ID {
 		t.Errorf("A's post after B's attempts: %+v", got)
 	}
 	var comments page[store.Comment]
 	s.MustDo(t, "GET", pa(fmt.Sprintf("posts/%d/comments", post.ID)), memberAToken, nil, http.StatusOK, &comments)
-	if len(comments.Items) != 1 || comments.Items[0].Body != comment.Body || comments.Items[0].Version != 1 {
+	if len(comments.Items) != 1 || comments.Items[0].Body != comment.Body || comments.Items[0].Version != 1 || len(comments.Items[0].Reactions) != 0 {
 		t.Errorf("A's comments after B's attempts: %+v", comments.Items)
 	}
 	var boards page[store.Board]
@@ -184,6 +222,11 @@ func TestIsolationREST(t *testing.T) {
 	s.MustDo(t, "GET", pa("me"), memberAToken, nil, http.StatusOK, &me)
 	if me.Role != store.RoleMember || me.Banned {
 		t.Errorf("A's member after B's attempts: %+v", me)
+	}
+	var count map[string]int
+	s.MustDo(t, "GET", pa("me/notifications/unread_count"), adminA, nil, http.StatusOK, &count)
+	if count["unread_count"] != 1 {
+		t.Errorf("A's admin's unread count after B's attempts: %v, want 1", count)
 	}
 	if seqs := roomSeqs(); fmt.Sprint(seqs) != fmt.Sprint(seqsBefore) {
 		t.Errorf("A's room seqs %v changed to %v: events were written", seqsBefore, seqs)

@@ -35,6 +35,7 @@ func (s *Server) modRoutes(t, readers *echo.Group) {
 	for _, a := range commentModActions() {
 		t.POST("/mod/comments/:comment/"+a, s.moderateComment(a), mod...)
 	}
+	t.GET("/mod/users", s.listMembers, mod...)
 	t.POST("/mod/users/:user/ban", s.banUser, mod...)
 	t.POST("/mod/users/:user/unban", s.unbanUser, mod...)
 	t.PUT("/mod/users/:user/role", s.setRole, requireUser, requireAdmin)
@@ -199,6 +200,28 @@ func (s *Server) moderateComment(action string) echo.HandlerFunc {
 		}
 		return c.JSON(http.StatusOK, cm)
 	}
+}
+
+// listMembers is the members page: ?q= a username prefix, ?banned=true
+// only those banned now (false or absent: everyone, as unread= does).
+func (s *Server) listMembers(c echo.Context) error {
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	f := store.MemberFilter{Prefix: c.QueryParam("q")}
+	switch c.QueryParam("banned") {
+	case "true":
+		f.BannedOnly = true
+	case "", "false":
+	default:
+		return store.Invalid(map[string]string{"banned": "must be true or false"})
+	}
+	page, err := s.cfg.Store.ListMembers(c.Request().Context(), tenantOf(c).ID, actorOf(c), f, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
 }
 
 type banRequest struct {

@@ -80,6 +80,8 @@ func TestModAuthorization(t *testing.T) {
 		{"POST", u("mod/posts/%d/unhide", f.post.ID), nil, 200, 200},
 		{"POST", u("mod/comments/%d/hide", f.comment.ID), nil, 200, 200},
 		{"POST", u("mod/comments/%d/unhide", f.comment.ID), nil, 200, 200},
+		{"GET", u("mod/users"), nil, 200, 200},
+		{"GET", u("mod/users?banned=true&q=vic"), nil, 200, 200},
 		{"POST", u("mod/users/%d/ban", f.victim.ID), ban, 200, 200},
 		{"POST", u("mod/users/%d/unban", f.victim.ID), nil, 200, 200},
 		{"PUT", u("mod/users/%d/role", f.victim.ID), map[string]string{"role": "member"}, 403, 200},
@@ -278,8 +280,14 @@ func TestModActionsEventsAndAudit(t *testing.T) {
 		if len(d.Changes) != 1 || d.Changes["hidden"] != (action == "hide") {
 			t.Errorf("comment %s diff %s", action, evs[0].Payload)
 		}
-		if evs := newEvents(rooms[0]); len(evs) != 0 {
-			t.Errorf("comment %s sent %d events to the board room", action, len(evs))
+		// The board hears of the post's new count of visible comments.
+		want := 1
+		if action == "hide" {
+			want = 0
+		}
+		if evs := newEvents(rooms[0]); len(evs) != 1 || evs[0].Type != "post.activity" ||
+			!strings.Contains(string(evs[0].Payload), fmt.Sprintf(`"comment_count": %d`, want)) {
+			t.Errorf("comment %s sent %+v to the board room, want one post.activity with %d comments", action, evs, want)
 		}
 		checkAudit("comment."+action, "comment", f.comment.ID, "")
 	}

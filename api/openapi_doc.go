@@ -124,13 +124,20 @@ func operations() []operation {
 	add(operation{method: "GET", path: t + "/posts/{post}/comments", id: "listComments", tag: "forum", auth: authOptional,
 		summary: "List a post's comments, oldest first.", query: pageQuery, status: 200, result: "CommentPage", errors: []int{404}})
 	add(operation{method: "POST", path: t + "/posts/{post}/comments", id: "createComment", tag: "forum", auth: authUser,
-		summary: "Reply to a post.", body: "NewComment", status: 201, result: "Comment", errors: []int{404, 409, 422, 429},
-		description: "409 when the post is locked."})
+		summary: "Reply to a post, or with reply_to to one of its comments.", body: "NewComment", status: 201, result: "Comment",
+		errors: []int{404, 409, 422, 429},
+		description: "409 when the post is locked. reply_to must be a comment of this post that the writer can see (else 422). " +
+			"Notifies the post's author, the answered comment's author and up to 10 mentioned users in all (reply before mention, one notification each, never the writer). " +
+			"Sends comment.created to the post's room and post.activity to its board's room, and marks the post read up to the new comment for its author (read.updated in user:{id})."})
 	add(operation{method: "PATCH", path: t + "/comments/{comment}", id: "updateComment", tag: "forum", auth: authUser,
 		summary: "Edit a comment (its author, or a moderator).", body: "CommentPatch", status: 200, result: "Comment",
 		errors: []int{404, 409, 422, 429}})
 	add(operation{method: "DELETE", path: t + "/comments/{comment}", id: "deleteComment", tag: "forum", auth: authUser,
 		summary: "Delete a comment (its author, or a moderator).", status: 204, errors: []int{404, 409, 429}})
+	add(operation{method: "GET", path: t + "/users/{username}", id: "getUserPage", tag: "forum", auth: authOptional,
+		summary: "A user's page: name, role, when they joined, and their newest posts and comments the caller can see.",
+		status:  200, result: "UserPage", errors: []int{404},
+		description: "username is matched regardless of case. recent holds at most 10 items, newest first; hidden content only for moderators."})
 	add(operation{method: "GET", path: t + "/posts/{post}/revisions", id: "listPostRevisions", tag: "forum", auth: authOptional,
 		summary: "A post's edit history, oldest first: the original text, then one item per change of title or body.",
 		query:   pageQuery, status: 200, result: "RevisionPage", errors: []int{404},
@@ -152,10 +159,45 @@ func operations() []operation {
 			"a word of three or more letters also finds the words it begins. Chinese, Japanese and Korean text is matched " +
 			"character by character, so 米饭 finds 我喜欢米饭. Hidden posts and comments, and the comments of hidden posts, " +
 			"are found by moderators only. 404 when board names no board of this tenant."})
+	for _, o := range []struct{ path, id, what string }{
+		{t + "/posts/{post}/reactions/{kind}", "Post", "post"},
+		{t + "/comments/{comment}/reactions/{kind}", "Comment", "comment"},
+	} {
+		event := "Sends " + o.what + ".reactions ({id, reactions}, the new counts) to the post's room when it changes something; no version changes. " +
+			"Banned users 403; a locked post 409 (moderators excepted); hidden content 404 for members, as for a read; an unknown kind 422. Rate limited per user."
+		add(operation{method: "PUT", path: o.path, id: "react" + o.id, tag: "forum", auth: authUser,
+			summary: "Add the caller's reaction of this kind to a " + o.what + "; a second PUT changes nothing.",
+			status:  200, result: "ReactionState", errors: []int{404, 409, 422, 429}, description: event})
+		add(operation{method: "DELETE", path: o.path, id: "unreact" + o.id, tag: "forum", auth: authUser,
+			summary: "Take back the caller's reaction of this kind; taking back one the caller does not have is a no-op 200.",
+			status:  200, result: "ReactionState", errors: []int{404, 409, 422, 429}, description: event})
+	}
+	add(operation{method: "PUT", path: t + "/posts/{post}/read", id: "markRead", tag: "forum", auth: authUser,
+		summary: "Mark a post read up to a comment (with no body, {} or no comment_id: the newest visible comment now).",
+		body:    "ReadMark", bodyOptional: true, status: 204, errors: []int{404, 422},
+		description: "Forward only: an older comment than the caller's position is a no-op. A move sends read.updated " +
+			"({post_id, last_read_comment_id}) to the caller's room user:{id}. comment_id must be a comment of this post the caller can see (else 422). " +
+			"Writing a comment marks the post read up to it. Banned users may mark posts read."})
 	add(operation{method: "POST", path: t + "/reports", id: "createReport", tag: "forum", auth: authUser,
 		summary: "Report a post or comment to the moderators.", body: "NewReport", status: 201, result: "Report",
 		errors:      []int{404, 409, 422, 429},
 		description: "The target must exist and be visible to the reporter (else 404). One open report per user and target (else 409)."})
+
+	// Notifications.
+	add(operation{method: "GET", path: t + "/me/notifications", id: "listNotifications", tag: "notifications", auth: authUser,
+		summary: "The caller's notifications, newest first.",
+		query: append([]param{{"unread", "true: unread ones only; false or absent: all.",
+			map[string]any{"type": "string", "enum": []string{"true", "false"}}}}, pageQuery...),
+		status: 200, result: "NotificationPage", errors: []int{422},
+		description: "An item about a post or comment the caller can no longer see (hidden, deleted) keeps its place with an empty excerpt and post title."})
+	add(operation{method: "GET", path: t + "/me/notifications/unread_count", id: "unreadCount", tag: "notifications", auth: authUser,
+		summary: "How many of the caller's notifications are unread.", status: 200, result: "UnreadCount"})
+	add(operation{method: "POST", path: t + "/me/notifications/read", id: "markNotificationsRead", tag: "notifications", auth: authUser,
+		summary: "Mark notifications read, by ids or all of them; answers the new unread count.",
+		body:    "MarkRead", status: 200, result: "UnreadCount", errors: []int{404, 422},
+		description: "404 (and nothing marked) when any id is not one of the caller's notifications; 422 for neither or both of ids and all, " +
+			"for more than 200 ids, or for an id that is not one. Already read ones stay as they are. " +
+			"Every socket of the caller gets notification.read in its user:{id} room."})
 
 	// Moderation.
 	add(operation{method: "GET", path: t + "/mod/reports", id: "listReports", tag: "moderation", auth: authModerator,
@@ -177,9 +219,17 @@ func operations() []operation {
 		add(operation{method: "POST", path: t + "/mod/comments/{comment}/" + a, id: a + "Comment", tag: "moderation", auth: authModerator,
 			summary: strings.ToUpper(a[:1]) + a[1:] + " a comment.", body: modReason, bodyOptional: true,
 			status: 200, result: "Comment", errors: []int{404, 422},
-			description: "Bumps the version and sends a comment.updated diff; logged as comment." + a + ". " +
+			description: "Bumps the version and sends a comment.updated diff, and post.activity with the post's new count of visible comments " +
+				"to its board's room; logged as comment." + a + ". " +
 				"When the comment is already in that state nothing is written or sent."})
 	}
+	add(operation{method: "GET", path: t + "/mod/users", id: "listMembers", tag: "moderation", auth: authModerator,
+		summary: "The tenant's users with their role and ban state, by username (ignoring case).",
+		query: append([]param{
+			{"q", "Only usernames that start with this, ignoring case.", map[string]any{"type": "string"}},
+			{"banned", "true: only users banned now; false or absent: everyone.", map[string]any{"type": "boolean", "default": false}},
+		}, pageQuery...),
+		status: 200, result: "MemberPage", errors: []int{422}})
 	add(operation{method: "POST", path: t + "/mod/users/{user}/ban", id: "banUser", tag: "moderation", auth: authModerator,
 		summary: "Ban a user: their writes get 403 and their WebSockets close with 1008 on every instance.",
 		body:    "BanRequest", status: 200, result: "User", errors: []int{404, 422},
@@ -206,6 +256,10 @@ func ref(name string) map[string]any { return map[string]any{"$ref": "#/componen
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
 
+func reactionKind() map[string]any {
+	return map[string]any{"type": "string", "enum": []string{"like", "love", "laugh", "wow", "sad", "thanks"}}
+}
+
 func renderOperation(o operation) map[string]any {
 	op := map[string]any{"operationId": o.id, "tags": []string{o.tag}, "summary": o.summary}
 	if o.description != "" {
@@ -215,8 +269,13 @@ func renderOperation(o operation) map[string]any {
 	for _, m := range pathParam.FindAllStringSubmatch(o.path, -1) {
 		desc := "The " + m[1] + "'s id, in canonical decimal (any other spelling is 404)."
 		schema := map[string]any{"type": "string", "pattern": "^[1-9][0-9]*$"}
-		if m[1] == "tenant" {
+		switch m[1] {
+		case "tenant":
 			desc, schema = "The tenant's slug.", map[string]any{"type": "string"}
+		case "username":
+			desc, schema = "The user's name (any case).", map[string]any{"type": "string"}
+		case "kind":
+			desc, schema = "A kind of reaction.", reactionKind()
 		}
 		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true,
 			"description": desc, "schema": schema})
@@ -224,6 +283,14 @@ func renderOperation(o operation) map[string]any {
 	for _, q := range o.query {
 		params = append(params, map[string]any{"name": q.name, "in": "query", "required": slices.Contains(o.required, q.name),
 			"description": q.description, "schema": q.schema})
+	}
+	keyed := o.method == "POST" && strings.HasPrefix(o.path, "/api/v1/t/") && o.id != "login"
+	if keyed {
+		params = append(params, map[string]any{"name": headerIdempotencyKey, "in": "header", "required": false,
+			"description": "Makes the request safe to retry: the same key from the same caller within 24 h " +
+				"answers the first status and body again, with Idempotent-Replayed: true. A different request " +
+				"with the key, or one while the first still runs (with Retry-After), is 409.",
+			"schema": map[string]any{"type": "string", "minLength": 1, "maxLength": maxIdempotencyKeyLen, "pattern": "^[ -~]+$"}})
 	}
 	if len(params) > 0 {
 		op["parameters"] = params
@@ -255,8 +322,16 @@ func renderOperation(o operation) map[string]any {
 	default:
 		ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(o.result)}}
 	}
+	if keyed {
+		ok["headers"] = map[string]any{headerReplayed: map[string]any{
+			"description": "\"true\" on an answer replayed for a repeated Idempotency-Key.",
+			"schema":      map[string]any{"type": "string", "enum": []string{"true"}}}}
+	}
 	responses := map[string]any{strconv.Itoa(o.status): ok}
 	codes := append([]int{}, o.errors...)
+	if keyed {
+		codes = append(codes, 400, 409)
+	}
 	if strings.HasPrefix(o.path, "/api/v1/t/") {
 		codes = append(codes, 404) // unknown tenant
 	}
@@ -330,6 +405,7 @@ func openAPISpec() map[string]any {
 		"tags": []any{
 			map[string]any{"name": "accounts"}, map[string]any{"name": "forum"},
 			map[string]any{"name": "moderation", "description": "Moderators and admins of the tenant."},
+			map[string]any{"name": "notifications", "description": "The signed-in user's own; nobody else's."},
 			map[string]any{"name": "realtime"}, map[string]any{"name": "platform", "description": "The operator."},
 			map[string]any{"name": "operations"},
 		},
@@ -393,6 +469,8 @@ func schemas() map[string]any {
 		"@username of a user of the tenant as <a class=\"mention\" href=\"/t/{tenant}/u/{username}\">.")
 	editedAt := nullable(map[string]any{"type": "string", "format": "date-time",
 		"description": "The last change of title or body; null until one. Moderation does not set it."})
+	myReactions := map[string]any{"type": "array", "items": reactionKind(),
+		"description": "Signed-in readers only (absent for anonymous readers): the reader's own kinds."}
 	auditActions := []string{"post.lock", "post.unlock", "post.pin", "post.unpin", "post.hide", "post.unhide",
 		"comment.hide", "comment.unhide", "user.ban", "user.unban", "user.role", "report.resolve"}
 
@@ -401,7 +479,7 @@ func schemas() map[string]any {
 		"Error": obj([]string{"error"}, map[string]any{
 			"error": obj([]string{"code", "message"}, map[string]any{
 				"code":    map[string]any{"type": "string", "enum": errorCodes},
-				"message": str("For humans."),
+				"message": str("For humans: with unprocessable, a sentence per offending field that a form can show next to it."),
 				"fields": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"},
 					"description": "With unprocessable: what is wrong with each offending field."},
 			}),
@@ -421,6 +499,13 @@ func schemas() map[string]any {
 			"banned_until": map[string]any{"type": "string", "format": "date-time",
 				"description": "Present while banned until a set time."},
 			"created_at": ts}),
+		"Member": obj([]string{"id", "username", "role", "banned", "banned_until", "created_at"}, map[string]any{
+			"id": idRef, "username": str(""), "role": role,
+			"banned": map[string]any{"type": "boolean", "description": "A ban is in force (an expired one is no ban)."},
+			"banned_until": nullable(map[string]any{"type": "string", "format": "date-time",
+				"description": "The end of a timed ban in force; null when not banned or banned until lifted."}),
+			"created_at": ts}),
+		"MemberPage": pageOf("Member"),
 		"Registration": obj([]string{"username", "password"}, map[string]any{
 			"username": map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_]{3,32}$"},
 			"password": map[string]any{"type": "string", "minLength": 8, "maxLength": 128},
@@ -438,11 +523,18 @@ func schemas() map[string]any {
 			"slug":        map[string]any{"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
 			"description": map[string]any{"type": "string", "maxLength": 1000}}),
 		"Post": obj([]string{"id", "board_id", "author", "title", "body", "body_html", "version", "comment_count", "locked", "pinned",
-			"hidden", "created_at", "updated_at", "edited_at"}, map[string]any{
+			"hidden", "reactions", "created_at", "updated_at", "edited_at"}, map[string]any{
 			"id": idRef, "board_id": idRef, "author": ref("UserRef"), "title": str(""), "body": markdownBody, "body_html": bodyHTML,
-			"edited_at":     editedAt,
-			"version":       map[string]any{"type": "integer", "minimum": 1, "description": "Grows by one on every change of title, body, locked, pinned or hidden."},
-			"comment_count": integer, "locked": boolean, "pinned": boolean, "hidden": boolean,
+			"edited_at": editedAt,
+			"version":   map[string]any{"type": "integer", "minimum": 1, "description": "Grows by one on every change of title, body, locked, pinned or hidden."},
+			"comment_count": map[string]any{"type": "integer", "minimum": 0,
+				"description": "The comments a member can see: hidden ones are not counted. Changes no version."},
+			"locked": boolean, "pinned": boolean, "hidden": boolean, "reactions": ref("Reactions"),
+			"my_reactions": myReactions,
+			"last_read_comment_id": nullable(str("Signed-in readers only: the comment up to which they have read the post " +
+				"(marked read, or their own comment); null if never.")),
+			"unread_comments": map[string]any{"type": "integer", "minimum": 0,
+				"description": "Signed-in readers only: visible comments after last_read_comment_id, all of them when never read."},
 			"created_at": ts, "updated_at": ts, "last_activity_at": ts}),
 		"PostPage": pageOf("Post"),
 		"NewPost": obj([]string{"title", "body"}, map[string]any{
@@ -451,10 +543,18 @@ func schemas() map[string]any {
 		"PostPatch": obj(nil, map[string]any{
 			"title": map[string]any{"type": "string", "minLength": 1, "maxLength": 200},
 			"body":  map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
-		"Comment": obj([]string{"id", "post_id", "author", "body", "body_html", "version", "hidden", "created_at", "updated_at", "edited_at"}, map[string]any{
-			"id": idRef, "post_id": idRef, "author": ref("UserRef"), "body": markdownBody, "body_html": bodyHTML, "edited_at": editedAt,
+		"Comment": obj([]string{"id", "post_id", "reply_to", "author", "body", "body_html", "version", "hidden", "reactions", "created_at", "updated_at", "edited_at"}, map[string]any{
+			"id": idRef, "post_id": idRef, "author": ref("UserRef"),
+			"reply_to": nullable(str("The comment of the same post this one answers; null for none (or when it was deleted).")), "body": markdownBody, "body_html": bodyHTML, "edited_at": editedAt,
 			"version": map[string]any{"type": "integer", "minimum": 1}, "hidden": boolean,
+			"reactions": ref("Reactions"), "my_reactions": myReactions,
 			"created_at": ts, "updated_at": ts}),
+		"Reactions": map[string]any{"type": "object", "propertyNames": reactionKind(),
+			"additionalProperties": map[string]any{"type": "integer", "minimum": 1},
+			"description":          "Each kind with a count above zero, and its count; {} when none."},
+		"ReactionState": obj([]string{"reactions", "my_reactions"}, map[string]any{
+			"reactions": ref("Reactions"), "my_reactions": map[string]any{"type": "array", "items": reactionKind()}}),
+		"ReadMark":    obj(nil, map[string]any{"comment_id": nullable(str("The newest comment the caller has seen; absent or null: the newest now."))}),
 		"CommentPage": pageOf("Comment"),
 		"Revision": obj([]string{"version", "body", "edited_by", "edited_at"}, map[string]any{
 			"version":   map[string]any{"type": "integer", "minimum": 1, "description": "The object's version once this text was saved."},
@@ -462,7 +562,8 @@ func schemas() map[string]any {
 			"body":      markdownBody,
 			"edited_by": ref("UserRef"), "edited_at": ts}),
 		"RevisionPage": pageOf("Revision"),
-		"NewComment":   obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
+		"NewComment": obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000},
+			"reply_to": nullable(str("The id of a comment of this post to answer."))}),
 		"CommentPatch": obj([]string{"body"}, map[string]any{"body": map[string]any{"type": "string", "minLength": 1, "maxLength": 20000}}),
 		"NewReport": obj([]string{"target_type", "target_id", "reason"}, map[string]any{
 			"target_type": map[string]any{"type": "string", "enum": []string{"post", "comment"}},
@@ -506,6 +607,30 @@ func schemas() map[string]any {
 				"safe to insert as HTML."),
 			"created_at": ts}),
 		"SearchPage": pageOf("SearchResult"),
+		"PostLink":   obj([]string{"id", "title"}, map[string]any{"id": idRef, "title": str("Empty when the reader can no longer see the post.")}),
+		"Notification": obj([]string{"id", "kind", "actor", "post", "comment_id", "excerpt", "detail", "read", "created_at"}, map[string]any{
+			"id": idRef,
+			"kind": map[string]any{"type": "string", "enum": []string{"reply", "mention", "moderation", "report_resolved", "role", "ban"},
+				"description": "reply: a comment on your post or an answer to your comment; mention: @you in a new post or comment; " +
+					"moderation: your post or comment was hidden, unhidden or locked; report_resolved: a report you filed; role: your role changed; ban: you were banned or unbanned."},
+			"actor":      map[string]any{"oneOf": []any{ref("UserRef"), map[string]any{"type": "null"}}, "description": "Who replied or mentioned you; null for what the staff did."},
+			"post":       map[string]any{"oneOf": []any{ref("PostLink"), map[string]any{"type": "null"}}, "description": "What it is about; null for role and ban."},
+			"comment_id": nullable(str("The comment it is about, if any.")),
+			"excerpt":    str("The start of the text (a ban's reason); empty when the reader can no longer see it."),
+			"detail":     nullable(str("moderation: hide, unhide or lock; role: the new role; ban: ban or unban; null otherwise.")),
+			"read":       boolean, "created_at": ts}),
+		"NotificationPage": pageOf("Notification"),
+		"UnreadCount":      obj([]string{"unread_count"}, map[string]any{"unread_count": integer}),
+		"MarkRead": obj(nil, map[string]any{
+			"ids": map[string]any{"type": "array", "items": idRef, "minItems": 1, "maxItems": 200},
+			"all": map[string]any{"const": true}}),
+		"RecentItem": obj([]string{"type", "post", "comment_id", "excerpt", "created_at"}, map[string]any{
+			"type": map[string]any{"type": "string", "enum": []string{"post", "comment"}},
+			"post": ref("PostLink"), "comment_id": nullable(str("Set for a comment.")), "excerpt": str("The start of the text."),
+			"created_at": ts}),
+		"UserPage": obj([]string{"id", "username", "role", "created_at", "recent"}, map[string]any{
+			"id": idRef, "username": str(""), "role": role, "created_at": ts,
+			"recent": map[string]any{"type": "array", "maxItems": 10, "items": ref("RecentItem")}}),
 	}
 }
 

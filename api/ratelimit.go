@@ -35,6 +35,9 @@ type RateLimits struct {
 	Comments Rate // POST posts/{post}/comments
 	Edits    Rate // PATCH and DELETE of posts and comments
 	Reports  Rate // POST reports
+	// PUT and DELETE of reactions: clicking is quick, so the burst is
+	// large, but a script reacting to everything still runs dry.
+	Reactions Rate
 	// Per client IP and username: failed logins only. Once they run out,
 	// every login attempt for that username from that IP is refused until
 	// the bucket refills, so password guessing stalls.
@@ -64,6 +67,7 @@ func DefaultRateLimits() RateLimits {
 		Comments:          Rate{N: 10, Per: 10 * time.Second},
 		Edits:             Rate{N: 30, Per: time.Minute},
 		Reports:           Rate{N: 10, Per: time.Minute},
+		Reactions:         Rate{N: 60, Per: time.Minute},
 		FailedLogins:      Rate{N: 5, Per: time.Minute},
 		FailedLoginsPerIP: Rate{N: 30, Per: time.Minute},
 		Registrations:     Rate{N: 20, Per: time.Hour},
@@ -74,6 +78,7 @@ func DefaultRateLimits() RateLimits {
 // limiters is the rate-limit state of one Server.
 type limiters struct {
 	posts, comments, edits, reports *limiter
+	reactions                       *limiter
 	failedLogins, failedLoginsPerIP *limiter
 	registrations                   *limiter
 	clientIP                        echo.IPExtractor
@@ -103,6 +108,7 @@ func newLimiters(cfg RateLimits) *limiters {
 		comments:          mk(cfg.Comments, def.Comments),
 		edits:             mk(cfg.Edits, def.Edits),
 		reports:           mk(cfg.Reports, def.Reports),
+		reactions:         mk(cfg.Reactions, def.Reactions),
 		failedLogins:      mk(cfg.FailedLogins, def.FailedLogins),
 		failedLoginsPerIP: mk(cfg.FailedLoginsPerIP, def.FailedLoginsPerIP),
 		registrations:     mk(cfg.Registrations, def.Registrations),

@@ -78,6 +78,7 @@ func TestDefaultLimitsHumanVsScript(t *testing.T) {
 		{"posts", d.Posts, 2 * time.Minute, 3, 100 * time.Millisecond, 6},
 		{"edits", d.Edits, 10 * time.Second, 10, 50 * time.Millisecond, 31},
 		{"reports", d.Reports, time.Minute, 5, 100 * time.Millisecond, 11},
+		{"reactions", d.Reactions, 3 * time.Second, 30, 50 * time.Millisecond, 66},
 		{"failed logins", d.FailedLogins, time.Minute, 4, 200 * time.Millisecond, 6},
 		{"registrations", d.Registrations, 10 * time.Minute, 3, time.Second, 21},
 	} {

@@ -91,7 +91,7 @@ func New(cfg Config) *Server {
 	platform.POST("/tenants", s.createTenant)
 	platform.GET("/tenants", s.listTenants)
 
-	t := v1.Group("/t/:tenant", s.resolveTenant, s.authenticate)
+	t := v1.Group("/t/:tenant", s.resolveTenant, s.authenticate, s.idempotent)
 	t.POST("/auth/register", s.register, s.limitRegistration)
 	t.POST("/auth/login", s.login, s.limitLogin)
 	t.POST("/auth/logout", s.logout, requireUser)
@@ -116,7 +116,10 @@ func New(cfg Config) *Server {
 	r.GET("/posts/:post/revisions", s.listPostRevisions)
 	r.GET("/comments/:comment/revisions", s.listCommentRevisions)
 	r.GET("/search", s.search)
+	s.reactionRoutes(r)
+	s.readRoutes(r)
 	s.modRoutes(t, r)
+	s.peopleRoutes(t, r)
 
 	if cfg.Web != nil {
 		e.GET("/*", echo.WrapHandler(cfg.Web))

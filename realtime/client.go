@@ -198,6 +198,8 @@ func (h *Hub) onMessage(s *melody.Session, msg []byte) {
 		h.unsubscribe(c, in.Room)
 	case opTyping:
 		h.typed(c, in.Room)
+	case opPing:
+		c.send(pongFrame)
 	}
 }
 

@@ -21,6 +21,8 @@ func FuzzDecodeInbound(f *testing.F) {
 		`{"op":"subscribe","room":"post:17","since":41}`,
 		`{"op":"unsubscribe","room":"post:17"}`,
 		`{"op":"typing","room":"post:17"}`,
+		`{"op":"ping"}`,
+		`{"op":"ping","room":"tenant"}`,
 		`{"op":"subscribe","room":"post:17","since":-1}`,
 		`{"op":"subscribe","room":"post:017"}`,
 		`{"op":"subscribe","room":"post:9223372036854775808"}`,
@@ -49,6 +51,11 @@ func FuzzDecodeInbound(f *testing.F) {
 			return
 		}
 		switch in.Op {
+		case opPing:
+			if in.Room != "" || in.Since != nil {
+				t.Fatalf("accepted a ping with a room or since from %q", b)
+			}
+			return
 		case opSubscribe, opUnsubscribe, opTyping:
 		default:
 			t.Fatalf("accepted op %q from %q", in.Op, b)

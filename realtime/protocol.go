@@ -14,7 +14,13 @@ const (
 	opSubscribe   = "subscribe"
 	opUnsubscribe = "unsubscribe"
 	opTyping      = "typing"
+	// opPing is an application-level ping for clients (browsers) that
+	// cannot see WebSocket pings: answered with pong, nothing else.
+	opPing = "ping"
 )
+
+// pongFrame answers every ping; it never changes.
+var pongFrame = []byte(`{"op":"pong"}`)
 
 // inbound is one client message.
 type inbound struct {
@@ -35,6 +41,11 @@ func decodeInbound(b []byte) (inbound, error) {
 	}
 	switch in.Op {
 	case opSubscribe, opUnsubscribe, opTyping:
+	case opPing:
+		if in.Room != "" || in.Since != nil {
+			return in, errors.New("ping takes no room and no since")
+		}
+		return in, nil
 	case "":
 		return in, errors.New("op is required")
 	default:
@@ -44,7 +55,7 @@ func decodeInbound(b []byte) (inbound, error) {
 		return in, errors.New("room is required")
 	}
 	if _, _, err := store.ParseRoom(in.Room); err != nil {
-		return in, errors.New("unknown room " + strconv.Quote(in.Room) + ": want tenant, board:{id} or post:{id}")
+		return in, errors.New("unknown room " + strconv.Quote(in.Room) + ": want tenant, board:{id}, post:{id} or user:{id}")
 	}
 	if in.Since != nil && (*in.Since < 0 || in.Op != opSubscribe) {
 		return in, errors.New("since must be a non-negative seq on subscribe")

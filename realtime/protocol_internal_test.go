@@ -43,6 +43,8 @@ func TestDecodeInbound(t *testing.T) {
 		// Fields the protocol does not know are ignored, for forward
 		// compatibility of clients.
 		{`{"op":"typing","room":"post:1","extra":[1,2]}`, inbound{Op: opTyping, Room: "post:1"}},
+		{`{"op":"ping"}`, inbound{Op: opPing}},
+		{`{"op":"ping","since":null,"at":123}`, inbound{Op: opPing}},
 	}
 	for _, tc := range valid {
 		got, err := decodeInbound([]byte(tc.in))
@@ -70,6 +72,8 @@ func TestDecodeInbound(t *testing.T) {
 		`{"op":"subscribe","room":"tenant","since":"3"}`,
 		`{"op":"unsubscribe","room":"tenant","since":3}`,
 		`{"op":"typing","room":"tenant","since":0}`,
+		`{"op":"ping","room":"tenant"}`, `{"op":"ping","since":0}`, `{"op":"PING"}`,
+		`{"op":"ping"}{"op":"ping"}`,
 		// A frame carries exactly one message.
 		`{"op":"subscribe","room":"tenant"}{"op":"subscribe","room":"tenant"}`,
 		`{"op":"subscribe","room":"tenant"}` + "\n" + `{"op":"unsubscribe","room":"tenant"}`,

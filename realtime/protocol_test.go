@@ -424,6 +424,24 @@ func TestProtocol(t *testing.T) {
 		mia.errorFrame("bad_request", "tenant")
 	})
 
+	t.Run("Ping", func(t *testing.T) {
+		for _, token := range []string{f.admin, ""} {
+			c := mustDial(t, s.URL, "acme", token)
+			c.subscribeOK("tenant", nil)
+			for range 3 {
+				c.send(`{"op":"ping"}`)
+				if m := c.next(wait, "pong", func(m msg) bool { return m.Op != "presence" }); m.Raw != `{"op":"pong"}` {
+					t.Fatalf("answer to ping: %s, want exactly {\"op\":\"pong\"}", m.Raw)
+				}
+			}
+			// A ping changes nothing else: the subscription still works.
+			s.CreateBoard(t, "acme", f.admin, "After the pings "+fmt.Sprint(token != ""))
+			if m := c.next(wait, "board.created", op("event")); m.Type != "board.created" {
+				t.Fatalf("after the pings: %s", m.Raw)
+			}
+		}
+	})
+
 	t.Run("BadRequests", func(t *testing.T) {
 		c := mustDial(t, s.URL, "acme", f.admin)
 		for _, tc := range []struct{ frame, room string }{
@@ -444,6 +462,8 @@ func TestProtocol(t *testing.T) {
 			{`{"op":"subscribe","room":"tenant","since":"1"}`, "tenant"},
 			{`{"op":"unsubscribe","room":"tenant","since":0}`, "tenant"},
 			{`{"op":"typing","room":"tenant","since":0}`, "tenant"},
+			{`{"op":"ping","room":"tenant"}`, "tenant"},
+			{`{"op":"ping","since":3}`, ""},
 			{`{"op":"subscribe","room":"tenant"}{"op":"subscribe","room":"tenant"}`, ""},
 			{`{"op":"subscribe","room":"tenant"}` + "\n" + `{"op":"typing","room":"tenant"}`, ""},
 			{`{"op":"subscribe","room":"tenant"}}`, ""},
@@ -595,6 +615,37 @@ func TestInboundFlood(t *testing.T) {
 				t.Fatalf("subscribe after a flood: %s", m.Raw)
 			}
 			time.Sleep(100 * time.Millisecond) // the bucket refills in time, not on an event
+		}
+	})
+
+	// Pings are client messages like any other: a flood of them is rate
+	// limited (the rate_limited frames instead of pongs), then closed.
+	t.Run("PingsCount", func(t *testing.T) {
+		c := mustDial(t, s.URL, "acme", "")
+		const n = 20
+		for range n {
+			c.send(`{"op":"ping"}`)
+		}
+		pongs, limited := 0, 0
+		for range n {
+			m := c.next(wait, "pong or error", func(m msg) bool { return m.Op == "pong" || m.Op == "error" })
+			switch {
+			case m.Op == "pong":
+				pongs++
+			case m.Code == "rate_limited":
+				limited++
+			default:
+				t.Fatalf("unexpected %s", m.Raw)
+			}
+		}
+		if pongs < 5 || limited < 10 {
+			t.Fatalf("%d pongs and %d rate_limited for %d pings, want the burst of 5 answered and at least 10 limited", pongs, limited, n)
+		}
+		deadline := time.Now().Add(wait)
+		for c.sendRaw(websocket.TextMessage, []byte(`{"op":"ping"}`)) == nil && c.isOpen() && time.Now().Before(deadline) {
+		}
+		if code := c.closeCode(wait); code != websocket.ClosePolicyViolation {
+			t.Fatalf("close code %d after a ping flood, want 1008", code)
 		}
 	})
 

@@ -64,7 +64,7 @@ func TestListenerLossLosesNothing(t *testing.T) {
 // tests, this one is about fan-out under load.
 func bulkEvents(t *testing.T, db *store.DB, tenantID int64, room string, n, bodyBytes int) {
 	t.Helper()
-	err := db.WithTenant(context.Background(), tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(context.Background(), tenantID, func(tx *store.Tx) error {
 		var last int64
 		err := tx.QueryRow(context.Background(), `
 			WITH r AS (

@@ -51,7 +51,7 @@ type auditRecord struct {
 
 // writeAudit appends one entry inside the caller's transaction, so the log
 // holds exactly the actions that committed.
-func writeAudit(ctx context.Context, tx pgx.Tx, tenantID int64, actor Actor, r auditRecord) error {
+func writeAudit(ctx context.Context, tx *Tx, tenantID int64, actor Actor, r auditRecord) error {
 	before, err := jsonOrNull(r.Before)
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func (db *DB) ListAudit(ctx context.Context, tenantID int64, actor Actor, pp Pag
 		}
 	}
 	var items []AuditEntry
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT a.id, a.actor_id, u.username, a.action, a.target_type, a.target_id, a.reason,
 			       a.before, a.after, a.created_at

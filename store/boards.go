@@ -78,21 +78,20 @@ func (db *DB) CreateBoard(ctx context.Context, tenantID int64, actor Actor, nb N
 	if err := nb.validate(); err != nil {
 		return Board{}, err
 	}
-	var b Board
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Board, error) {
+		var b Board
 		rows, err := tx.Query(ctx, `
 			INSERT INTO boards (tenant_id, slug, name, description) VALUES ($1, $2, $3, $4)
 			RETURNING `+boardColumns, tenantID, nb.Slug, strings.TrimSpace(nb.Name), nb.Description)
 		if err != nil {
-			return mapErr(err, "board")
+			return b, mapErr(err, "board")
 		}
 		if b, err = pgx.CollectExactlyOneRow(rows, scanBoard); err != nil {
-			return mapErr(err, "board")
+			return b, mapErr(err, "board")
 		}
 		_, err = publish(ctx, tx, tenantID, RoomTenant, "board.created", b)
-		return err
+		return b, err
 	})
-	return b, err
 }
 
 // ListBoards lists a tenant's boards in creation order.
@@ -104,7 +103,7 @@ func (db *DB) ListBoards(ctx context.Context, tenantID int64, p PageParams) (Pag
 		}
 	}
 	var items []Board
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+boardColumns+` FROM boards WHERE id > $1 ORDER BY id LIMIT $2`, after, p.Limit+1)
 		if err != nil {
 			return err
@@ -120,16 +119,12 @@ func (db *DB) ListBoards(ctx context.Context, tenantID int64, p PageParams) (Pag
 
 // GetBoard reads one board.
 func (db *DB) GetBoard(ctx context.Context, tenantID, boardID int64) (Board, error) {
-	var b Board
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
-		var err error
-		b, err = getBoard(ctx, tx, boardID)
-		return err
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Board, error) {
+		return getBoard(ctx, tx, boardID)
 	})
-	return b, err
 }
 
-func getBoard(ctx context.Context, tx pgx.Tx, boardID int64) (Board, error) {
+func getBoard(ctx context.Context, tx *Tx, boardID int64) (Board, error) {
 	rows, err := tx.Query(ctx, `SELECT `+boardColumns+` FROM boards WHERE id = $1`, boardID)
 	if err != nil {
 		return Board{}, mapErr(err, "board")

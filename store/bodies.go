@@ -13,7 +13,7 @@ import (
 // @mentions are resolved against the tenant's users in one query (none
 // when it mentions nobody); the tenant's slug, which mention links carry,
 // comes with it.
-func renderBody(ctx context.Context, tx pgx.Tx, tenantID int64, doc *markdown.Doc) (string, error) {
+func renderBody(ctx context.Context, tx *Tx, tenantID int64, doc *markdown.Doc) (string, error) {
 	names := doc.Mentions()
 	if len(names) == 0 {
 		return doc.HTML("", nil), nil
@@ -77,31 +77,30 @@ func (db *DB) renderStaleBatch(ctx context.Context, tenantID int64, table string
 		id   int64
 		body string
 	}
-	var n int
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (int, error) {
+		var n int
 		rows, err := tx.Query(ctx, `SELECT id, body FROM `+table+`
 			WHERE body_html_stale ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, staleBatch)
 		if err != nil {
-			return mapErr(err, table)
+			return n, mapErr(err, table)
 		}
 		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (stale, error) {
 			var s stale
 			return s, row.Scan(&s.id, &s.body)
 		})
 		if err != nil {
-			return mapErr(err, table)
+			return n, mapErr(err, table)
 		}
 		for _, s := range batch {
 			html, err := renderBody(ctx, tx, tenantID, markdown.Parse(s.body))
 			if err != nil {
-				return err
+				return n, err
 			}
 			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET body_html = $2, body_html_stale = false WHERE id = $1`, s.id, html); err != nil {
-				return mapErr(err, table)
+				return n, mapErr(err, table)
 			}
 		}
 		n = len(batch)
-		return nil
+		return n, nil
 	})
-	return n, err
 }

@@ -8,8 +8,8 @@ import (
 	"agora/store/markdown"
 )
 
-const commentColumns = `c.id, c.post_id, c.author_id, u.username, c.body, c.body_html, c.version, c.hidden,
-	c.created_at, c.updated_at, c.edited_at`
+const commentColumns = `c.id, c.post_id, c.reply_to, c.author_id, u.username, c.body, c.body_html, c.version, c.hidden,
+	c.created_at, c.updated_at, c.edited_at, c.reactions`
 
 const commentFrom = ` JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.author_id`
 
@@ -22,8 +22,8 @@ func scanComment(row pgx.CollectableRow) (Comment, error) {
 
 // commentFields are the scan targets of commentColumns.
 func commentFields(c *Comment) []any {
-	return []any{&c.ID, &c.PostID, &c.Author.ID, &c.Author.Username, &c.Body, &c.BodyHTML, &c.Version, &c.Hidden,
-		&c.CreatedAt, &c.UpdatedAt, &c.EditedAt}
+	return []any{&c.ID, &c.PostID, &c.ReplyTo, &c.Author.ID, &c.Author.Username, &c.Body, &c.BodyHTML, &c.Version, &c.Hidden,
+		&c.CreatedAt, &c.UpdatedAt, &c.EditedAt, &c.Reactions}
 }
 
 func collectComment(rows pgx.Rows, err error) (Comment, error) {
@@ -34,8 +34,14 @@ func collectComment(rows pgx.Rows, err error) (Comment, error) {
 	return c, mapErr(err, "comment")
 }
 
-// CreateComment replies to a post.
+// CreateComment replies to a post, answering no comment in particular.
 func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, postID int64, body string) (Comment, error) {
+	return db.CreateReply(ctx, tenantID, actor, postID, 0, body)
+}
+
+// CreateReply adds a comment to a post that answers comment replyTo of the
+// same post (0: the post itself), and notifies the people it concerns.
+func (db *DB) CreateReply(ctx context.Context, tenantID int64, actor Actor, postID, replyTo int64, body string) (Comment, error) {
 	if err := canWrite(actor); err != nil {
 		return Comment{}, err
 	}
@@ -45,41 +51,54 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 		return Comment{}, Invalid(fields)
 	}
 	doc := markdown.Parse(body)
-	var c Comment
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Comment, error) {
+		var c Comment
 		// Rendered before the post's row lock is taken, so that the lock
 		// is held no longer than it was without formatting.
 		bodyHTML, err := renderBody(ctx, tx, tenantID, doc)
 		if err != nil {
-			return err
+			return c, err
+		}
+		answered, err := lockAnswered(ctx, tx, actor, postID, replyTo)
+		if err != nil {
+			return c, err
 		}
 		// Counting the comment first takes the post's row lock, so the
 		// lock state read here cannot change before this commits; a
 		// locked post rolls the count back with the transaction.
 		var locked bool
+		var act activity
 		err = tx.QueryRow(ctx, `
 			UPDATE posts SET comment_count = comment_count + 1, last_activity_at = now()
 			WHERE id = $1 AND (NOT hidden OR $2)
-			RETURNING locked`, postID, actor.Moderates()).Scan(&locked)
+			RETURNING locked, id, board_id, comment_count, last_activity_at`, postID, actor.Moderates()).
+			Scan(&locked, &act.ID, &act.BoardID, &act.CommentCount, &act.LastActivityAt)
 		if err != nil {
-			return mapErr(err, "post")
+			return c, mapErr(err, "post")
+		}
+		if replyTo != 0 && answered == nil {
+			return c, errReplyTo
 		}
 		if locked && !actor.Moderates() {
-			return errLocked
+			return c, errLocked
 		}
 		c, err = collectComment(tx.Query(ctx, `
 			WITH c AS (
-				INSERT INTO comments (tenant_id, post_id, author_id, body, body_html)
-				VALUES ($1, $2, $3, $4, $5) RETURNING *
+				INSERT INTO comments (tenant_id, post_id, author_id, body, body_html, reply_to)
+				VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
 			)
-			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body, bodyHTML))
+			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body, bodyHTML, nullID(replyTo)))
 		if err != nil {
-			return err
+			return c, err
 		}
-		_, err = publish(ctx, tx, tenantID, PostRoom(postID), "comment.created", c)
-		return err
+		if _, err = publish(ctx, tx, tenantID, PostRoom(postID), "comment.created", c); err != nil {
+			return c, err
+		}
+		if err := afterCommentCreated(ctx, tx, tenantID, act, c); err != nil {
+			return c, err
+		}
+		return c, notifyComment(ctx, tx, tenantID, actor, c, answered, doc)
 	})
-	return c, err
 }
 
 // ListComments lists a post's comments, oldest first.
@@ -91,7 +110,7 @@ func (db *DB) ListComments(ctx context.Context, tenantID int64, actor Actor, pos
 		}
 	}
 	var items []Comment
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		if _, err := getPost(ctx, tx, actor, postID, false); err != nil {
 			return err
 		}
@@ -102,8 +121,10 @@ func (db *DB) ListComments(ctx context.Context, tenantID int64, actor Actor, pos
 		if err != nil {
 			return mapErr(err, "comments")
 		}
-		items, err = pgx.CollectRows(rows, scanComment)
-		return mapErr(err, "comments")
+		if items, err = pgx.CollectRows(rows, scanComment); err != nil {
+			return mapErr(err, "comments")
+		}
+		return addCommentReactions(ctx, tx, actor, ptrs(items))
 	})
 	if err != nil {
 		return Page[Comment]{}, err
@@ -113,7 +134,7 @@ func (db *DB) ListComments(ctx context.Context, tenantID int64, actor Actor, pos
 
 // getComment reads a comment with its post's lock state; hidden comments
 // and comments of hidden posts exist only for moderators.
-func getComment(ctx context.Context, tx pgx.Tx, actor Actor, commentID int64, forUpdate bool) (Comment, bool, error) {
+func getComment(ctx context.Context, tx *Tx, actor Actor, commentID int64, forUpdate bool) (Comment, bool, error) {
 	q := `SELECT ` + commentColumns + `, p.locked FROM comments c` + commentFrom + `
 		JOIN posts p ON p.tenant_id = c.tenant_id AND p.id = c.post_id
 		WHERE c.id = $1 AND ((NOT c.hidden AND NOT p.hidden) OR $2)`
@@ -137,47 +158,46 @@ func (db *DB) UpdateComment(ctx context.Context, tenantID int64, actor Actor, co
 	if len(fields) > 0 {
 		return Comment{}, Invalid(fields)
 	}
-	var c Comment
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Comment, error) {
+		var c Comment
 		old, locked, err := getComment(ctx, tx, actor, commentID, true)
 		if err != nil {
-			return err
+			return c, err
 		}
 		if err := canEdit(actor, old.Author.ID, locked); err != nil {
-			return err
+			return c, err
 		}
 		if body == old.Body {
 			c = old
-			return nil
+			return c, nil
 		}
 		next := old
 		next.Body = body
 		if next.BodyHTML, err = renderBody(ctx, tx, tenantID, markdown.Parse(body)); err != nil {
-			return err
+			return c, err
 		}
 		if c, err = saveComment(ctx, tx, tenantID, old, next); err != nil {
-			return err
+			return c, err
 		}
-		return keepCommentRevision(ctx, tx, tenantID, actor, old, c)
+		return c, keepCommentRevision(ctx, tx, tenantID, actor, old, c)
 	})
-	return c, err
 }
 
 // saveComment writes a comment's changed own fields, bumps its version and
 // sends the diff. Nothing changed: nothing is written or sent. A change of
 // the body is an edit (edited_at); next carries its rendering.
-func saveComment(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Comment) (Comment, error) {
-	changes := map[string]any{}
-	edited := old.Body != next.Body
-	if edited {
-		changes["body"] = next.Body
-		changes["body_html"] = next.BodyHTML
-	}
-	if old.Hidden != next.Hidden {
-		changes["hidden"] = next.Hidden
-	}
+func saveComment(ctx context.Context, tx *Tx, tenantID int64, old, next Comment) (Comment, error) {
+	changes := fieldChanges{}
+	edited := changes.note("body", old.Body != next.Body, next.Body)
+	changes.note("body_html", edited, next.BodyHTML)
+	changes.note("hidden", old.Hidden != next.Hidden, next.Hidden)
 	if len(changes) == 0 {
 		return old, nil
+	}
+	if old.Hidden != next.Hidden {
+		if err := countVisible(ctx, tx, tenantID, old.PostID, visibleDelta(next.Hidden)); err != nil {
+			return Comment{}, err
+		}
 	}
 	c, err := collectComment(tx.Query(ctx, `
 		WITH c AS (
@@ -191,9 +211,7 @@ func saveComment(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Comme
 	if err != nil {
 		return Comment{}, err
 	}
-	if edited {
-		changes["edited_at"] = c.EditedAt
-	}
+	changes.note("edited_at", edited, c.EditedAt)
 	_, err = publish(ctx, tx, tenantID, PostRoom(c.PostID), "comment.updated", Diff{ID: c.ID, Version: c.Version, Changes: changes})
 	return c, err
 }
@@ -203,7 +221,7 @@ func (db *DB) DeleteComment(ctx context.Context, tenantID int64, actor Actor, co
 	if err := canWrite(actor); err != nil {
 		return err
 	}
-	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		old, locked, err := getComment(ctx, tx, actor, commentID, true)
 		if err != nil {
 			return err
@@ -214,8 +232,10 @@ func (db *DB) DeleteComment(ctx context.Context, tenantID int64, actor Actor, co
 		if _, err := tx.Exec(ctx, `DELETE FROM comments WHERE id = $1`, commentID); err != nil {
 			return mapErr(err, "comment")
 		}
-		if _, err := tx.Exec(ctx, `UPDATE posts SET comment_count = comment_count - 1 WHERE id = $1`, old.PostID); err != nil {
-			return mapErr(err, "post")
+		if !old.Hidden {
+			if err := countVisible(ctx, tx, tenantID, old.PostID, -1); err != nil {
+				return err
+			}
 		}
 		_, err = publish(ctx, tx, tenantID, PostRoom(old.PostID), "comment.deleted", Deleted{ID: old.ID})
 		return err
@@ -229,7 +249,10 @@ func (db *DB) RoomExists(ctx context.Context, tenantID int64, actor Actor, room 
 	if err != nil {
 		return err
 	}
-	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	if kind == "user" {
+		return userRoomFor(actor, id)
+	}
+	return db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		switch kind {
 		case RoomTenant:
 			return nil

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // ControlChannel carries commands to every instance's realtime side, on the
@@ -31,7 +29,7 @@ type Control struct {
 
 // notifyControl queues a control notification; Postgres sends it only if
 // the transaction commits.
-func notifyControl(ctx context.Context, tx pgx.Tx, kind string, tenantID, id int64) error {
+func notifyControl(ctx context.Context, tx *Tx, kind string, tenantID, id int64) error {
 	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ControlChannel, Control{Kind: kind, TenantID: tenantID, ID: id}.line())
 	return mapErr(err, "control notification")
 }
@@ -63,7 +61,7 @@ type Standing struct {
 // sessions with this. Tokens that no longer exist are absent.
 func (db *DB) Standings(ctx context.Context, tenantID int64, tokenIDs []int64) (map[int64]Standing, error) {
 	out := make(map[int64]Standing, len(tokenIDs))
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT t.id, t.revoked_at IS NULL AND t.expires_at > now(), `+userColumns+`
 			FROM tokens t JOIN users u ON u.tenant_id = t.tenant_id AND u.id = t.user_id

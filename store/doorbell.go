@@ -26,17 +26,6 @@ const (
 	DoorbellInTx
 )
 
-// tenantTx is the transaction WithTenant hands out: with the batched
-// doorbell it collects what to announce once the commit succeeded.
-type tenantTx struct {
-	pgx.Tx
-	batched bool
-	rung    []Notification
-	// trace is the W3C traceparent of the transaction's span, stored with
-	// each event it publishes ("" when the write is not traced).
-	trace string
-}
-
 // bell batches announcements: while one NOTIFY is on its way, the next
 // ones pile up and leave together, coalesced to the newest seq per room
 // (listeners read every event after the last one they delivered).
@@ -168,7 +157,7 @@ func ParseNotifications(payload string) ([]Notification, error) {
 // listeners' sweep.
 func (db *DB) RoomSeqs(ctx context.Context, tenantID int64, rooms []string) (map[string]int64, error) {
 	out := make(map[string]int64, len(rooms))
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		rows, err := tx.Query(ctx, `SELECT name, seq FROM rooms WHERE name = ANY($1)`, rooms)
 		if err != nil {
 			return err

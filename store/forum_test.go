@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // TestListPostsOrder pages through a board with a pinned post and bumped
@@ -29,7 +27,7 @@ func TestListPostsOrder(t *testing.T) {
 	if _, err := db.CreateComment(ctx, c.tenant.ID, author, posts[1].ID, "bump"); err != nil {
 		t.Fatal(err)
 	}
-	err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		old, err := getPost(ctx, tx, ActorOf(c.admin), posts[3].ID, true)
 		if err != nil {
 			return err
@@ -82,7 +80,7 @@ func TestHiddenContent(t *testing.T) {
 	db, _ := openDB(t, Config{})
 	ctx := testCtx(t)
 	c := newCommunity(t, db, "hidden")
-	err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		old, _, err := getComment(ctx, tx, ActorOf(c.admin), c.comment.ID, true)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -13,7 +14,8 @@ import (
 // tenantTables are the tenant-owned tables; the test fails if the schema
 // gains one this list does not know, so new tables get the same proof.
 var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events",
-	"post_revisions", "comment_revisions", "search_docs"}
+	"post_revisions", "comment_revisions", "idempotency_keys", "post_reactions", "comment_reactions", "read_state",
+	"notifications", "notification_counts", "search_docs"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -41,12 +43,18 @@ func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 }
 
 // seedRestOfTenant gives a community rows in the tables the forum methods do
-// not write (reports and the audit log belong to moderation), and in the
-// revisions tables without editing (which would bump the versions that
-// the tests check are unchanged).
+// not write (reports and the audit log belong to moderation, idempotency
+// keys to keyed requests), in the revisions tables without editing (which
+// would bump the versions that the tests check are unchanged), and
+// reactions. (read_state has the admin's row: writing the community's
+// comment made it.)
 func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 	t.Helper()
-	err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	key := IdempotencyKey{Hash: []byte("key of " + c.tenant.Slug), Request: []byte("request"), Claim: []byte("claim")}
+	if _, err := db.ClaimIdempotencyKey(ctx, c.tenant.ID, key, time.Hour, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO reports (tenant_id, reporter_id, target_type, target_id, reason)
 			VALUES ($1, $2, 'post', $3, 'spam')`, c.tenant.ID, c.member.ID, c.post.ID); err != nil {
 			return err
@@ -59,9 +67,31 @@ func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 			VALUES ($1, $2, 1, 'old title', 'old body', $3, now())`, c.tenant.ID, c.post.ID, c.member.ID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
-			VALUES ($1, $2, 1, 'old body', $3, now())`, c.tenant.ID, c.comment.ID, c.admin.ID)
+		if _, err := tx.Exec(ctx, `INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
+			VALUES ($1, $2, 1, 'old body', $3, now())`, c.tenant.ID, c.comment.ID, c.admin.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO post_reactions (tenant_id, post_id, user_id, kind)
+			VALUES ($1, $2, $3, 'like')`, c.tenant.ID, c.post.ID, c.admin.ID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO comment_reactions (tenant_id, comment_id, user_id, kind)
+			VALUES ($1, $2, $3, 'like')`, c.tenant.ID, c.comment.ID, c.member.ID)
 		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The admin's comment on the member's post notified the member.
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM notifications WHERE user_id = $1`, c.member.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("the member has %d notifications, want 1 (the admin's comment)", n)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +117,7 @@ func countAll(t *testing.T, ctx context.Context, q interface {
 func tenantCounts(t *testing.T, ctx context.Context, db *DB, tenantID int64) map[string]int64 {
 	t.Helper()
 	var n map[string]int64
-	if err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	if err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		n = countAll(t, ctx, tx)
 		return nil
 	}); err != nil {
@@ -114,10 +144,10 @@ func TestIsolationSQL(t *testing.T) {
 	}
 	bBefore := tenantCounts(t, ctx, db, b.tenant.ID)
 
-	asB := func(fn func(tx pgx.Tx) error) error { return db.WithTenant(ctx, b.tenant.ID, fn) }
+	asB := func(fn func(tx *Tx) error) error { return db.WithTenant(ctx, b.tenant.ID, fn) }
 
 	t.Run("SelectUpdateDelete", func(t *testing.T) {
-		err := asB(func(tx pgx.Tx) error {
+		err := asB(func(tx *Tx) error {
 			for _, tb := range tenantTables {
 				var n int64
 				if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+tb+` WHERE tenant_id = $1`, a.tenant.ID).Scan(&n); err != nil {
@@ -195,6 +225,16 @@ func TestIsolationSQL(t *testing.T) {
 				VALUES ($1, $2, 99, 't', 'b', $3, now())`, []any{a.tenant.ID, a.post.ID, a.admin.ID}},
 			"comment_revisions": {`INSERT INTO comment_revisions (tenant_id, comment_id, version, body, edited_by, edited_at)
 				VALUES ($1, $2, 99, 'b', $3, now())`, []any{a.tenant.ID, a.comment.ID, a.admin.ID}},
+			"idempotency_keys": {`INSERT INTO idempotency_keys (tenant_id, key_hash, request_hash, claim, expires_at) VALUES ($1, '\x01', '\x02', '\x03', now() + interval '1 day')`, []any{a.tenant.ID}},
+			"post_reactions": {`INSERT INTO post_reactions (tenant_id, post_id, user_id, kind) VALUES ($1, $2, $3, 'wow')`,
+				[]any{a.tenant.ID, a.post.ID, a.member.ID}},
+			"comment_reactions": {`INSERT INTO comment_reactions (tenant_id, comment_id, user_id, kind) VALUES ($1, $2, $3, 'wow')`,
+				[]any{a.tenant.ID, a.comment.ID, a.admin.ID}},
+			"read_state": {`INSERT INTO read_state (tenant_id, user_id, post_id, last_read_comment_id) VALUES ($1, $2, $3, $4)`,
+				[]any{a.tenant.ID, a.member.ID, a.post.ID, a.comment.ID}},
+			"notifications": {`INSERT INTO notifications (tenant_id, user_id, kind, actor_id, post_id)
+				VALUES ($1, $2, 'reply', $3, $4)`, []any{a.tenant.ID, a.member.ID, a.admin.ID, a.post.ID}},
+			"notification_counts": {`INSERT INTO notification_counts (tenant_id, user_id, unread) VALUES ($1, $2, 1)`, []any{a.tenant.ID, a.admin.ID}},
 			"search_docs": {`INSERT INTO search_docs (tenant_id, post_id, comment_id, board_id, hidden, created_at, doc)
 				VALUES ($1, $2, $3, $4, false, now(), 'x')`, []any{a.tenant.ID, a.post.ID, a.comment.ID, a.board.ID}},
 		}
@@ -204,13 +244,13 @@ func TestIsolationSQL(t *testing.T) {
 				t.Errorf("no insert case for %s", tb)
 				continue
 			}
-			err := asB(func(tx pgx.Tx) error { _, err := tx.Exec(ctx, ins.sql, ins.args...); return err })
+			err := asB(func(tx *Tx) error { _, err := tx.Exec(ctx, ins.sql, ins.args...); return err })
 			if !isSQLState(err, "42501") {
 				t.Errorf("as B, inserting into %s with A's tenant_id: err = %v, want a row level security violation (42501)", tb, err)
 			}
 		}
 		// Nor can B move one of its own rows into A.
-		err := asB(func(tx pgx.Tx) error {
+		err := asB(func(tx *Tx) error {
 			_, err := tx.Exec(ctx, `UPDATE boards SET tenant_id = $1 WHERE id = $2`, a.tenant.ID, b.board.ID)
 			return err
 		})
@@ -224,7 +264,7 @@ func TestIsolationSQL(t *testing.T) {
 		// Raw SQL: the composite foreign key (tenant_id, post_id) finds no
 		// post (B, A's id), exactly as for an id that exists nowhere.
 		rawInsert := func(postID int64) error {
-			return asB(func(tx pgx.Tx) error {
+			return asB(func(tx *Tx) error {
 				_, err := tx.Exec(ctx, `INSERT INTO comments (tenant_id, post_id, author_id, body) VALUES ($1, $2, $3, 'x')`,
 					b.tenant.ID, postID, b.admin.ID)
 				return mapErr(err, "comment")
@@ -258,8 +298,23 @@ func TestIsolationSQL(t *testing.T) {
 		_, checks["UpdatePost"] = db.UpdatePost(ctx, b.tenant.ID, actor, a.post.ID, PostPatch{Title: &title})
 		checks["DeletePost"] = db.DeletePost(ctx, b.tenant.ID, actor, a.post.ID)
 		checks["RoomExists"] = db.RoomExists(ctx, b.tenant.ID, actor, PostRoom(a.post.ID))
+		checks["RoomExists(user)"] = db.RoomExists(ctx, b.tenant.ID, actor, UserRoom(a.member.ID))
+		_, checks["GetUserPage"] = db.GetUserPage(ctx, b.tenant.ID, actor, a.member.Username)
+		var aNote int64
+		if err := db.WithTenant(ctx, a.tenant.ID, func(tx *Tx) error {
+			return tx.QueryRow(ctx, `SELECT id FROM notifications WHERE user_id = $1`, a.member.ID).Scan(&aNote)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, checks["MarkRead"] = db.MarkNotificationsRead(ctx, b.tenant.ID, ActorOf(b.member), []int64{aNote}, false)
 		_, checks["PostRevisions"] = db.PostRevisions(ctx, b.tenant.ID, actor, a.post.ID, PageParams{Limit: 10})
 		_, checks["CommentRevisions"] = db.CommentRevisions(ctx, b.tenant.ID, actor, a.comment.ID, PageParams{Limit: 10})
+		_, checks["ReactToPost"] = db.ReactToPost(ctx, b.tenant.ID, actor, a.post.ID, "like", true)
+		_, checks["ReactToPost off"] = db.ReactToPost(ctx, b.tenant.ID, actor, a.post.ID, "like", false)
+		_, checks["ReactToComment"] = db.ReactToComment(ctx, b.tenant.ID, actor, a.comment.ID, "like", true)
+		_, checks["ReactToComment off"] = db.ReactToComment(ctx, b.tenant.ID, actor, a.comment.ID, "like", false)
+		checks["MarkRead"] = db.MarkRead(ctx, b.tenant.ID, actor, a.post.ID, nil)
+		checks["MarkRead at A's comment"] = db.MarkRead(ctx, b.tenant.ID, actor, a.post.ID, &a.comment.ID)
 		for name, err := range checks {
 			if !errors.Is(err, ErrNotFound) {
 				t.Errorf("%s with A's ids as B: %v, want not_found", name, err)
@@ -274,6 +329,22 @@ func TestIsolationSQL(t *testing.T) {
 		evs, err := db.EventsAfter(ctx, b.tenant.ID, PostRoom(a.post.ID), 0, 100)
 		if err != nil || len(evs) != 0 {
 			t.Errorf("EventsAfter of A's post room as B: %d events, %v; want none", len(evs), err)
+		}
+		// A reply in B answering A's comment is refused exactly like one
+		// answering a comment that exists nowhere.
+		_, errA := db.CreateReply(ctx, b.tenant.ID, actor, b.post.ID, a.comment.ID, "x")
+		_, errMissing := db.CreateReply(ctx, b.tenant.ID, actor, b.post.ID, a.comment.ID+b.comment.ID+1000, "x")
+		if !errors.Is(errA, &Error{Code: CodeInvalid}) || fmt.Sprint(errA) != fmt.Sprint(errMissing) {
+			t.Errorf("CreateReply to A's comment as B: %v; to a missing one: %v; want the same unprocessable", errA, errMissing)
+		}
+		evs, err = db.EventsAfter(ctx, b.tenant.ID, UserRoom(a.member.ID), 0, 100)
+		if err != nil || len(evs) != 0 {
+			t.Errorf("EventsAfter of A's member's user room as B: %d events, %v; want none", len(evs), err)
+		}
+		// B's member sees only B's own notification (the admin's welcome).
+		list, err := db.ListNotifications(ctx, b.tenant.ID, ActorOf(b.member), false, PageParams{Limit: 50})
+		if err != nil || len(list.Items) != 1 || list.Items[0].Post == nil || list.Items[0].Post.ID != b.post.ID {
+			t.Errorf("B's member's notifications: %+v, %v; want only the one about B's post", list.Items, err)
 		}
 	})
 

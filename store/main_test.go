@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -48,21 +47,11 @@ func openDB(t *testing.T, cfg Config) (*DB, string) {
 	return db, cfg.URL
 }
 
-// dbNameOf is the database name of a postgres:// URL.
-func dbNameOf(t *testing.T, rawURL string) string {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimPrefix(u.Path, "/")
-}
-
 // superConn connects to the database of rawURL as the cluster superuser,
 // for the tricks the app role must not be able to do.
 func superConn(t *testing.T, rawURL string) *pgx.Conn {
 	t.Helper()
-	conn, err := pgx.Connect(testCtx(t), pgtest.SuperuserURL(dbNameOf(t, rawURL)))
+	conn, err := pgx.Connect(testCtx(t), pgtest.SuperuserURL(pgtest.DBName(t, rawURL)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestMarkdownMigrationWithData(t *testing.T) {
 			before = v
 		}
 	}
-	mg, err := NewMigrator(pgtest.OwnerURL(dbNameOf(t, url)), url)
+	mg, err := NewMigrator(pgtest.OwnerURL(pgtest.DBName(t, url)), url)
 	if err != nil {
 		t.Fatal(err)
 	}

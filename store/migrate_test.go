@@ -56,7 +56,7 @@ func TestMigrationsUpDownUp(t *testing.T) {
 	ctx := testCtx(t)
 	url := pgtest.NewDatabase(t)
 	latest, previous := latestMigrations(t)
-	owner := pgtest.OwnerURL(dbNameOf(t, url))
+	owner := pgtest.OwnerURL(pgtest.DBName(t, url))
 	mg, err := NewMigrator(owner, url)
 	if err != nil {
 		t.Fatal(err)

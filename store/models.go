@@ -90,11 +90,17 @@ type Post struct {
 	LastActivityAt time.Time `json:"last_activity_at"`
 	// EditedAt is the last change of title or body; nil until one.
 	EditedAt *time.Time `json:"edited_at"`
+	// Reactions counts each kind that has any (empty, never nil).
+	Reactions map[string]int `json:"reactions"`
+	// The signed-in reader's own state; nil (absent) for anonymous
+	// readers and in events, which everyone shares.
+	*PostReading
 }
 
 type Comment struct {
 	ID        int64     `json:"id,string"`
 	PostID    int64     `json:"post_id,string"`
+	ReplyTo   *int64    `json:"reply_to,string"` // the comment of the same post it answers; nil: none (or deleted since)
 	Author    UserRef   `json:"author"`
 	Body      string    `json:"body"`
 	BodyHTML  string    `json:"body_html"`
@@ -104,6 +110,11 @@ type Comment struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// EditedAt is the last change of the body; nil until one.
 	EditedAt *time.Time `json:"edited_at"`
+	// Reactions counts each kind that has any (empty, never nil).
+	Reactions map[string]int `json:"reactions"`
+	// MyReactions are the signed-in reader's kinds; nil (absent) for
+	// anonymous readers and in events.
+	MyReactions []string `json:"my_reactions,omitzero"`
 }
 
 // Revision is one text a post or comment has had, oldest first: the
@@ -123,6 +134,19 @@ type Diff struct {
 	ID      int64          `json:"id,string"`
 	Version int            `json:"version"`
 	Changes map[string]any `json:"changes"`
+}
+
+// fieldChanges collects the fields of an object that a write changed, for
+// the Changes of its *.updated event.
+type fieldChanges map[string]any
+
+// note records field with its new value when it changed, and says whether
+// it did.
+func (c fieldChanges) note(field string, changed bool, value any) bool {
+	if changed {
+		c[field] = value
+	}
+	return changed
 }
 
 // Deleted is the payload of a *.deleted event.

@@ -57,25 +57,27 @@ func (db *DB) ModeratePost(ctx context.Context, tenantID int64, actor Actor, pos
 	if err := checkReason(reason); err != nil {
 		return Post{}, err
 	}
-	var p Post
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Post, error) {
+		var p Post
 		old, err := getPost(ctx, tx, actor, postID, true)
 		if err != nil {
-			return err
+			return p, err
 		}
 		next := old
 		field, flag, _ := postFlag(action, &next)
 		before := *flag
 		*flag = action == ActionLock || action == ActionPin || action == ActionHide
 		if p, err = savePost(ctx, tx, tenantID, old, next); err != nil || p.Version == old.Version {
-			return err
+			return p, err
 		}
-		return writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: "post." + action, TargetType: "post", TargetID: p.ID, Reason: reason,
 			Before: map[string]bool{field: before}, After: map[string]bool{field: *flag},
-		})
+		}); err != nil {
+			return p, err
+		}
+		return p, notifyModerated(ctx, tx, tenantID, actor, action, p.Author.ID, p.ID, 0)
 	})
-	return p, err
 }
 
 // postFlag names the field of p an action sets (to true for lock, pin and
@@ -103,23 +105,25 @@ func (db *DB) ModerateComment(ctx context.Context, tenantID int64, actor Actor, 
 	if err := checkReason(reason); err != nil {
 		return Comment{}, err
 	}
-	var c Comment
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Comment, error) {
+		var c Comment
 		old, _, err := getComment(ctx, tx, actor, commentID, true)
 		if err != nil {
-			return err
+			return c, err
 		}
 		next := old
 		next.Hidden = action == ActionHide
 		if c, err = saveComment(ctx, tx, tenantID, old, next); err != nil || c.Version == old.Version {
-			return err
+			return c, err
 		}
-		return writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: "comment." + action, TargetType: "comment", TargetID: c.ID, Reason: reason,
 			Before: map[string]bool{"hidden": old.Hidden}, After: map[string]bool{"hidden": c.Hidden},
-		})
+		}); err != nil {
+			return c, err
+		}
+		return c, notifyModerated(ctx, tx, tenantID, actor, action, c.Author.ID, c.PostID, c.ID)
 	})
-	return c, err
 }
 
 // Ban is what a moderator supplies to ban a user.
@@ -144,7 +148,7 @@ func banStateOf(u User) banState {
 // lock (NO KEY UPDATE: it does not hold up the user's own writes, whose
 // foreign keys only need KEY SHARE), with the database's clock, after the checks every such action
 // shares: nobody acts on themselves, and only admins act on staff.
-func lockUserForMod(ctx context.Context, tx pgx.Tx, actor Actor, userID int64) (User, time.Time, error) {
+func lockUserForMod(ctx context.Context, tx *Tx, actor Actor, userID int64) (User, time.Time, error) {
 	var now time.Time
 	rows, err := tx.Query(ctx, `SELECT now(), `+userColumns+` FROM users u WHERE u.id = $1 FOR NO KEY UPDATE`, userID)
 	if err != nil {
@@ -180,37 +184,39 @@ func (db *DB) BanUser(ctx context.Context, tenantID int64, actor Actor, userID i
 	if userID == actor.UserID {
 		return User{}, errSelf
 	}
-	var u User
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (User, error) {
+		var u User
 		old, now, err := lockUserForMod(ctx, tx, actor, userID)
 		if err != nil {
-			return err
+			return u, err
 		}
 		if ban.Until != nil && !ban.Until.After(now) {
-			return Invalid(map[string]string{"until": "must be in the future"})
+			return u, Invalid(map[string]string{"until": "must be in the future"})
 		}
 		if old.Banned && old.BanReason != nil && *old.BanReason == ban.Reason && equalTimes(old.BannedUntil, ban.Until) {
 			u = old
-			return nil
+			return u, nil
 		}
 		rows, err := tx.Query(ctx, `
 			UPDATE users u SET banned_at = now(), banned_until = $2, ban_reason = $3
 			WHERE u.id = $1 RETURNING `+userColumns, userID, ban.Until, ban.Reason)
 		if err != nil {
-			return mapErr(err, "user")
+			return u, mapErr(err, "user")
 		}
 		if u, err = pgx.CollectExactlyOneRow(rows, scanUser); err != nil {
-			return mapErr(err, "user")
+			return u, mapErr(err, "user")
 		}
 		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: AuditUserBan, TargetType: "user", TargetID: userID, Reason: ban.Reason,
 			Before: banStateOf(old), After: banStateOf(u),
 		}); err != nil {
-			return err
+			return u, err
 		}
-		return notifyControl(ctx, tx, ControlBan, tenantID, userID)
+		if err := notifyUser(ctx, tx, tenantID, actor, KindBan, userID, "ban", ban.Reason); err != nil {
+			return u, err
+		}
+		return u, notifyControl(ctx, tx, ControlBan, tenantID, userID)
 	})
-	return u, err
 }
 
 func equalTimes(a, b *time.Time) bool {
@@ -232,34 +238,36 @@ func (db *DB) UnbanUser(ctx context.Context, tenantID int64, actor Actor, userID
 	if userID == actor.UserID {
 		return User{}, errSelf
 	}
-	var u User
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (User, error) {
+		var u User
 		old, _, err := lockUserForMod(ctx, tx, actor, userID)
 		if err != nil {
-			return err
+			return u, err
 		}
 		if !old.Banned {
 			u = old
-			return nil
+			return u, nil
 		}
 		rows, err := tx.Query(ctx, `
 			UPDATE users u SET banned_at = NULL, banned_until = NULL, ban_reason = NULL
 			WHERE u.id = $1 RETURNING `+userColumns, userID)
 		if err != nil {
-			return mapErr(err, "user")
+			return u, mapErr(err, "user")
 		}
 		if u, err = pgx.CollectExactlyOneRow(rows, scanUser); err != nil {
-			return mapErr(err, "user")
+			return u, mapErr(err, "user")
 		}
 		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: AuditUserUnban, TargetType: "user", TargetID: userID, Reason: reason,
 			Before: banStateOf(old), After: banStateOf(u),
 		}); err != nil {
-			return err
+			return u, err
 		}
-		return notifyControl(ctx, tx, ControlRefresh, tenantID, userID)
+		if err := notifyUser(ctx, tx, tenantID, actor, KindBan, userID, "unban", ""); err != nil {
+			return u, err
+		}
+		return u, notifyControl(ctx, tx, ControlRefresh, tenantID, userID)
 	})
-	return u, err
 }
 
 // SetRole changes a user's role (admins only). The tenant always keeps at
@@ -282,24 +290,24 @@ func (db *DB) SetRole(ctx context.Context, tenantID int64, actor Actor, userID i
 	if len(fields) > 0 {
 		return User{}, Invalid(fields)
 	}
-	var u User
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (User, error) {
+		var u User
 		if role != RoleAdmin {
 			// Two admins demoting each other at once must not both win:
 			// every demotion takes the admin rows' locks first, in id order.
 			// NO KEY UPDATE (like the UPDATE itself) leaves foreign-key
 			// checks alone, so the locked users can go on writing meanwhile.
 			if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE role = 'admin' ORDER BY id FOR NO KEY UPDATE`); err != nil {
-				return mapErr(err, "user")
+				return u, mapErr(err, "user")
 			}
 		}
 		old, _, err := lockUserForMod(ctx, tx, actor, userID)
 		if err != nil {
-			return err
+			return u, err
 		}
 		if old.Role == role {
 			u = old
-			return nil
+			return u, nil
 		}
 		if old.Role == RoleAdmin {
 			var others bool
@@ -307,26 +315,28 @@ func (db *DB) SetRole(ctx context.Context, tenantID int64, actor Actor, userID i
 				SELECT EXISTS (SELECT 1 FROM users
 				               WHERE role = 'admin' AND id <> $1
 				                 AND (banned_at IS NULL OR banned_until <= now()))`, userID).Scan(&others); err != nil {
-				return mapErr(err, "user")
+				return u, mapErr(err, "user")
 			}
 			if !others {
-				return Errorf(CodeConflict, "the tenant must keep at least one admin who is not banned")
+				return u, Errorf(CodeConflict, "the tenant must keep at least one admin who is not banned")
 			}
 		}
 		rows, err := tx.Query(ctx, `UPDATE users u SET role = $2 WHERE u.id = $1 RETURNING `+userColumns, userID, role)
 		if err != nil {
-			return mapErr(err, "user")
+			return u, mapErr(err, "user")
 		}
 		if u, err = pgx.CollectExactlyOneRow(rows, scanUser); err != nil {
-			return mapErr(err, "user")
+			return u, mapErr(err, "user")
 		}
 		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: AuditUserRole, TargetType: "user", TargetID: userID, Reason: reason,
 			Before: map[string]Role{"role": old.Role}, After: map[string]Role{"role": u.Role},
 		}); err != nil {
-			return err
+			return u, err
 		}
-		return notifyControl(ctx, tx, ControlRefresh, tenantID, userID)
+		if err := notifyUser(ctx, tx, tenantID, actor, KindRole, userID, string(u.Role), ""); err != nil {
+			return u, err
+		}
+		return u, notifyControl(ctx, tx, ControlRefresh, tenantID, userID)
 	})
-	return u, err
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -28,7 +27,7 @@ func wantCode(t *testing.T, err error, code Code) {
 func auditCount(t *testing.T, db *DB, tenantID int64) int {
 	t.Helper()
 	var n int
-	err := db.WithTenant(testCtx(t), tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(testCtx(t), tenantID, func(tx *Tx) error {
 		return tx.QueryRow(testCtx(t), `SELECT count(*) FROM audit_log`).Scan(&n)
 	})
 	if err != nil {
@@ -148,7 +147,8 @@ func TestModerationEventsAndAudit(t *testing.T) {
 		}
 	}
 
-	// A comment: one comment.updated in the post room, nothing on the board.
+	// A comment: one comment.updated in the post room, and one
+	// post.activity on the board (a hidden comment is not counted).
 	boardSeq := seqs[rooms[0]]
 	cm, err := db.ModerateComment(ctx, c.tenant.ID, ActorOf(c.admin), c.comment.ID, ActionHide, "")
 	if err != nil {
@@ -164,8 +164,8 @@ func TestModerationEventsAndAudit(t *testing.T) {
 	if len(evs) != 1 || evs[0].Type != "comment.updated" {
 		t.Fatalf("comment hide sent %+v", evs)
 	}
-	if evs, _ := db.EventsAfter(ctx, c.tenant.ID, rooms[0], boardSeq, 100); len(evs) != 0 {
-		t.Fatalf("comment hide sent %d events to the board room", len(evs))
+	if evs, _ := db.EventsAfter(ctx, c.tenant.ID, rooms[0], boardSeq, 100); len(evs) != 1 || evs[0].Type != "post.activity" {
+		t.Fatalf("comment hide sent %+v to the board room, want one post.activity", evs)
 	}
 	if _, err := db.ModerateComment(ctx, c.tenant.ID, ActorOf(c.admin), c.comment.ID, ActionHide, ""); err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestAuditAppendOnly(t *testing.T) {
 		`DELETE FROM audit_log`,
 		`TRUNCATE audit_log`,
 	} {
-		err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+		err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 			_, err := tx.Exec(ctx, stmt)
 			return err
 		})
@@ -352,7 +352,7 @@ func TestLastAdmin(t *testing.T) {
 			t.Fatalf("round %d: %d of 2 mutual demotions succeeded (%v)", round, ok, errs)
 		}
 		var admins int
-		if err := db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+		if err := db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 			return tx.QueryRow(ctx, `SELECT count(*) FROM users WHERE role = 'admin'`).Scan(&admins)
 		}); err != nil {
 			t.Fatal(err)

@@ -32,7 +32,7 @@ func TestAcquireTimeout(t *testing.T) {
 	held := make(chan error, 2)
 	for range 2 {
 		go func() {
-			held <- db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+			held <- db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 				holding <- struct{}{}
 				<-release
 				return nil
@@ -89,7 +89,7 @@ func TestUnreachableDatabase(t *testing.T) {
 	db, rawURL := openDB(t, Config{AcquireTimeout: time.Second})
 	ctx := testCtx(t)
 	c := newCommunity(t, db, "gone")
-	name := dbNameOf(t, rawURL)
+	name := pgtest.DBName(t, rawURL)
 	// From another database: one cannot lock out the database one is in.
 	super, err := pgx.Connect(ctx, pgtest.SuperuserURL("postgres"))
 	if err != nil {
@@ -157,7 +157,7 @@ func TestConnectionLost(t *testing.T) {
 	if !errors.As(badPassword, &pe) || pe.Code != "28P01" {
 		t.Fatalf("connect with a wrong password: %v, want SQLSTATE 28P01", badPassword)
 	}
-	_, noDatabase := pgx.Connect(ctx, strings.Replace(rawURL, dbNameOf(t, rawURL), "no_such_database", 1))
+	_, noDatabase := pgx.Connect(ctx, strings.Replace(rawURL, pgtest.DBName(t, rawURL), "no_such_database", 1))
 	if !errors.As(noDatabase, &pe) || pe.Code != "3D000" {
 		t.Fatalf("connect to a missing database: %v, want SQLSTATE 3D000", noDatabase)
 	}

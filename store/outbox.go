@@ -30,16 +30,15 @@ func PostRoom(id int64) string  { return "post:" + strconv.FormatInt(id, 10) }
 // nothing.
 //
 // Every event of the system goes through here.
-func publish(ctx context.Context, tx pgx.Tx, tenantID int64, room, typ string, data any) (int64, error) {
+func publish(ctx context.Context, tx *Tx, tenantID int64, room, typ string, data any) (int64, error) {
 	payload, err := json.Marshal(data)
 	if err != nil {
 		return 0, fmt.Errorf("encode %s event: %w", typ, err)
 	}
-	tt, _ := tx.(*tenantTx)
-	batched := tt != nil && tt.batched
+	batched := tx.batched
 	var traceParent *string
-	if tt != nil && tt.trace != "" {
-		traceParent = &tt.trace
+	if tx.trace != "" {
+		traceParent = &tx.trace
 	}
 	const outbox = `
 		WITH r AS (
@@ -63,7 +62,7 @@ func publish(ctx context.Context, tx pgx.Tx, tenantID int64, room, typ string, d
 		return 0, mapErr(err, typ+" event")
 	}
 	if batched {
-		tt.rung = append(tt.rung, Notification{TenantID: tenantID, Room: room, Seq: seq})
+		tx.rung = append(tx.rung, Notification{TenantID: tenantID, Room: room, Seq: seq})
 	}
 	return seq, nil
 }
@@ -98,7 +97,7 @@ type RoomState struct {
 // RoomState reads a room's latest and oldest retained seq.
 func (db *DB) RoomState(ctx context.Context, tenantID int64, room string) (RoomState, error) {
 	var st RoomState
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		return tx.QueryRow(ctx, `
 			SELECT coalesce((SELECT seq FROM rooms WHERE name = $1), 0),
 			       coalesce((SELECT min(seq) FROM events WHERE room = $1), 0)`, room).
@@ -111,11 +110,11 @@ func (db *DB) RoomState(ctx context.Context, tenantID int64, room string) (RoomS
 // order.
 func (db *DB) EventsAfter(ctx context.Context, tenantID int64, room string, after int64, limit int) ([]Event, error) {
 	var evs []Event
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		// Hidden is the object's state now, not when the event was written:
 		// hiding a comment must also hide it from replays of its creation.
 		rows, err := tx.Query(ctx, `
-			SELECT e.tenant_id, e.room, e.seq, e.type, e.payload, e.created_at, coalesce(e.trace_parent, ''),
+			SELECT e.tenant_id, e.room, e.seq, e.type, `+notificationReplay+`, e.created_at, coalesce(e.trace_parent, ''),
 			       CASE
 			         WHEN e.type LIKE 'comment.%' THEN coalesce((
 			           SELECT c.hidden OR p.hidden FROM comments c
@@ -153,7 +152,7 @@ type Retention struct {
 // it removed. Room seqs live in rooms, so pruning never reuses a seq.
 func (db *DB) PruneEvents(ctx context.Context, tenantID int64, r Retention) (int64, error) {
 	var n int64
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM events WHERE created_at < now() - $1::interval`, r.MaxAge)
 		if err != nil {
 			return err
@@ -168,17 +167,18 @@ func (db *DB) PruneEvents(ctx context.Context, tenantID int64, r Retention) (int
 	return n, mapErr(err, "prune events")
 }
 
-// ParseRoom splits "board:17" into ("board", 17); "tenant" has id 0.
+// ParseRoom splits "board:17" into ("board", 17); "tenant" has id 0. The
+// kinds are tenant, board, post and user.
 func ParseRoom(room string) (kind string, id int64, err error) {
 	if room == RoomTenant {
 		return RoomTenant, 0, nil
 	}
 	kind, num, ok := strings.Cut(room, ":")
-	if ok && (kind == "board" || kind == "post") {
+	if ok && (kind == "board" || kind == "post" || kind == "user") {
 		id, err := strconv.ParseInt(num, 10, 64)
 		if err == nil && id > 0 && strconv.FormatInt(id, 10) == num {
 			return kind, id, nil
 		}
 	}
-	return "", 0, Errorf(CodeBadRequest, "unknown room %q: want tenant, board:{id} or post:{id}", room)
+	return "", 0, Errorf(CodeBadRequest, "unknown room %q: want tenant, board:{id}, post:{id} or user:{id}", room)
 }

@@ -8,13 +8,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // TestOutboxConcurrentComments: 50 writers commenting on one post at once
 // produce 50 events in the post's room with consecutive seqs in commit
-// order, and exactly one doorbell each, delivered in the same order.
+// order, and exactly one doorbell each, delivered in the same order; the
+// board room gets one post.activity per comment, in the same order, and
+// each author's room one read.updated per comment of theirs.
 func TestOutboxConcurrentComments(t *testing.T) {
 	const writers = 50
 	// Enough connections that the writers really contend in Postgres.
@@ -56,14 +56,26 @@ func TestOutboxConcurrentComments(t *testing.T) {
 		t.Fatalf("concurrent CreateComment: %v", err)
 	}
 
-	// The doorbells: exactly one per write, in commit order.
+	// The doorbells: exactly one per write and room, in commit order. The
+	// post's author (the member) gets one for each of their own comments
+	// (read.updated) and one for each of the admin's (a reply
+	// notification); the admin one for each of theirs (read.updated).
 	var got []int64
+	rung := map[string]int{}
 	for _, n := range drainUntilSentinel(t, db, listener) {
-		if n.TenantID != c.tenant.ID || n.Room != room {
-			t.Errorf("unexpected notification %+v (only comments were written, all in %s)", n, room)
+		if n.TenantID != c.tenant.ID {
+			t.Errorf("unexpected notification %+v", n)
 			continue
 		}
-		got = append(got, n.Seq)
+		rung[n.Room]++
+		if n.Room == room {
+			got = append(got, n.Seq)
+		}
+	}
+	boardRoom, adminRoom, memberRoom := BoardRoom(c.board.ID), UserRoom(c.admin.ID), UserRoom(c.member.ID)
+	if len(rung) != 4 || rung[boardRoom] != writers || rung[adminRoom] != writers/2 || rung[memberRoom] != writers {
+		t.Errorf("doorbells per room %v, want %d in %s, %s and %s, %d in %s",
+			rung, writers, room, boardRoom, memberRoom, writers/2, adminRoom)
 	}
 	if len(got) != writers {
 		t.Fatalf("%d notifications for %d writes: %v", len(got), writers, got)
@@ -118,13 +130,21 @@ func TestOutboxConcurrentComments(t *testing.T) {
 	}
 
 	// comment_count is a derived counter: it changed, but the post's
-	// version did not and no post event went to the board room.
+	// version did not. Its post.activity events count up one by one in
+	// seq order: they were written under the post's row lock.
 	p, err := db.GetPost(ctx, c.tenant.ID, ActorOf(c.member), c.post.ID)
 	if err != nil || p.CommentCount != c.post.CommentCount+writers || p.Version != 1 {
 		t.Errorf("post after the comments: count %d version %d (%v); want %d, 1", p.CommentCount, p.Version, err, c.post.CommentCount+writers)
 	}
-	if st, err := db.RoomState(ctx, c.tenant.ID, BoardRoom(c.board.ID)); err != nil || st.Seq != boardBefore.Seq {
-		t.Errorf("board room seq %d -> %d (%v): comments must not send post events", boardBefore.Seq, st.Seq, err)
+	bevs, err := db.EventsAfter(ctx, c.tenant.ID, boardRoom, boardBefore.Seq, 1000)
+	if err != nil || len(bevs) != writers {
+		t.Fatalf("%d board room events (%v), want %d", len(bevs), err, writers)
+	}
+	for i, e := range bevs {
+		var a activity
+		if err := json.Unmarshal(e.Payload, &a); err != nil || e.Type != "post.activity" || a.CommentCount != c.post.CommentCount+1+i {
+			t.Errorf("board room event %d: %s %s, want post.activity with comment_count %d", i, e.Type, e.Payload, c.post.CommentCount+1+i)
+		}
 	}
 }
 
@@ -145,7 +165,7 @@ func TestOutboxRollback(t *testing.T) {
 	listener := listenConn(t, dbURL, NotifyChannel, sentinelChannel)
 
 	// A write path that publishes and then fails.
-	err = db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		seq, err := publish(ctx, tx, c.tenant.ID, room, "comment.deleted", Deleted{ID: 1})
 		if err != nil {
 			return err
@@ -159,7 +179,7 @@ func TestOutboxRollback(t *testing.T) {
 		t.Fatalf("WithTenant = %v, want the fn's error", err)
 	}
 	// A room that only the rolled-back transaction created vanishes too.
-	err = db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		if _, err := publish(ctx, tx, c.tenant.ID, BoardRoom(999999), "board.updated", Deleted{ID: 1}); err != nil {
 			return err
 		}
@@ -247,14 +267,14 @@ func TestParseRoom(t *testing.T) {
 	good := map[string]struct {
 		kind string
 		id   int64
-	}{"tenant": {"tenant", 0}, "board:1": {"board", 1}, "post:9007199254740993": {"post", 9007199254740993}}
+	}{"tenant": {"tenant", 0}, "board:1": {"board", 1}, "post:9007199254740993": {"post", 9007199254740993}, "user:1": {"user", 1}}
 	for room, want := range good {
 		kind, id, err := ParseRoom(room)
 		if err != nil || kind != want.kind || id != want.id {
 			t.Errorf("ParseRoom(%q) = %q, %d, %v", room, kind, id, err)
 		}
 	}
-	for _, bad := range []string{"", "board", "board:", "board:0", "board:-1", "board:01", "post:1x", "user:1", "tenant:1", "post: 1"} {
+	for _, bad := range []string{"", "board", "board:", "board:0", "board:-1", "board:01", "post:1x", "user:0", "user:1x", "users:1", "tenant:1", "post: 1"} {
 		if _, _, err := ParseRoom(bad); !errors.Is(err, &Error{Code: CodeBadRequest}) {
 			t.Errorf("ParseRoom(%q): %v, want bad_request", bad, err)
 		}
@@ -276,7 +296,7 @@ func TestBatchedDoorbell(t *testing.T) {
 	}
 	listener := listenConn(t, dbURL, NotifyChannel)
 
-	err = db.WithTenant(ctx, c.tenant.ID, func(tx pgx.Tx) error {
+	err = db.WithTenant(ctx, c.tenant.ID, func(tx *Tx) error {
 		if _, err := publish(ctx, tx, c.tenant.ID, room, "comment.deleted", Deleted{ID: 1}); err != nil {
 			return err
 		}

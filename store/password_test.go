@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // phc matches the argon2id PHC string and captures m, t, p, salt and key.
@@ -34,7 +32,7 @@ func TestPasswordHashStored(t *testing.T) {
 	}
 	stored := func(userID int64) string {
 		var h string
-		err := db.WithTenant(ctx, tenant.ID, func(tx pgx.Tx) error {
+		err := db.WithTenant(ctx, tenant.ID, func(tx *Tx) error {
 			return tx.QueryRow(ctx, `SELECT password_hash FROM users WHERE id = $1`, userID).Scan(&h)
 		})
 		if err != nil {

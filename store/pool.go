@@ -78,6 +78,28 @@ func (p *pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 	return c.Exec(ctx, sql, args...)
 }
 
+// SendBatch sends a batch on a connection of its own; closing the results
+// returns the connection.
+func (p *pool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	c, err := p.acquire(ctx)
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return &connBatch{BatchResults: c.SendBatch(ctx, b), release: c.Release}
+}
+
+// connBatch returns its connection when the results are closed.
+type connBatch struct {
+	pgx.BatchResults
+	release func()
+}
+
+func (r *connBatch) Close() error {
+	err := r.BatchResults.Close()
+	r.release()
+	return err
+}
+
 // Stat is pgxpool's statistics, for metrics.
 func (p *pool) Stat() *pgxpool.Stat { return p.p.Stat() }
 

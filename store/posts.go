@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -22,20 +23,20 @@ func checkText(fields map[string]string, name, value string, max int) {
 	if strings.TrimSpace(value) == "" {
 		fields[name] = "required"
 	} else if utf8.RuneCountInString(value) > max {
-		fields[name] = "too long"
+		fields[name] = "must be at most " + strconv.Itoa(max) + " characters"
 	}
 }
 
 // postColumns reads a post joined with its author as p and u.
 const postColumns = `p.id, p.board_id, p.author_id, u.username, p.title, p.body, p.body_html, p.version,
-	p.comment_count, p.locked, p.pinned, p.hidden, p.created_at, p.updated_at, p.last_activity_at, p.edited_at`
+	p.comment_count, p.locked, p.pinned, p.hidden, p.created_at, p.updated_at, p.last_activity_at, p.edited_at, p.reactions`
 
 const postFrom = ` JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.author_id`
 
 func scanPost(row pgx.CollectableRow) (Post, error) {
 	var p Post
 	err := row.Scan(&p.ID, &p.BoardID, &p.Author.ID, &p.Author.Username, &p.Title, &p.Body, &p.BodyHTML, &p.Version,
-		&p.CommentCount, &p.Locked, &p.Pinned, &p.Hidden, &p.CreatedAt, &p.UpdatedAt, &p.LastActivityAt, &p.EditedAt)
+		&p.CommentCount, &p.Locked, &p.Pinned, &p.Hidden, &p.CreatedAt, &p.UpdatedAt, &p.LastActivityAt, &p.EditedAt, &p.Reactions)
 	p.CreatedAt, p.UpdatedAt, p.LastActivityAt, p.EditedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.LastActivityAt.UTC(), utcPtr(p.EditedAt)
 	return p, err
 }
@@ -60,14 +61,14 @@ func (db *DB) CreatePost(ctx context.Context, tenantID int64, actor Actor, board
 		return Post{}, Invalid(fields)
 	}
 	doc := markdown.Parse(body)
-	var p Post
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Post, error) {
+		var p Post
 		if _, err := getBoard(ctx, tx, boardID); err != nil {
-			return err
+			return p, err
 		}
 		bodyHTML, err := renderBody(ctx, tx, tenantID, doc)
 		if err != nil {
-			return err
+			return p, err
 		}
 		p, err = collectPost(tx.Query(ctx, `
 			WITH p AS (
@@ -76,15 +77,17 @@ func (db *DB) CreatePost(ctx context.Context, tenantID int64, actor Actor, board
 			)
 			SELECT `+postColumns+` FROM p`+postFrom, tenantID, boardID, actor.UserID, title, body, bodyHTML))
 		if err != nil {
-			return err
+			return p, err
 		}
-		return publishPost(ctx, tx, tenantID, p, "post.created", p)
+		if err := publishPost(ctx, tx, tenantID, p, "post.created", p); err != nil {
+			return p, err
+		}
+		return p, notifyPost(ctx, tx, tenantID, actor, p, doc)
 	})
-	return p, err
 }
 
 // publishPost sends a post event to both rooms that show the post.
-func publishPost(ctx context.Context, tx pgx.Tx, tenantID int64, p Post, typ string, data any) error {
+func publishPost(ctx context.Context, tx *Tx, tenantID int64, p Post, typ string, data any) error {
 	if _, err := publish(ctx, tx, tenantID, BoardRoom(p.BoardID), typ, data); err != nil {
 		return err
 	}
@@ -94,16 +97,16 @@ func publishPost(ctx context.Context, tx pgx.Tx, tenantID int64, p Post, typ str
 
 // GetPost reads one post; hidden posts exist only for moderators.
 func (db *DB) GetPost(ctx context.Context, tenantID int64, actor Actor, postID int64) (Post, error) {
-	var p Post
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
-		var err error
-		p, err = getPost(ctx, tx, actor, postID, false)
-		return err
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Post, error) {
+		p, err := getPost(ctx, tx, actor, postID, false)
+		if err != nil {
+			return Post{}, err
+		}
+		return p, addPostReading(ctx, tx, actor, []*Post{&p})
 	})
-	return p, err
 }
 
-func getPost(ctx context.Context, tx pgx.Tx, actor Actor, postID int64, forUpdate bool) (Post, error) {
+func getPost(ctx context.Context, tx *Tx, actor Actor, postID int64, forUpdate bool) (Post, error) {
 	q := `SELECT ` + postColumns + ` FROM posts p` + postFrom + ` WHERE p.id = $1 AND (NOT p.hidden OR $2)`
 	if forUpdate {
 		q += ` FOR UPDATE OF p`
@@ -128,7 +131,7 @@ func (db *DB) ListPosts(ctx context.Context, tenantID int64, actor Actor, boardI
 		}
 	}
 	var items []Post
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		if _, err := getBoard(ctx, tx, boardID); err != nil {
 			return err
 		}
@@ -141,8 +144,10 @@ func (db *DB) ListPosts(ctx context.Context, tenantID int64, actor Actor, boardI
 		if err != nil {
 			return mapErr(err, "posts")
 		}
-		items, err = pgx.CollectRows(rows, scanPost)
-		return mapErr(err, "posts")
+		if items, err = pgx.CollectRows(rows, scanPost); err != nil {
+			return mapErr(err, "posts")
+		}
+		return addPostReading(ctx, tx, actor, ptrs(items))
 	})
 	if err != nil {
 		return Page[Post]{}, err
@@ -173,14 +178,14 @@ func (db *DB) UpdatePost(ctx context.Context, tenantID int64, actor Actor, postI
 	if len(fields) > 0 {
 		return Post{}, Invalid(fields)
 	}
-	var p Post
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Post, error) {
+		var p Post
 		old, err := getPost(ctx, tx, actor, postID, true)
 		if err != nil {
-			return err
+			return p, err
 		}
 		if err := canEdit(actor, old.Author.ID, old.Locked); err != nil {
-			return err
+			return p, err
 		}
 		next := old
 		if patch.Title != nil {
@@ -189,39 +194,28 @@ func (db *DB) UpdatePost(ctx context.Context, tenantID int64, actor Actor, postI
 		if patch.Body != nil && *patch.Body != old.Body {
 			next.Body = *patch.Body
 			if next.BodyHTML, err = renderBody(ctx, tx, tenantID, markdown.Parse(next.Body)); err != nil {
-				return err
+				return p, err
 			}
 		}
 		if p, err = savePost(ctx, tx, tenantID, old, next); err != nil || p.Version == old.Version {
-			return err
+			return p, err
 		}
-		return keepPostRevision(ctx, tx, tenantID, actor, old, p)
+		return p, keepPostRevision(ctx, tx, tenantID, actor, old, p)
 	})
-	return p, err
 }
 
 // savePost writes the changed own fields of a post, bumps its version and
 // sends the diff. Nothing changed: nothing is written or sent. A change of
 // title or body is an edit (edited_at); next carries the body's rendering.
-func savePost(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Post) (Post, error) {
-	changes := map[string]any{}
-	if old.Title != next.Title {
-		changes["title"] = next.Title
-	}
-	if old.Body != next.Body {
-		changes["body"] = next.Body
-		changes["body_html"] = next.BodyHTML
-	}
-	edited := len(changes) > 0
-	if old.Locked != next.Locked {
-		changes["locked"] = next.Locked
-	}
-	if old.Pinned != next.Pinned {
-		changes["pinned"] = next.Pinned
-	}
-	if old.Hidden != next.Hidden {
-		changes["hidden"] = next.Hidden
-	}
+func savePost(ctx context.Context, tx *Tx, tenantID int64, old, next Post) (Post, error) {
+	changes := fieldChanges{}
+	retitled := changes.note("title", old.Title != next.Title, next.Title)
+	rewritten := changes.note("body", old.Body != next.Body, next.Body)
+	changes.note("body_html", rewritten, next.BodyHTML)
+	edited := retitled || rewritten
+	changes.note("locked", old.Locked != next.Locked, next.Locked)
+	changes.note("pinned", old.Pinned != next.Pinned, next.Pinned)
+	changes.note("hidden", old.Hidden != next.Hidden, next.Hidden)
 	if len(changes) == 0 {
 		return old, nil
 	}
@@ -238,9 +232,7 @@ func savePost(ctx context.Context, tx pgx.Tx, tenantID int64, old, next Post) (P
 	if err != nil {
 		return Post{}, err
 	}
-	if edited {
-		changes["edited_at"] = p.EditedAt
-	}
+	changes.note("edited_at", edited, p.EditedAt)
 	return p, publishPost(ctx, tx, tenantID, p, "post.updated", Diff{ID: p.ID, Version: p.Version, Changes: changes})
 }
 
@@ -249,7 +241,7 @@ func (db *DB) DeletePost(ctx context.Context, tenantID int64, actor Actor, postI
 	if err := canWrite(actor); err != nil {
 		return err
 	}
-	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		old, err := getPost(ctx, tx, actor, postID, true)
 		if err != nil {
 			return err

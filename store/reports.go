@@ -69,7 +69,7 @@ func scanReport(row pgx.CollectableRow) (Report, error) {
 	return r, err
 }
 
-func getReport(ctx context.Context, tx pgx.Tx, reportID int64) (Report, error) {
+func getReport(ctx context.Context, tx *Tx, reportID int64) (Report, error) {
 	rows, err := tx.Query(ctx, `SELECT `+reportColumns+reportFrom+` WHERE r.id = $1`, reportID)
 	if err != nil {
 		return Report{}, mapErr(err, "report")
@@ -93,8 +93,8 @@ func (db *DB) CreateReport(ctx context.Context, tenantID int64, actor Actor, nr 
 	if len(fields) > 0 {
 		return Report{}, Invalid(fields)
 	}
-	var r Report
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Report, error) {
+		var r Report
 		var err error
 		if nr.TargetType == "post" {
 			_, err = getPost(ctx, tx, actor, nr.TargetID, false)
@@ -102,7 +102,7 @@ func (db *DB) CreateReport(ctx context.Context, tenantID int64, actor Actor, nr 
 			_, _, err = getComment(ctx, tx, actor, nr.TargetID, false)
 		}
 		if err != nil {
-			return err
+			return r, err
 		}
 		var id int64
 		err = tx.QueryRow(ctx, `
@@ -111,15 +111,14 @@ func (db *DB) CreateReport(ctx context.Context, tenantID int64, actor Actor, nr 
 			tenantID, actor.UserID, nr.TargetType, nr.TargetID, nr.Reason).Scan(&id)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23505" {
-			return Errorf(CodeConflict, "you already have an open report on this %s", nr.TargetType)
+			return r, Errorf(CodeConflict, "you already have an open report on this %s", nr.TargetType)
 		}
 		if err != nil {
-			return mapErr(err, "report")
+			return r, mapErr(err, "report")
 		}
 		r, err = getReport(ctx, tx, id)
-		return err
+		return r, err
 	})
-	return r, err
 }
 
 // ListReports pages through reports with one status, newest first
@@ -138,7 +137,7 @@ func (db *DB) ListReports(ctx context.Context, tenantID int64, actor Actor, stat
 		}
 	}
 	var items []Report
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+reportColumns+reportFrom+`
 			WHERE r.status = $1 AND r.id < $2
 			ORDER BY r.id DESC LIMIT $3`, status, before, pp.Limit+1)
@@ -164,29 +163,31 @@ func (db *DB) ResolveReport(ctx context.Context, tenantID int64, actor Actor, re
 	if utf8.RuneCountInString(note) > maxReason {
 		return Report{}, Invalid(map[string]string{"note": "must be at most 1000 characters"})
 	}
-	var r Report
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (Report, error) {
+		var r Report
 		var status string
 		err := tx.QueryRow(ctx, `SELECT status FROM reports WHERE id = $1 FOR UPDATE`, reportID).Scan(&status)
 		if err != nil {
-			return mapErr(err, "report")
+			return r, mapErr(err, "report")
 		}
 		if status != ReportOpen {
-			return Errorf(CodeConflict, "the report is already resolved")
+			return r, Errorf(CodeConflict, "the report is already resolved")
 		}
 		if _, err := tx.Exec(ctx, `
 			UPDATE reports SET status = 'resolved', note = $2, resolved_by = $3, resolved_at = now()
 			WHERE id = $1`, reportID, note, actor.UserID); err != nil {
-			return mapErr(err, "report")
+			return r, mapErr(err, "report")
 		}
 		if r, err = getReport(ctx, tx, reportID); err != nil {
-			return err
+			return r, err
 		}
-		return writeAudit(ctx, tx, tenantID, actor, auditRecord{
+		if err := writeAudit(ctx, tx, tenantID, actor, auditRecord{
 			Action: AuditReportResolve, TargetType: "report", TargetID: reportID, Reason: note,
 			Before: map[string]string{"status": ReportOpen},
 			After:  map[string]string{"status": ReportResolved, "note": note},
-		})
+		}); err != nil {
+			return r, err
+		}
+		return r, notifyResolved(ctx, tx, tenantID, actor, r)
 	})
-	return r, err
 }

@@ -12,7 +12,7 @@ import (
 // original it replaced, so that the history is complete from the start
 // and its newest entry is the text shown now. A post never edited has no
 // rows: its history is the post itself.
-func keepPostRevision(ctx context.Context, tx pgx.Tx, tenantID int64, actor Actor, old, p Post) error {
+func keepPostRevision(ctx context.Context, tx *Tx, tenantID int64, actor Actor, old, p Post) error {
 	if old.Title == p.Title && old.Body == p.Body {
 		return nil
 	}
@@ -28,7 +28,7 @@ func keepPostRevision(ctx context.Context, tx pgx.Tx, tenantID int64, actor Acto
 }
 
 // keepCommentRevision is keepPostRevision for a comment's body.
-func keepCommentRevision(ctx context.Context, tx pgx.Tx, tenantID int64, actor Actor, old, c Comment) error {
+func keepCommentRevision(ctx context.Context, tx *Tx, tenantID int64, actor Actor, old, c Comment) error {
 	if old.Body == c.Body {
 		return nil
 	}
@@ -55,7 +55,7 @@ func mayReadHistory(actor Actor, authorID int64, what string) error {
 // PostRevisions lists the texts a post has had, oldest first (its author
 // and moderators only).
 func (db *DB) PostRevisions(ctx context.Context, tenantID int64, actor Actor, postID int64, pp PageParams) (Page[Revision], error) {
-	return db.revisions(ctx, tenantID, pp, func(tx pgx.Tx) (Revision, *time.Time, error) {
+	return db.revisions(ctx, tenantID, pp, func(tx *Tx) (Revision, *time.Time, error) {
 		p, err := getPost(ctx, tx, actor, postID, false)
 		if err == nil {
 			err = mayReadHistory(actor, p.Author.ID, "post")
@@ -71,7 +71,7 @@ func (db *DB) PostRevisions(ctx context.Context, tenantID int64, actor Actor, po
 // CommentRevisions lists the texts a comment has had, oldest first (its
 // author and moderators only).
 func (db *DB) CommentRevisions(ctx context.Context, tenantID int64, actor Actor, commentID int64, pp PageParams) (Page[Revision], error) {
-	return db.revisions(ctx, tenantID, pp, func(tx pgx.Tx) (Revision, *time.Time, error) {
+	return db.revisions(ctx, tenantID, pp, func(tx *Tx) (Revision, *time.Time, error) {
 		c, _, err := getComment(ctx, tx, actor, commentID, false)
 		if err == nil {
 			err = mayReadHistory(actor, c.Author.ID, "comment")
@@ -89,7 +89,7 @@ func (db *DB) CommentRevisions(ctx context.Context, tenantID int64, actor Actor,
 // while it has never been edited; once edited, the history is the rows
 // that query selects (version > $2 for the object $1, at most $3).
 func (db *DB) revisions(ctx context.Context, tenantID int64, pp PageParams,
-	check func(pgx.Tx) (Revision, *time.Time, error), query string, id int64) (Page[Revision], error) {
+	check func(*Tx) (Revision, *time.Time, error), query string, id int64) (Page[Revision], error) {
 	var after int
 	if pp.Cursor != "" {
 		if err := decodeCursor(pp.Cursor, &after); err != nil {
@@ -97,7 +97,7 @@ func (db *DB) revisions(ctx context.Context, tenantID int64, pp PageParams,
 		}
 	}
 	var items []Revision
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		original, editedAt, err := check(tx)
 		if err != nil {
 			return err

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 const linkRel = `rel="nofollow ugc noopener"`
@@ -67,7 +65,7 @@ func TestBodyHTMLStored(t *testing.T) {
 
 	// Reads serve what is stored: a stored rendering that differs from
 	// what the renderer would make now comes back as it is.
-	err = db.WithTenant(ctx, a.tenant.ID, func(tx pgx.Tx) error {
+	err = db.WithTenant(ctx, a.tenant.ID, func(tx *Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE posts SET body_html = '<p>stored</p>' WHERE id = $1`, p.ID)
 		return err
 	})

@@ -22,7 +22,7 @@ func TestCheckSafety(t *testing.T) {
 	}
 
 	t.Run("Superuser", func(t *testing.T) {
-		su, _ := openDB(t, Config{URL: pgtest.SuperuserURL(dbNameOf(t, dbURL))})
+		su, _ := openDB(t, Config{URL: pgtest.SuperuserURL(pgtest.DBName(t, dbURL))})
 		_, err := su.CheckSafety(ctx, false)
 		if err == nil || !strings.Contains(err.Error(), "superuser") {
 			t.Fatalf("CheckSafety as superuser = %v, want an error about the superuser", err)
@@ -49,7 +49,7 @@ func TestCheckSafety(t *testing.T) {
 
 	t.Run("Owner", func(t *testing.T) {
 		_, dbURL := openDB(t, Config{})
-		owner, _ := openDB(t, Config{URL: pgtest.OwnerURL(dbNameOf(t, dbURL))})
+		owner, _ := openDB(t, Config{URL: pgtest.OwnerURL(pgtest.DBName(t, dbURL))})
 		_, err := owner.CheckSafety(ctx, false)
 		if !errors.Is(err, ErrRoleOwnsSchema) || !strings.Contains(err.Error(), pgtest.OwnerRole) || !strings.Contains(err.Error(), "table ") {
 			t.Fatalf("CheckSafety as the owner = %v, want ErrRoleOwnsSchema naming the role and its tables", err)
@@ -88,7 +88,7 @@ func TestCheckSafety(t *testing.T) {
 	t.Run("Temporary", func(t *testing.T) {
 		db, dbURL := openDB(t, Config{})
 		super := superConn(t, dbURL)
-		if _, err := super.Exec(ctx, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{dbNameOf(t, dbURL)}.Sanitize()+` TO agora`); err != nil {
+		if _, err := super.Exec(ctx, `GRANT TEMPORARY ON DATABASE `+pgx.Identifier{pgtest.DBName(t, dbURL)}.Sanitize()+` TO agora`); err != nil {
 			t.Fatal(err)
 		}
 		warnings, err := db.CheckSafety(ctx, false)
@@ -175,7 +175,7 @@ func TestServingRoleHasDataRightsOnly(t *testing.T) {
 func TestGrantsCoverLaterTables(t *testing.T) {
 	ctx := testCtx(t)
 	dbURL := pgtest.NewDatabase(t)
-	ownerURL := pgtest.OwnerURL(dbNameOf(t, dbURL))
+	ownerURL := pgtest.OwnerURL(pgtest.DBName(t, dbURL))
 	owner, err := pgx.Connect(ctx, ownerURL)
 	if err != nil {
 		t.Fatal(err)

@@ -84,7 +84,7 @@ func (db *DB) Search(ctx context.Context, tenantID int64, actor Actor, p SearchP
 	}
 	var items []SearchResult
 	terms := searchTerms(q)
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		// One round trip: the board check, the query's setting, the search.
 		b := &pgx.Batch{}
 		if p.BoardID != 0 {

@@ -196,7 +196,7 @@ func countMatches(b *testing.B, super *pgx.Conn, tenantID int64, q string) int {
 func explainSearch(b *testing.B, db *DB, tenantID int64, q string) string {
 	b.Helper()
 	var plan []string
-	err := db.WithTenant(context.Background(), tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(context.Background(), tenantID, func(tx *Tx) error {
 		if _, err := tx.Exec(context.Background(), `SELECT set_config('app.search_query', search_query($1)::text, true)`, q); err != nil {
 			return err
 		}

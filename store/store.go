@@ -139,6 +139,33 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool.p }
 // pool busy with requests does not make it wait or fail.
 func (db *DB) Ping(ctx context.Context) error { return db.pinger.ping(ctx) }
 
+// Tx is a tenant transaction, as WithTenant hands it out: Row Level
+// Security scopes it to one tenant, and with the batched doorbell it
+// collects the events to announce once the commit has succeeded. Store
+// helpers take a *Tx, so the type says they run inside one.
+type Tx struct {
+	pgx.Tx
+	batched bool
+	rung    []Notification
+	// trace is the W3C traceparent of the transaction's span, stored with
+	// each event it publishes ("" when the write is not traced).
+	trace string
+}
+
+// inTenant is WithTenant for work that yields a value.
+func inTenant[T any](ctx context.Context, db *DB, tenantID int64, fn func(tx *Tx) (T, error)) (T, error) {
+	var v T
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) (err error) {
+		v, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
 // WithTenant runs fn in a transaction that Row Level Security scopes to one
 // tenant. set_config(..., true) lasts only for the transaction, so a pooled
 // connection never carries a tenant into the next request.
@@ -147,10 +174,10 @@ func (db *DB) Ping(ctx context.Context) error { return db.pinger.ping(ctx) }
 // The transaction and its commit are spans of their own; events published
 // inside carry the transaction span's context, so the fan-out on every
 // instance joins the trace of the write that caused it.
-func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx) error) (err error) {
+func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx *Tx) error) (err error) {
 	ctx, span := db.tracer.Start(ctx, "store.tenant_tx", trace.WithAttributes(attribute.Int64("agora.tenant_id", tenantID)))
 	defer func() { endSpan(span, err) }()
-	tt := &tenantTx{batched: db.bell != nil, trace: traceParent(span.SpanContext())}
+	tt := &Tx{batched: db.bell != nil, trace: traceParent(span.SpanContext())}
 	// BEGIN and the tenant setting travel in one round trip. The id is an
 	// integer formatted here, so it cannot carry SQL.
 	begin := "BEGIN; SELECT set_config('app.tenant_id', '" + strconv.FormatInt(tenantID, 10) + "', true)"
@@ -168,6 +195,9 @@ func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx pgx.Tx)
 	defer func() { _ = tx.Rollback(ctx) }()
 	tt.Tx = tx
 	if err := fn(tt); err != nil {
+		return lost(err)
+	}
+	if err := markClaimApplied(ctx, tt, tenantID); err != nil {
 		return lost(err)
 	}
 	_, commit := db.tracer.Start(ctx, "store.commit")

@@ -99,7 +99,7 @@ func (db *DB) Register(ctx context.Context, tenantID int64, r Registration) (Use
 	}
 	var u User
 	var token string
-	err = db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err = db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('agora.register'), $1::int)`, int32(tenantID)); err != nil {
 			return mapErr(err, "user")
 		}
@@ -125,7 +125,7 @@ func (db *DB) Register(ctx context.Context, tenantID int64, r Registration) (Use
 func (db *DB) Login(ctx context.Context, tenantID int64, username, password string) (User, string, error) {
 	var u User
 	var hash string
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		return tx.QueryRow(ctx, `SELECT u.id, u.password_hash FROM users u WHERE lower(u.username) = lower($1)`, username).
 			Scan(&u.ID, &hash)
 	})
@@ -144,7 +144,7 @@ func (db *DB) Login(ctx context.Context, tenantID int64, username, password stri
 		return User{}, "", Errorf(CodeUnauthorized, "wrong username or password")
 	}
 	var token string
-	err = db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err = db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		var err error
 		if u, err = getUser(ctx, tx, u.ID); err != nil {
 			return err
@@ -192,7 +192,7 @@ func (db *DB) Authenticate(ctx context.Context, tenantID int64, token string) (S
 
 // Logout revokes one session token and closes the sockets opened with it.
 func (db *DB) Logout(ctx context.Context, tenantID, tokenID int64) error {
-	return db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	return db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, tokenID); err != nil {
 			return mapErr(err, "token")
 		}
@@ -205,7 +205,7 @@ func (db *DB) Logout(ctx context.Context, tenantID, tokenID int64) error {
 func (db *DB) CreateTicket(ctx context.Context, tenantID, userID, sessionTokenID int64) (string, time.Time, error) {
 	var ticket string
 	var expires time.Time
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		var err error
 		ticket, expires, err = issueToken(ctx, tx, tenantID, userID, "ticket", &sessionTokenID, TicketTTL)
 		return err
@@ -218,7 +218,7 @@ func (db *DB) CreateTicket(ctx context.Context, tenantID, userID, sessionTokenID
 // redeemers win, and a ticket dies with its session.
 func (db *DB) RedeemTicket(ctx context.Context, tenantID int64, ticket string) (Session, error) {
 	var s Session
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
+	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
 		var userID int64
 		err := tx.QueryRow(ctx, `
 			UPDATE tokens t SET revoked_at = now()
@@ -241,16 +241,12 @@ func (db *DB) RedeemTicket(ctx context.Context, tenantID int64, ticket string) (
 
 // GetUser reads one user of the tenant.
 func (db *DB) GetUser(ctx context.Context, tenantID, userID int64) (User, error) {
-	var u User
-	err := db.WithTenant(ctx, tenantID, func(tx pgx.Tx) error {
-		var err error
-		u, err = getUser(ctx, tx, userID)
-		return err
+	return inTenant(ctx, db, tenantID, func(tx *Tx) (User, error) {
+		return getUser(ctx, tx, userID)
 	})
-	return u, err
 }
 
-func getUser(ctx context.Context, tx pgx.Tx, userID int64) (User, error) {
+func getUser(ctx context.Context, tx *Tx, userID int64) (User, error) {
 	rows, err := tx.Query(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = $1`, userID)
 	if err != nil {
 		return User{}, mapErr(err, "user")
@@ -261,7 +257,7 @@ func getUser(ctx context.Context, tx pgx.Tx, userID int64) (User, error) {
 
 // issueToken stores only a hash of a fresh random token: a leaked tokens
 // table does not leak sessions.
-func issueToken(ctx context.Context, tx pgx.Tx, tenantID, userID int64, kind string, parentID *int64, ttl time.Duration) (string, time.Time, error) {
+func issueToken(ctx context.Context, tx *Tx, tenantID, userID int64, kind string, parentID *int64, ttl time.Duration) (string, time.Time, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", time.Time{}, fmt.Errorf("read token: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -18,6 +19,14 @@ import (
 // tickets, typing throttle. The forum's browser tests (../browser_test.go)
 // cover the same client against the real server.
 func TestAgoraClient(t *testing.T) {
+	runScenarios(t, "/testdata/agora_client_test.js", 10)
+}
+
+// runScenarios imports a scenario module from testdata in Chromium, runs
+// its run() and turns each result into a subtest. Fewer than min results
+// means the module broke before running them all.
+func runScenarios(t *testing.T, module string, min int) {
+	t.Helper()
 	exe := webtest.Chromium(t)
 	mux := http.NewServeMux()
 	mux.Handle("/", Handler())
@@ -47,11 +56,11 @@ func TestAgoraClient(t *testing.T) {
 		Detail string `json:"detail"`
 	}
 	results, err := chromedp.Run(ctx, chromedp.Evaluate[[]result](
-		`import("/testdata/agora_client_test.js").then((m) => m.run())`, chromedp.EvalAwaitPromise))
+		`import(`+strconv.Quote(module)+`).then((m) => m.run())`, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("run the scenarios: %v", err)
 	}
-	if len(results) < 10 {
+	if len(results) < min {
 		t.Fatalf("only %d scenarios ran", len(results))
 	}
 	for _, r := range results {

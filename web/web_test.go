@@ -22,7 +22,7 @@ func get(t *testing.T, h http.Handler, path string, header ...string) *httptest.
 
 func TestShellForEveryAppPath(t *testing.T) {
 	h := Handler()
-	for _, p := range []string{"/", "/index.html", "/t/demo", "/t/demo/", "/t/demo/b/1", "/t/demo/p/42", "/t/demo/login?next=/t/demo/p/1", "/t/demo/mod/audit"} {
+	for _, p := range []string{"/", "/index.html", "/t/demo", "/t/demo/", "/t/demo/b/1", "/t/demo/p/42", "/t/demo/login?next=/t/demo/p/1", "/t/demo/mod/audit", "/t/demo/mod/members"} {
 		rec := get(t, h, p)
 		if rec.Code != http.StatusOK {
 			t.Fatalf("GET %s: %d", p, rec.Code)

@@ -66,17 +66,8 @@ func withNewDatabase(t *testing.T, env map[string]string) map[string]string {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
 	env["DATABASE_URL"] = url
-	env["AGORA_MIGRATE_DATABASE_URL"] = pgtest.OwnerURL(dbNameOf(t, url))
+	env["AGORA_MIGRATE_DATABASE_URL"] = pgtest.OwnerURL(pgtest.DBName(t, url))
 	return env
-}
-
-func dbNameOf(t *testing.T, rawURL string) string {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimPrefix(u.Path, "/")
 }
 
 func TestMigrateAndTenantCommands(t *testing.T) {
@@ -339,13 +330,13 @@ func TestServeRefusesUnsafeDatabase(t *testing.T) {
 		return map[string]string{"DATABASE_URL": u, "AGORA_ADDR": "127.0.0.1:0", "AGORA_AUTO_MIGRATE": "false", "AGORA_LOG_FORMAT": "json"}
 	}
 
-	_, err := runCmd(t, env(pgtest.SuperuserURL(dbNameOf(t, dbURL))), "serve")
+	_, err := runCmd(t, env(pgtest.SuperuserURL(pgtest.DBName(t, dbURL))), "serve")
 	if err == nil || !strings.Contains(err.Error(), "superuser") {
 		t.Errorf("serve as superuser: %v, want a refusal naming the superuser", err)
 	}
 
 	ctx := t.Context()
-	super, err := pgx.Connect(ctx, pgtest.SuperuserURL(dbNameOf(t, dbURL)))
+	super, err := pgx.Connect(ctx, pgtest.SuperuserURL(pgtest.DBName(t, dbURL)))
 	if err != nil {
 		t.Fatal(err)
 	}

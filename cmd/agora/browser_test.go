@@ -55,7 +55,7 @@ func startServer(t *testing.T, dbURL, addr string) *testServer {
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("addr", addr).Logger()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := start(ctx, cfg, log, databases{URL: dbURL, OwnerURL: pgtest.OwnerURL(dbNameOf(t, dbURL))}, nil)
+	a, err := start(ctx, cfg, log, databases{URL: dbURL, OwnerURL: pgtest.OwnerURL(pgtest.DBName(t, dbURL))}, nil)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}

@@ -43,7 +43,7 @@ func TestMarkdownMigrationOfOldData(t *testing.T) {
 	}
 
 	ctx := t.Context()
-	super, err := pgx.Connect(ctx, pgtest.SuperuserURL(dbNameOf(t, dbURL)))
+	super, err := pgx.Connect(ctx, pgtest.SuperuserURL(pgtest.DBName(t, dbURL)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = super.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{dbNameOf(t, dbURL)}.Sanitize()+" SET synchronous_commit = on")
+	_, err = super.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{pgtest.DBName(t, dbURL)}.Sanitize()+" SET synchronous_commit = on")
 	super.Close(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +226,7 @@ func TestDatabaseOutage(t *testing.T) {
 	t.Logf("outage of %v; writes: %v", back.Sub(stopped), statuses)
 
 	// Every acknowledged comment is stored.
-	conn, err := pgx.Connect(ctx, pgtest.SuperuserURL(dbNameOf(t, dbURL)))
+	conn, err := pgx.Connect(ctx, pgtest.SuperuserURL(pgtest.DBName(t, dbURL)))
 	if err != nil {
 		t.Fatal(err)
 	}

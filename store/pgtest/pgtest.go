@@ -257,6 +257,17 @@ func OwnerURL(db string) string {
 	return u
 }
 
+// DBName is the database name of a postgres:// URL, such as one that
+// NewDatabase returned.
+func DBName(tb testing.TB, rawURL string) string {
+	tb.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
 // SuperuserURL returns a URL for connecting to database db of the test
 // cluster as the superuser, for tests that need superuser powers (e.g.
 // pg_terminate_backend). It panics if Main was not called.

@@ -48,6 +48,13 @@
  *   once; 1008 (policy: token revoked, banned, flooding) and 1000 (normal)
  *   stop, with the reason in onState. The browser's "online" event skips a
  *   pending wait.
+ * - Liveness: a browser never sees the server's WebSocket pings, and a
+ *   connection whose peer vanished (a sleeping laptop, a dropped NAT entry)
+ *   can look open for minutes. So when nothing has arrived for 25 s the
+ *   client sends {"op":"ping"}; when no answer (the pong, or anything
+ *   else) comes within 10 s it calls the connection lost and reconnects.
+ * - An unknown tenant (404 for the ticket) stops with the reason in
+ *   onState instead of retrying for ever.
  *
  * Loading a page without missing an event: subscribe first, and read the
  * room over REST after `subscribed` has arrived; events that arrive before
@@ -79,6 +86,8 @@ export class AgoraClient {
    * @param {number} [opts.minDelayMs=1000]  first reconnect delay
    * @param {number} [opts.maxDelayMs=30000] cap of the reconnect delay
    * @param {number} [opts.healthyAfterMs=60000] uptime after which delays start over
+   * @param {number} [opts.idlePingMs=25000] silence after which the client pings
+   * @param {number} [opts.pongTimeoutMs=10000] how long it then waits for an answer
    * @param {typeof fetch} [opts.fetch]
    * @param {typeof WebSocket} [opts.WebSocket]
    */
@@ -93,6 +102,8 @@ export class AgoraClient {
     this.minDelayMs = opts.minDelayMs ?? 1000;
     this.maxDelayMs = opts.maxDelayMs ?? 30000;
     this.healthyAfterMs = opts.healthyAfterMs ?? 60000;
+    this.idlePingMs = opts.idlePingMs ?? 25000;
+    this.pongTimeoutMs = opts.pongTimeoutMs ?? 10000;
     this._fetch = opts.fetch || globalThis.fetch.bind(globalThis);
     this._WebSocket = opts.WebSocket || globalThis.WebSocket;
 
@@ -103,6 +114,8 @@ export class AgoraClient {
     this._attempt = 0;
     this._retryTimer = null;
     this._healthyTimer = null;
+    this._idleTimer = null;
+    this._pongTimer = null;
     this._started = false;
     this._state = { state: State.OFFLINE };
     this._onOnline = () => {
@@ -223,6 +236,7 @@ export class AgoraClient {
     clearTimeout(this._retryTimer);
     clearTimeout(this._healthyTimer);
     this._retryTimer = this._healthyTimer = null;
+    this._stopLiveness();
     const ws = this._ws;
     this._ws = null;
     if (ws && ws.readyState <= 1) {
@@ -252,6 +266,11 @@ export class AgoraClient {
         return;
       }
       if (gen !== this._gen) return;
+      if (res.status === 404) {
+        // No such tenant: retrying cannot make it exist.
+        this._setState({ state: State.OFFLINE, code: 404, reason: "There is no such community." });
+        return;
+      }
       if (res.status === 401) {
         this._setState({ state: State.OFFLINE, reason: "Your session has ended: sign in again." });
         try {
@@ -295,9 +314,12 @@ export class AgoraClient {
         r.resyncing = false;
         this._sendSubscribe(room, r);
       }
+      this._heard();
     };
     ws.onmessage = (ev) => {
-      if (gen === this._gen) this._onFrame(ev.data);
+      if (gen !== this._gen) return;
+      this._heard();
+      this._onFrame(ev.data);
     };
     // An error is always followed by close, which decides what to do.
     ws.onerror = () => {};
@@ -306,8 +328,35 @@ export class AgoraClient {
       this._ws = null;
       clearTimeout(this._healthyTimer);
       this._healthyTimer = null;
+      this._stopLiveness();
       this._onClose(ev, opened);
     };
+  }
+
+  // _heard restarts the silence count: anything from the server proves the
+  // connection alive, so a busy room never pings.
+  _heard() {
+    clearTimeout(this._pongTimer);
+    this._pongTimer = null;
+    clearTimeout(this._idleTimer);
+    this._idleTimer = setTimeout(() => this._ping(), this.idlePingMs);
+  }
+
+  _ping() {
+    this._idleTimer = null;
+    if (!this._send({ op: "ping" })) return;
+    this._pongTimer = setTimeout(() => {
+      // The socket looks open but nothing comes back: drop it (its close
+      // handshake may never finish) and reconnect with the usual backoff.
+      this._teardown(4000, "no pong");
+      this._retryLater("The server stopped answering.");
+    }, this.pongTimeoutMs);
+  }
+
+  _stopLiveness() {
+    clearTimeout(this._idleTimer);
+    clearTimeout(this._pongTimer);
+    this._idleTimer = this._pongTimer = null;
   }
 
   _onClose(ev, opened) {
@@ -414,6 +463,9 @@ export class AgoraClient {
       case "typing":
         if (r) this._call(r, "onTyping", msg);
         return;
+      case "pong":
+        return; // _heard has done its work
+
       case "error": {
         const err = { code: msg.code, message: msg.message, room: msg.room };
         if (r) {

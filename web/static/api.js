@@ -11,11 +11,33 @@ export class ApiError extends Error {
   }
 }
 
+// Every POST carries an Idempotency-Key (API.md, safe retries), and one
+// that may not have arrived is sent again with the same key: the server
+// carries a POST out once however many times it is sent. Retried: a
+// network error, no answer within POST_TIMEOUT_MS, a 502/503/504 from the
+// server or a proxy in front of it, and the 409 with Retry-After that means
+// "the first one is still running".
+const POST_ATTEMPTS = 3;
+const POST_TIMEOUT_MS = 20000;
+const MAX_RETRY_DELAY_MS = 5000;
+
 export class Api {
-  constructor({ tenant, token = null, baseURL = location.origin }) {
+  /**
+   * @param {object} opts
+   * @param {string} opts.tenant
+   * @param {string|null} [opts.token]
+   * @param {string} [opts.baseURL]
+   * @param {typeof fetch} [opts.fetch] default: the page's fetch at call time
+   * @param {number} [opts.retryDelayMs=500] first delay before a retry; doubles
+   * @param {number} [opts.timeoutMs] how long a POST waits for an answer
+   */
+  constructor({ tenant, token = null, baseURL = location.origin, fetch = null, retryDelayMs = 500, timeoutMs = POST_TIMEOUT_MS }) {
     this.tenant = tenant;
     this.token = token;
     this.base = `${baseURL}/api/v1/t/${encodeURIComponent(tenant)}`;
+    this._fetch = fetch;
+    this.retryDelayMs = retryDelayMs;
+    this.timeoutMs = timeoutMs;
   }
 
   async request(method, path, body) {
@@ -26,12 +48,32 @@ export class Api {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    let res;
+    if (method !== "POST") return this._read(await this._send(init, path));
+    headers["Idempotency-Key"] = newIdempotencyKey();
+    for (let attempt = 1; ; attempt++) {
+      const last = attempt === POST_ATTEMPTS;
+      let res;
+      try {
+        res = await this._send({ ...init, signal: AbortSignal.timeout(this.timeoutMs) }, path);
+      } catch (e) {
+        if (last) throw e;
+        await sleep(this._retryDelay(attempt, 0));
+        continue;
+      }
+      if (last || !retryable(res)) return this._read(res);
+      await sleep(this._retryDelay(attempt, Number(res.headers.get("Retry-After")) || 0));
+    }
+  }
+
+  async _send(init, path) {
     try {
-      res = await fetch(this.base + path, init);
+      return await (this._fetch || fetch)(this.base + path, init);
     } catch {
       throw new ApiError(0, "network", "Cannot reach the server. Check your connection and try again.");
     }
+  }
+
+  async _read(res) {
     if (res.status === 204) return null;
     let data = null;
     try {
@@ -44,6 +86,11 @@ export class Api {
       throw new ApiError(res.status, e.code, e.message, e.fields, Number(res.headers.get("Retry-After")) || 0);
     }
     return data;
+  }
+
+  _retryDelay(attempt, retryAfterSeconds) {
+    const ms = retryAfterSeconds > 0 ? retryAfterSeconds * 1000 : this.retryDelayMs * 2 ** (attempt - 1);
+    return Math.min(ms, MAX_RETRY_DELAY_MS);
   }
 
   get(path) {
@@ -76,15 +123,29 @@ export class Api {
   }
 }
 
+function retryable(res) {
+  return res.status === 502 || res.status === 503 || res.status === 504 ||
+    (res.status === 409 && res.headers.has("Retry-After"));
+}
+
+/**
+ * A random key for one action. Not crypto.randomUUID(): that exists only on
+ * https and localhost pages, and Agora may be served over plain http.
+ */
+function newIdempotencyKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** A human sentence for an error, including validation details. */
 export function describeError(err) {
   if (!(err instanceof ApiError)) return "Something went wrong. Please try again.";
   if (err.code === "rate_limited") {
     return `You are going a bit fast: try again in ${err.retryAfter || "a few"} seconds.`;
   }
-  if (err.fields) {
-    const parts = Object.entries(err.fields).map(([f, why]) => `${f}: ${why}`);
-    if (parts.length) return `${err.message} (${parts.join(", ")})`;
-  }
+  // A 422's message is already written for people, field by field.
   return err.message;
 }

@@ -11,6 +11,7 @@ import * as board from "./pages/board.js";
 import * as post from "./pages/post.js";
 import * as auth from "./pages/auth.js";
 import * as modPages from "./pages/mod.js";
+import * as user from "./pages/user.js";
 import * as search from "./pages/search.js";
 
 const main = document.getElementById("main");
@@ -21,13 +22,15 @@ const conn = document.getElementById("conn");
 const connAnnounce = document.getElementById("conn-announce");
 const announcer = document.getElementById("announcer");
 const toaster = document.getElementById("toaster");
+const brand = document.querySelector(".brand");
 
 const routes = [
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/?$/, home],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/b\/(\d+)\/?$/, board],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/p\/(\d+)\/?$/, post],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/(login|register)\/?$/, auth],
-  [/^\/t\/([a-z0-9][a-z0-9-]*)\/mod\/(reports|audit)\/?$/, modPages],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/mod\/(reports|audit|members)\/?$/, modPages],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/u\/([^/]+)\/?$/, user],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/search\/?$/, search],
 ];
 
@@ -60,10 +63,13 @@ async function openSession(tenant) {
     client: null,
     me: null,
     conn: { state: State.CONNECTING },
+    // missing: the server knows no such community; nothing connects.
+    missing: false,
   };
   s.client = new AgoraClient({
     tenant,
     token,
+    ...livenessOverride(),
     onState: (st) => {
       s.conn = st;
       if (session === s) renderConn();
@@ -81,16 +87,22 @@ async function openSession(tenant) {
   session = s;
   // A navigation that arrives while this runs waits for the same answer.
   s.ready = (async () => {
-    if (token) {
-      try {
-        s.me = await s.api.get("/me");
-      } catch (e) {
-        if (e.status === 401) {
-          storage()?.removeItem(tokenKey(tenant));
-          s.api.token = null;
-          s.client.token = null;
-        }
+    // One request tells whether the community exists (404 before anything
+    // else) and, with a token, who we are.
+    try {
+      if (token) s.me = await s.api.get("/me");
+      else await s.api.get("/boards?limit=1");
+    } catch (e) {
+      if (e.status === 404) s.missing = true;
+      if (e.status === 401 && token) {
+        storage()?.removeItem(tokenKey(tenant));
+        s.api.token = null;
+        s.client.token = null;
       }
+    }
+    if (s.missing) {
+      forgetTenant(tenant);
+      return;
     }
     rememberTenant(tenant);
     s.client.connect();
@@ -148,12 +160,35 @@ function setToken(s, token, user) {
 }
 
 function rememberTenant(tenant) {
-  const list = knownTenants().filter((t) => t !== tenant);
-  list.unshift(tenant);
+  saveTenants([tenant, ...knownTenants().filter((t) => t !== tenant)]);
+}
+
+// forgetTenant drops a community that does not exist (any more) from
+// "communities you visited".
+function forgetTenant(tenant) {
+  const list = knownTenants();
+  if (list.includes(tenant)) saveTenants(list.filter((t) => t !== tenant));
+}
+
+function saveTenants(list) {
   try {
     storage()?.setItem("agora:tenants", JSON.stringify(list.slice(0, 10)));
   } catch {
     // Full or disabled storage: the landing page just lists fewer.
+  }
+}
+
+// livenessOverride reads shorter ping intervals for the live indicator
+// from localStorage "agora:liveness" ({"idlePingMs", "pongTimeoutMs"}):
+// tests use it, and so can someone debugging a flaky network.
+function livenessOverride() {
+  try {
+    const o = JSON.parse(storage()?.getItem("agora:liveness") || "{}");
+    const out = {};
+    for (const k of ["idlePingMs", "pongTimeoutMs"]) if (Number.isFinite(o?.[k]) && o[k] > 0) out[k] = o[k];
+    return out;
+  } catch {
+    return {};
   }
 }
 
@@ -244,6 +279,17 @@ async function render() {
   renderAccount();
   renderConn();
   setCrumbs([]);
+  if (s.missing) {
+    // Whatever page of it was asked for: no forms, no live connection.
+    setTitle("No such community");
+    setChildren(
+      main,
+      h("h1", { tabindex: "-1", id: "no-such-community" }, "No such community"),
+      h("p", null, `There is no community called “${s.tenant}” here. Check the address you were given, or `, h("a", { href: "/" }, "go to the start page"), "."),
+    );
+    if (seq > 1) main.focus({ preventScroll: true });
+    return;
+  }
   const result = page.mount(main, pageContext(s), params.slice(1));
   unmount = typeof result === "function" ? result : null;
   // After an in-app navigation, start screen readers and the Tab key at
@@ -270,13 +316,13 @@ export function navigate(path, { replace = false } = {}) {
 }
 
 function setTitle(t) {
-  const parts = [t, session && session.tenant, "Agora"].filter(Boolean);
+  const parts = [t, session && !session.missing && session.tenant, "Agora"].filter(Boolean);
   document.title = parts.join(" · ");
 }
 
 /** crumbs: [[label, href], ...]; the last one is the current page. */
 function setCrumbs(list) {
-  if (!session) {
+  if (!session || session.missing) {
     setChildren(crumbs);
     return;
   }
@@ -301,7 +347,12 @@ function setCrumbs(list) {
 
 function renderAccount() {
   setChildren(modnav);
-  if (!session) {
+  // The logo leads to the community's front page while inside one: the
+  // start page is a step out of it, one click too easy to take by mistake.
+  const inside = session && !session.missing;
+  brand.href = inside ? `/t/${session.tenant}/` : "/";
+  brand.setAttribute("aria-label", inside ? `${session.tenant}: all boards` : "Agora home");
+  if (!inside) {
     setChildren(account);
     return;
   }
@@ -312,7 +363,7 @@ function renderAccount() {
     setChildren(
       account,
       h("a", { href: `${base}/login?next=${next}`, class: "button small" }, "Log in"),
-      h("a", { href: `${base}/register?next=${next}`, class: "button small primary" }, "Register"),
+      h("a", { href: `${base}/register?next=${next}`, class: "button small primary register" }, "Register"),
     );
     return;
   }
@@ -333,7 +384,12 @@ function renderAccount() {
     rerender();
   });
   if (isMod(s.me)) {
-    setChildren(modnav, h("a", { href: `${base}/mod/reports` }, "Reports"), h("a", { href: `${base}/mod/audit` }, "Audit log"));
+    setChildren(
+      modnav,
+      h("a", { href: `${base}/mod/reports` }, "Reports"),
+      h("a", { href: `${base}/mod/members` }, "Members"),
+      h("a", { href: `${base}/mod/audit` }, "Audit log"),
+    );
   }
   setChildren(
     account,
@@ -356,7 +412,7 @@ let lastAnnounced = "";
 function renderConn() {
   clearInterval(connTimer);
   connTimer = null;
-  if (!session) {
+  if (!session || session.missing) {
     conn.hidden = true;
     return;
   }
@@ -364,34 +420,43 @@ function renderConn() {
   const st = session.conn;
   const paint = () => {
     let text;
+    let short; // what a phone has room for: the state, without the details
     let cls = st.state;
     let retry = false;
     switch (st.state) {
       case State.LIVE:
-        text = "Live";
+        text = short = "Live";
         break;
       case State.CONNECTING:
-        text = st.attempt > 0 ? "Reconnecting…" : "Connecting…";
+        text = short = st.attempt > 0 ? "Reconnecting…" : "Connecting…";
         if (st.attempt > 0) cls = "reconnecting";
         break;
       case State.RECONNECTING: {
         const s = Math.ceil((st.retryAt - Date.now()) / 1000);
         text = s > 0 ? `Reconnecting in ${s} s` : "Reconnecting…";
+        short = "Reconnecting…";
         retry = s > 1;
         break;
       }
       default:
         text = st.reason ? `Offline: ${st.reason}` : "Offline";
+        short = "Offline";
         retry = true;
     }
     conn.className = `conn ${cls}`;
     conn.dataset.state = st.state;
+    conn.title = text;
     setChildren(
       conn,
       h("span", { class: "dot", "aria-hidden": "true" }),
-      h("span", { class: "conn-text" }, text),
+      h("span", { class: "conn-text" }, h("span", { class: "conn-long" }, text), h("span", { class: "conn-short" }, short)),
       retry
-        ? h("button", { type: "button", class: "link small", onclick: () => session?.client.reconnectNow() }, "Retry now")
+        ? h(
+            "button",
+            { type: "button", class: "link small", "aria-label": "Retry now", onclick: () => session?.client.reconnectNow() },
+            h("span", { class: "conn-long" }, "Retry now"),
+            h("span", { class: "conn-short" }, "Retry"),
+          )
         : null,
     );
   };

@@ -218,13 +218,112 @@ export function formError() {
   };
 }
 
+/** Characters as the server counts them (code points, not UTF-16 units). */
+export function charCount(s) {
+  let n = 0;
+  for (const _ of String(s)) n++;
+  return n;
+}
+
+const grouped = (n) => n.toLocaleString("en-US");
+
+/**
+ * limitedField puts a live character count and a message slot under a
+ * text field with a server limit, instead of a maxlength that cuts a
+ * paste short without a word. check() (call it on submit) refuses a text
+ * over the limit with a sentence next to the field. `many` names the
+ * thing in the plural, as in "Comments can be at most 20,000 characters".
+ * Insert .el right after the field.
+ */
+export function limitedField(field, max, many) {
+  const id = field.id;
+  const count = h("span", { class: "char-count", id: `${id}-count` });
+  const error = h("p", { class: "field-error", id: `${id}-error`, role: "alert", hidden: true });
+  const el = h("div", { class: "field-foot" }, error, count);
+  field.setAttribute("aria-describedby", [field.getAttribute("aria-describedby"), count.id, error.id].filter(Boolean).join(" "));
+  field.removeAttribute("maxlength");
+  let shown = "";
+  const update = () => {
+    const n = charCount(field.value);
+    count.textContent = `${grouped(n)} / ${grouped(max)}`;
+    count.classList.toggle("near", n > max * 0.9 && n <= max);
+    count.classList.toggle("over", n > max);
+    // A message about the length goes once the text fits again.
+    if (shown === "length" && n <= max) api.clearError();
+  };
+  const api = {
+    el,
+    update,
+    /** True when the text fits; otherwise says why next to the field. */
+    check() {
+      const n = charCount(field.value);
+      if (n <= max) return true;
+      api.showError(`${many} can be at most ${grouped(max)} characters: this one has ${grouped(n)}. Shorten it by ${grouped(n - max)}.`);
+      shown = "length";
+      field.focus();
+      return false;
+    },
+    showError(text) {
+      shown = "server";
+      error.textContent = text;
+      error.hidden = false;
+      field.setAttribute("aria-invalid", "true");
+    },
+    clearError() {
+      shown = "";
+      error.textContent = "";
+      error.hidden = true;
+      field.removeAttribute("aria-invalid");
+    },
+  };
+  field.addEventListener("input", update);
+  update();
+  return api;
+}
+
+/**
+ * showError puts an API error where the person will look: a 422 next to
+ * the first field it names (fields maps API field names to limitedField
+ * or fieldMessage results), anything else in the form's message area.
+ */
+export function showError(err, fields, formErr) {
+  const named = err?.code === "unprocessable" && err.fields ? Object.keys(err.fields).filter((f) => fields[f]) : [];
+  if (named.length === 0) {
+    formErr.show(err);
+    return;
+  }
+  // The message covers every field; it is shown once, at the first.
+  fields[named[0]].showError(err.message);
+}
+
+/** A message slot for a field without a limit to count (usernames, passwords). */
+export function fieldMessage(field) {
+  const error = h("p", { class: "field-error", id: `${field.id}-error`, role: "alert", hidden: true });
+  field.setAttribute("aria-describedby", [field.getAttribute("aria-describedby"), error.id].filter(Boolean).join(" "));
+  const clear = () => {
+    error.hidden = true;
+    error.textContent = "";
+    field.removeAttribute("aria-invalid");
+  };
+  field.addEventListener("input", clear);
+  return {
+    el: error,
+    showError(text) {
+      error.textContent = text;
+      error.hidden = false;
+      field.setAttribute("aria-invalid", "true");
+    },
+    clearError: clear,
+  };
+}
+
 /**
  * A button that asks "Sure?" in place instead of a modal confirm(): the
  * first press swaps in Yes/Cancel, Escape or Cancel swaps back.
  */
-export function confirmButton(label, question, onConfirm, cls = "link danger") {
+export function confirmButton(label, question, onConfirm, cls = "link danger", ariaLabel = null) {
   const wrap = h("span", { class: "confirm" });
-  const btn = h("button", { type: "button", class: cls }, label);
+  const btn = h("button", { type: "button", class: cls, "aria-label": ariaLabel, dataset: { action: label.toLowerCase() } }, label);
   const ask = () => {
     const yes = h("button", { type: "button", class: "small danger" }, `Yes, ${label.toLowerCase()}`);
     const no = h("button", { type: "button", class: "small" }, "Cancel");
@@ -289,10 +388,10 @@ export function banDialog(ctx, user, onDone) {
     const body = { reason: reason.value.trim() };
     if (until.value) body.until = new Date(Date.now() + Number(until.value) * 3600e3).toISOString();
     try {
-      await ctx.api.post(`/mod/users/${encodeURIComponent(user.id)}/ban`, body);
+      const banned = await ctx.api.post(`/mod/users/${encodeURIComponent(user.id)}/ban`, body);
       dlg.close();
       ctx.toast(`${user.username} is banned.`);
-      onDone?.();
+      onDone?.(banned);
     } catch (e2) {
       err.show(e2);
     }

@@ -321,6 +321,85 @@ const scenarios = {
     eq(ws().sent[1], { op: "unsubscribe", room: "board:1" }, "unsubscribed");
     client.close();
   },
+
+  async pingsAfterSilenceAndStaysLiveOnPong() {
+    const { client, ws } = newClient({ idlePingMs: 40, pongTimeoutMs: 200 });
+    client.subscribe("post:1", {});
+    client.connect();
+    await until("a socket", () => ws());
+    ws().accept();
+    ws().frame({ op: "subscribed", room: "post:1", seq: 0 });
+    await until("a ping", () => ws().sent.some((m) => m.op === "ping"));
+    eq(ws().sent.filter((m) => m.op === "ping"), [{ op: "ping" }], "the ping frame");
+    // Answered each time: still the same live socket after several rounds.
+    for (let round = 0; round < 3; round++) {
+      const n = ws().sent.filter((m) => m.op === "ping").length;
+      ws().frame({ op: "pong" });
+      await until(`ping ${n + 1}`, () => ws().sent.filter((m) => m.op === "ping").length === n + 1);
+    }
+    eq(FakeWS.all.length, 1, "sockets");
+    eq(client.state.state, State.LIVE, "state");
+    client.close();
+  },
+
+  async trafficPostponesThePing() {
+    const { client, ws } = newClient({ idlePingMs: 150, pongTimeoutMs: 1000 });
+    client.subscribe("post:1", {});
+    client.connect();
+    await until("a socket", () => ws());
+    ws().accept();
+    ws().frame({ op: "subscribed", room: "post:1", seq: 0 });
+    const start = performance.now();
+    // An event every 30 ms for 300 ms: the silence never reaches 150 ms.
+    for (let seq = 1; seq <= 10; seq++) {
+      await new Promise((r) => setTimeout(r, 30));
+      ws().frame(ev("post:1", seq));
+    }
+    const pingsDuringTraffic = ws().sent.filter((m) => m.op === "ping").length;
+    if (performance.now() - start < 300) throw new Error("the traffic was too quick to tell");
+    eq(pingsDuringTraffic, 0, "pings while events arrive");
+    await until("a ping once quiet", () => ws().sent.some((m) => m.op === "ping"));
+    client.close();
+  },
+
+  async noPongMeansReconnecting() {
+    const { client, states, ws } = newClient({ idlePingMs: 20, pongTimeoutMs: 60, minDelayMs: 5000, maxDelayMs: 5000 });
+    client.subscribe("post:1", {});
+    client.connect();
+    await until("a socket", () => ws());
+    const first = ws();
+    first.accept();
+    const pingedAt = await (async () => {
+      await until("a ping", () => first.sent.some((m) => m.op === "ping"));
+      return performance.now();
+    })();
+    await until("reconnecting", () => client.state.state === State.RECONNECTING, 1000);
+    const waited = performance.now() - pingedAt;
+    if (waited < 50) throw new Error(`gave up ${waited} ms after the ping, want the 60 ms timeout`);
+    if (!first.closedWith) throw new Error("the silent socket was not closed");
+    if (!states[states.length - 1].reason) throw new Error("no reason given");
+    // The dead socket's late close changes nothing.
+    first.drop(1006);
+    eq(client.state.state, State.RECONNECTING, "state after the late close");
+    client.reconnectNow();
+    await until("a new socket", () => FakeWS.all.length === 2);
+    ws().accept();
+    eq(ws().sent, [{ op: "subscribe", room: "post:1" }], "resubscribed");
+    eq(client.state.state, State.LIVE, "live again");
+    client.close();
+  },
+
+  async unknownTenantStops() {
+    const calls = [];
+    const { client } = newClient({ token: "tok", fetch: fakeFetch(calls, () => json(404, { error: { code: "not_found" } })) });
+    client.connect();
+    await until("offline", () => client.state.state === State.OFFLINE);
+    if (!/no such community/i.test(client.state.reason)) throw new Error(`reason ${client.state.reason}`);
+    await new Promise((r) => setTimeout(r, 100)); // minDelayMs is 10: retries would have come
+    eq(calls.length, 1, "ticket requests");
+    eq(FakeWS.all.length, 0, "sockets opened");
+    client.close();
+  },
 };
 
 export async function run() {

@@ -2,7 +2,7 @@
 // so one browser can be signed in to several communities.
 
 import { h, setChildren } from "../dom.js";
-import { formError } from "../components.js";
+import { fieldMessage, formError, showError } from "../components.js";
 
 export function mount(root, ctx, [mode]) {
   const register = mode === "register";
@@ -41,6 +41,8 @@ export function mount(root, ctx, [mode]) {
     "aria-describedby": register ? "password-help" : null,
   });
   const email = register ? h("input", { id: "email", name: "email", type: "email", autocomplete: "email" }) : null;
+  const fields = { username: fieldMessage(username), password: fieldMessage(password) };
+  if (email) fields.email = fieldMessage(email);
   const submit = h("button", { type: "submit", class: "primary", id: "auth-submit" }, register ? "Create account" : "Log in");
   const other = register ? "login" : "register";
   const form = h(
@@ -49,11 +51,13 @@ export function mount(root, ctx, [mode]) {
     h("h1", { tabindex: "-1" }, register ? `Join ${ctx.tenant}` : `Log in to ${ctx.tenant}`),
     h("label", { for: "username" }, "Username"),
     username,
+    fields.username.el,
     register ? h("p", { class: "muted small", id: "username-help" }, "3 to 32 letters, digits or underscores.") : null,
     h("label", { for: "password" }, "Password"),
     password,
+    fields.password.el,
     register ? h("p", { class: "muted small", id: "password-help" }, "At least 8 characters.") : null,
-    register ? [h("label", { for: "email" }, "Email (optional)"), email] : null,
+    register ? [h("label", { for: "email" }, "Email (optional)"), email, fields.email.el] : null,
     err.el,
     h("div", { class: "actions" }, submit),
     h(
@@ -74,7 +78,8 @@ export function mount(root, ctx, [mode]) {
       await ctx.signIn(res.token, res.user, next);
       ctx.toast(register ? `Welcome, ${res.user.username}!` : `Signed in as ${res.user.username}.`);
     } catch (e2) {
-      err.show(e2.status === 401 ? "Wrong username or password." : e2);
+      if (e2.status === 401) err.show("Wrong username or password.");
+      else showError(e2, fields, err);
       submit.disabled = false;
       password.select();
     }

@@ -3,7 +3,7 @@
 
 import { h, setChildren, timeEl, avatar, compareIds } from "../dom.js";
 import { describeError } from "../api.js";
-import { badge, canWrite, formError, isMod, liveRoom, presenceView } from "../components.js";
+import { badge, canWrite, formError, isMod, limitedField, liveRoom, presenceView, showError } from "../components.js";
 import { Seen } from "../seen.js";
 
 export function mount(root, ctx, [boardId]) {
@@ -76,6 +76,25 @@ export function mount(root, ctx, [boardId]) {
     );
   };
 
+  const showBoard = () => {
+    heading.textContent = boardInfo.name;
+    desc.textContent = boardInfo.description || "";
+    desc.hidden = !boardInfo.description;
+    ctx.setTitle(boardInfo.name);
+    ctx.setCrumbs([[boardInfo.name, ctx.url(`/b/${boardId}`)]]);
+  };
+
+  // Renames are board.updated events in the tenant room, not the board's.
+  const tenantRoom = ctx.client.subscribe("tenant", {
+    onEvent(ev) {
+      const d = ev.data;
+      if (ev.type !== "board.updated" || d.id !== boardId || !boardInfo) return;
+      if (typeof d.version === "number" && boardInfo.version !== undefined && d.version <= boardInfo.version) return;
+      Object.assign(boardInfo, d.changes, { version: d.version });
+      showBoard();
+    },
+  });
+
   const room = liveRoom(ctx, `board:${boardId}`, {
     async load() {
       const [boards, page] = await Promise.all([
@@ -84,11 +103,7 @@ export function mount(root, ctx, [boardId]) {
       ]);
       if (boards) {
         boardInfo = boards.find((b) => b.id === boardId) || { id: boardId, name: "Board", description: "" };
-        heading.textContent = boardInfo.name;
-        desc.textContent = boardInfo.description || "";
-        desc.hidden = !boardInfo.description;
-        ctx.setTitle(boardInfo.name);
-        ctx.setCrumbs([[boardInfo.name, ctx.url(`/b/${boardId}`)]]);
+        showBoard();
       }
       posts.clear();
       for (const p of page.items) posts.set(p.id, p);
@@ -159,7 +174,10 @@ export function mount(root, ctx, [boardId]) {
       h("p", null, e.status === 404 ? "It may have been removed. " : `${describeError(e)} `, h("a", { href: ctx.url("/") }, "All boards")),
     );
   });
-  return () => room.dispose();
+  return () => {
+    room.dispose();
+    tenantRoom.unsubscribe();
+  };
 }
 
 function signInPrompt(ctx) {
@@ -177,16 +195,20 @@ function signInPrompt(ctx) {
 
 function newPostForm(ctx, boardId) {
   const err = formError();
-  const title = h("input", { id: "post-title", name: "title", required: true, maxlength: "200", autocomplete: "off" });
-  const body = h("textarea", { id: "post-body", name: "body", required: true, rows: "6", maxlength: "20000" });
-  const submit = h("button", { type: "submit", class: "primary" }, "Publish");
+  const title = h("input", { id: "post-title", name: "title", required: true, autocomplete: "off" });
+  const body = h("textarea", { id: "post-body", name: "body", required: true, rows: "6" });
+  const titleField = limitedField(title, 200, "Titles");
+  const bodyField = limitedField(body, 20000, "Posts");
+  const submit = h("button", { type: "submit", class: "primary", id: "publish" }, "Publish");
   const form = h(
     "form",
-    { class: "stack", id: "new-post" },
+    { class: "stack", id: "new-post", novalidate: true },
     h("label", { for: "post-title" }, "Title"),
     title,
+    titleField.el,
     h("label", { for: "post-body" }, "What would you like to discuss?"),
     body,
+    bodyField.el,
     err.el,
     h("div", { class: "actions" }, submit),
   );
@@ -194,13 +216,18 @@ function newPostForm(ctx, boardId) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     err.clear();
+    titleField.clearError();
+    bodyField.clearError();
+    // Empty fields are the server's to name (its messages are the ones
+    // people see everywhere); lengths are refused here, before sending.
+    if (!titleField.check() || !bodyField.check()) return;
     submit.disabled = true;
     try {
       const p = await ctx.api.post(`/boards/${boardId}/posts`, { title: title.value, body: body.value });
       form.reset();
       ctx.navigate(ctx.url(`/p/${p.id}`));
     } catch (e2) {
-      err.show(e2);
+      showError(e2, { title: titleField, body: bodyField }, err);
     } finally {
       submit.disabled = false;
     }

@@ -1,11 +1,13 @@
-// Moderator pages: the reports queue and the audit log.
+// Moderator pages: the reports queue, the members and the audit log.
 
-import { h, setChildren, timeEl, excerpt } from "../dom.js";
+import { h, setChildren, timeEl, excerpt, avatar } from "../dom.js";
 import { describeError } from "../api.js";
-import { formError, isMod } from "../components.js";
+import { banDialog, formError, isMod } from "../components.js";
+
+const titles = { reports: "Reports", members: "Members", audit: "Audit log" };
 
 export function mount(root, ctx, [which]) {
-  const title = which === "reports" ? "Reports" : "Audit log";
+  const title = titles[which];
   ctx.setTitle(title);
   ctx.setCrumbs([[title, ctx.url(`/mod/${which}`)]]);
   if (!isMod(ctx.me)) {
@@ -16,7 +18,200 @@ export function mount(root, ctx, [which]) {
     );
     return;
   }
+  if (which === "members") return members(root, ctx);
   return which === "reports" ? reports(root, ctx) : audit(root, ctx);
+}
+
+// Members: every user with role and ban state, found by the start of the
+// name; admins change roles, moderators ban and unban members (admins
+// anyone but themselves), as the API allows.
+function members(root, ctx) {
+  const me = ctx.me;
+  const params = new URLSearchParams(location.search);
+  const q = h("input", { id: "members-q", type: "search", name: "q", autocomplete: "off", spellcheck: "false", value: params.get("q") || "", placeholder: "Start of a username" });
+  const bannedOnly = h("input", { id: "members-banned", type: "checkbox", name: "banned", checked: params.get("banned") === "true" });
+  const body = h("tbody", { id: "members" });
+  const msg = h("p", { class: "muted", id: "members-msg", role: "status", hidden: true });
+  const more = h("button", { type: "button", class: "more", id: "more-members", hidden: true }, "Load more");
+  const roles = ["member", "moderator", "admin"];
+  let cursor = null;
+  let query = 0; // answers to an older query are dropped
+
+  const status = (u) => {
+    if (!u.banned) return h("span", { class: "status ok" }, "Active");
+    return h(
+      "span",
+      { class: "status banned" },
+      u.banned_until ? ["Banned until ", h("time", { datetime: u.banned_until, title: new Date(u.banned_until).toLocaleString() }, new Date(u.banned_until).toLocaleDateString())] : "Banned",
+    );
+  };
+
+  // What the API lets me do to u.
+  const canBan = (u) => u.id !== me.id && (me.role === "admin" || u.role === "member");
+  const canSetRole = (u) => u.id !== me.id && me.role === "admin";
+
+  const row = (u) => {
+    const tr = h("tr", { dataset: { id: u.id, username: u.username } });
+    const render = (focus) => {
+      tr.dataset.role = u.role;
+      tr.dataset.banned = String(u.banned);
+      const roleCell = canSetRole(u) ? roleSelect() : h("span", { class: `badge role ${u.role}` }, u.role);
+      const actions = h("td", { class: "member-actions" });
+      if (canBan(u)) {
+        actions.append(
+          u.banned
+            ? h("button", { type: "button", class: "small", dataset: { action: "unban" }, "aria-label": `Unban ${u.username}`, onclick: unban }, "Unban")
+            : h("button", { type: "button", class: "small danger", dataset: { action: "ban" }, "aria-label": `Ban ${u.username}`, onclick: ban }, "Ban"),
+        );
+      }
+      setChildren(
+        tr,
+        h("th", { scope: "row", class: "member-name" }, avatar(u, "sm"), h("span", null, u.username), u.id === me.id ? h("span", { class: "muted small" }, " (you)") : null),
+        h("td", { class: "member-role" }, roleCell),
+        h("td", { class: "member-status" }, status(u)),
+        h("td", { class: "member-joined" }, h("span", { class: "sr-only" }, "Joined "), timeEl(u.created_at)),
+        actions,
+      );
+      // Keep the keyboard where it was: on the control that replaced the
+      // one just used.
+      if (focus) tr.querySelector(focus)?.focus();
+    };
+    const update = (res, focus) => {
+      u.role = res.role;
+      u.banned = !!res.banned;
+      u.banned_until = res.banned_until ?? null;
+      render(focus);
+    };
+    const roleSelect = () => {
+      const sel = h(
+        "select",
+        { class: "role-select", dataset: { action: "role" }, "aria-label": `Role of ${u.username}` },
+        roles.map((r) => h("option", { value: r, selected: r === u.role }, r)),
+      );
+      sel.value = u.role;
+      sel.addEventListener("change", async () => {
+        const to = sel.value;
+        sel.disabled = true;
+        try {
+          update(await ctx.api.put(`/mod/users/${u.id}/role`, { role: to }), "[data-action=role]");
+          ctx.toast(`${u.username} is now ${to === "admin" ? "an" : "a"} ${to}.`);
+        } catch (e) {
+          ctx.toast(describeError(e));
+          render("[data-action=role]");
+        }
+      });
+      return sel;
+    };
+    const ban = () => banDialog(ctx, u, (res) => res && update(res, "[data-action=unban]"));
+    const unban = async (e) => {
+      e.currentTarget.disabled = true;
+      try {
+        update(await ctx.api.post(`/mod/users/${u.id}/unban`), "[data-action=ban]");
+        ctx.toast(`${u.username} can write again.`);
+      } catch (e2) {
+        ctx.toast(describeError(e2));
+        render("[data-action=unban]");
+      }
+    };
+    render(null);
+    return tr;
+  };
+
+  const path = () => {
+    const p = new URLSearchParams({ limit: "50" });
+    if (q.value.trim()) p.set("q", q.value.trim());
+    if (bannedOnly.checked) p.set("banned", "true");
+    return `/mod/users?${p}`;
+  };
+
+  const load = async (fresh) => {
+    const mine = fresh ? ++query : query;
+    more.disabled = true;
+    body.setAttribute("aria-busy", "true");
+    try {
+      const page = await ctx.api.get(`${path()}${!fresh && cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      if (mine !== query) return;
+      if (fresh) setChildren(body);
+      body.append(...page.items.map(row));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      msg.hidden = body.childElementCount > 0;
+      if (!body.childElementCount) {
+        const name = q.value.trim();
+        msg.textContent = bannedOnly.checked
+          ? name ? `Nobody whose name starts with “${name}” is banned.` : "Nobody is banned."
+          : `No members whose name starts with “${name}”.`;
+      }
+    } catch (e) {
+      if (mine !== query) return;
+      msg.hidden = false;
+      msg.textContent = describeError(e);
+    } finally {
+      // Only the newest query's answer ends the wait (and a newer one may
+      // be waiting for its timer).
+      if (mine === query && !timer) {
+        more.disabled = false;
+        body.removeAttribute("aria-busy");
+      }
+    }
+  };
+
+  // The filter lives in the address, so a reload or a shared link shows
+  // the same list.
+  let timer = null;
+  const refilter = () => {
+    clearTimeout(timer);
+    // What is shown no longer matches the filter until the answer comes.
+    body.setAttribute("aria-busy", "true");
+    timer = setTimeout(() => {
+      timer = null;
+      const p = new URLSearchParams();
+      if (q.value.trim()) p.set("q", q.value.trim());
+      if (bannedOnly.checked) p.set("banned", "true");
+      history.replaceState(null, "", `${location.pathname}${p.size ? `?${p}` : ""}`);
+      load(true);
+    }, 200);
+  };
+  q.addEventListener("input", refilter);
+  bannedOnly.addEventListener("change", refilter);
+  more.addEventListener("click", () => load(false));
+
+  setChildren(
+    root,
+    h("h1", { tabindex: "-1" }, "Members"),
+    h(
+      "form",
+      { class: "members-filter", role: "search", "aria-label": "Find members", onsubmit: (e) => e.preventDefault() },
+      h("div", { class: "field" }, h("label", { for: "members-q" }, "Find by username"), q),
+      h("label", { class: "check", for: "members-banned" }, bannedOnly, " Banned only"),
+    ),
+    msg,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "members-table" },
+        h(
+          "thead",
+          null,
+          h(
+            "tr",
+            null,
+            h("th", { scope: "col" }, "Member"),
+            h("th", { scope: "col" }, "Role"),
+            h("th", { scope: "col" }, "Status"),
+            h("th", { scope: "col" }, "Joined"),
+            h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")),
+          ),
+        ),
+        body,
+      ),
+    ),
+    more,
+  );
+  load(true);
+  return () => clearTimeout(timer);
 }
 
 function reports(root, ctx) {

@@ -5,8 +5,24 @@
 
 import { h, setChildren, timeEl, avatar, compareIds, excerpt, serverHTML } from "../dom.js";
 import { describeError } from "../api.js";
-import { badge, banDialog, canWrite, confirmButton, formError, isMod, liveRoom, presenceView, typingView } from "../components.js";
+import {
+  badge,
+  banDialog,
+  canWrite,
+  confirmButton,
+  formError,
+  isMod,
+  limitedField,
+  liveRoom,
+  presenceView,
+  showError,
+  typingView,
+} from "../components.js";
 import { Seen } from "../seen.js";
+
+// Comments are read a page at a time; a long thread shows the first ones
+// and a button for more.
+const PAGE = 50;
 
 export function mount(root, ctx, [postId]) {
   const me = ctx.me;
@@ -19,18 +35,23 @@ export function mount(root, ctx, [postId]) {
   let boardName = null;
   let loaded = false;
   let scrolled = false;
+  let replyTo = null; // the comment the compose form answers, or null
+  let nextCursor = null; // more comments to read, after the ones shown
 
   const presence = presenceView();
   const typing = typingView(me);
   const article = h("article", { class: "post card", id: "post", "aria-labelledby": "post-title" });
   const countHeading = h("h2", { id: "comments-heading" }, "Comments");
+  countHeading.tabIndex = -1;
   const list = h("ol", { class: "comments", id: "comments", "aria-labelledby": "comments-heading" });
+  const more = h("button", { type: "button", class: "more", id: "more-comments", hidden: true }, "Show more comments");
   const composeSlot = h("div", { class: "compose-slot" });
   const section = h(
     "section",
     { class: "thread", "aria-labelledby": "comments-heading" },
     countHeading,
     list,
+    more,
     typing.el,
     composeSlot,
   );
@@ -44,18 +65,22 @@ export function mount(root, ctx, [postId]) {
         h("h1", { id: "post-title", tabindex: "-1" }, gone === "deleted" ? "This post was deleted" : "This post was hidden by a moderator"),
         h("p", null, h("a", { href: post ? ctx.url(`/b/${post.board_id}`) : ctx.url("/") }, "Back to the board")),
       );
-      section.hidden = true;
+      // A comment being written stays on screen, to be copied.
+      section.hidden = !hasDraft();
+      countHeading.hidden = list.hidden = more.hidden = true;
       return;
     }
-    section.hidden = false;
+    section.hidden = countHeading.hidden = list.hidden = false;
+    more.hidden = !nextCursor;
     const p = post;
     article.classList.toggle("is-hidden", !!p.hidden);
     const title = h("h1", { id: "post-title", tabindex: "-1" }, p.title);
     const canEdit = canWrite(me) && (mod || (me.id === p.author.id && !p.locked));
     const actions = h("div", { class: "actions post-actions" });
+    const by = `post by ${p.author.username}`;
     if (canEdit) {
       actions.append(
-        h("button", { type: "button", class: "link", id: "edit-post", onclick: () => editPost() }, "Edit"),
+        h("button", { type: "button", class: "link", id: "edit-post", "aria-label": `Edit ${by}`, onclick: () => editPost() }, "Edit"),
         confirmButton("Delete", "Delete this post and its comments?", async () => {
           try {
             await ctx.api.del(`/posts/${p.id}`);
@@ -64,10 +89,10 @@ export function mount(root, ctx, [postId]) {
           } catch (e) {
             ctx.toast(describeError(e));
           }
-        }),
+        }, undefined, `Delete ${by}`),
       );
     }
-    if (canWrite(me) && !mod && me.id !== p.author.id) actions.append(reportButton(ctx, "post", p.id));
+    if (canWrite(me) && !mod && me.id !== p.author.id) actions.append(reportButton(ctx, "post", p.id, p.author.username));
     setChildren(
       article,
       h(
@@ -126,16 +151,20 @@ export function mount(root, ctx, [postId]) {
 
   const editPost = () => {
     const err = formError();
-    const title = h("input", { id: "edit-post-title", value: post.title, required: true, maxlength: "200" });
-    const body = h("textarea", { id: "edit-post-body", rows: "8", required: true, maxlength: "20000" });
+    const title = h("input", { id: "edit-post-title", value: post.title, required: true });
+    const body = h("textarea", { id: "edit-post-body", rows: "8", required: true });
     body.value = post.body;
+    const titleField = limitedField(title, 200, "Titles");
+    const bodyField = limitedField(body, 20000, "Posts");
     const form = h(
       "form",
-      { class: "stack", id: "edit-post-form" },
+      { class: "stack", id: "edit-post-form", novalidate: true },
       h("label", { for: "edit-post-title" }, "Title"),
       title,
+      titleField.el,
       h("label", { for: "edit-post-body" }, "Body"),
       body,
+      bodyField.el,
       err.el,
       h(
         "div",
@@ -147,6 +176,9 @@ export function mount(root, ctx, [postId]) {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       err.clear();
+      titleField.clearError();
+      bodyField.clearError();
+      if (!titleField.check() || !bodyField.check()) return;
       const patch = {};
       if (title.value !== post.title) patch.title = title.value;
       if (body.value !== post.body) patch.body = body.value;
@@ -155,7 +187,7 @@ export function mount(root, ctx, [postId]) {
         renderPost();
         article.querySelector("#edit-post")?.focus();
       } catch (e2) {
-        err.show(e2);
+        showError(e2, { title: titleField, body: bodyField }, err);
       }
     });
     form.addEventListener("keydown", (e) => e.key === "Escape" && renderPost());
@@ -166,6 +198,8 @@ export function mount(root, ctx, [postId]) {
   const applyPostSnapshot = (p) => {
     if (post && p.version < post.version) return;
     post = { ...post, ...p };
+    setCrumbs();
+    ctx.setTitle(post.title);
     renderCompose();
   };
 
@@ -206,17 +240,26 @@ export function mount(root, ctx, [postId]) {
     if (entry.editing) return;
     const canEdit = canWrite(me) && (mod || (c.author.id === me.id && !post?.locked));
     const actions = h("div", { class: "actions comment-actions" });
+    // Screen readers list buttons out of context: each says whose comment.
+    const by = `comment by ${c.author.username}`;
     if (canEdit) {
       actions.append(
-        h("button", { type: "button", class: "link", dataset: { action: "edit" }, onclick: () => editComment(entry) }, "Edit"),
-        confirmButton("Delete", "Delete this comment?", async () => {
-          try {
-            await ctx.api.del(`/comments/${c.id}`);
-            removeComment(c.id);
-          } catch (e) {
-            ctx.toast(describeError(e));
-          }
-        }),
+        h("button", { type: "button", class: "link", dataset: { action: "edit" }, "aria-label": `Edit ${by}`, onclick: () => editComment(entry) }, "Edit"),
+        confirmButton(
+          "Delete",
+          "Delete this comment?",
+          async () => {
+            try {
+              await ctx.api.del(`/comments/${c.id}`);
+              removeComment(c.id, true);
+              ctx.announce("Comment deleted.");
+            } catch (e) {
+              ctx.toast(describeError(e));
+            }
+          },
+          undefined,
+          `Delete ${by}`,
+        ),
       );
     }
     if (mod) {
@@ -228,6 +271,7 @@ export function mount(root, ctx, [postId]) {
             type: "button",
             class: "link",
             dataset: { action: verb },
+            "aria-label": `${c.hidden ? "Unhide" : "Hide"} ${by}`,
             onclick: async (e) => {
               e.currentTarget.disabled = true;
               try {
@@ -243,10 +287,15 @@ export function mount(root, ctx, [postId]) {
         ),
       );
       if (c.author.id !== me.id) {
-        actions.append(h("button", { type: "button", class: "link danger", dataset: { action: "ban" }, onclick: () => banDialog(ctx, c.author) }, "Ban"));
+        actions.append(
+          h("button", { type: "button", class: "link danger", dataset: { action: "ban" }, "aria-label": `Ban ${c.author.username}`, onclick: () => banDialog(ctx, c.author) }, "Ban"),
+        );
       }
     }
-    if (canWrite(me) && !mod && c.author.id !== me.id) actions.append(reportButton(ctx, "comment", c.id));
+    if (canWrite(me) && !mod && c.author.id !== me.id) actions.append(reportButton(ctx, "comment", c.id, c.author.username));
+    if (canWrite(me) && (mod || !post?.locked)) {
+      actions.prepend(h("button", { type: "button", class: "link", dataset: { action: "reply" }, "aria-label": `Reply to the comment by ${c.author.username}`, onclick: () => startReply(c) }, "Reply"));
+    }
     setChildren(
       el,
       avatar(c.author),
@@ -262,8 +311,69 @@ export function mount(root, ctx, [postId]) {
           editedMark(c, "comment"),
           c.hidden ? badge("Hidden") : null,
         ),
+        c.reply_to ? replyQuote(c.reply_to) : null,
         h("div", { class: "body comment-body" }, serverHTML(c.body_html)),
         actions.childElementCount ? actions : null,
+      ),
+    );
+  };
+
+  // A reply shows what it answers: the answered comment's author and the
+  // start of its text, linking to it; one no longer shown (hidden from
+  // us, or deleted) is only named.
+  const replyQuote = (id) => {
+    const answered = comments.get(id)?.c;
+    if (!answered) return h("p", { class: "reply-quote gone", dataset: { replyTo: id } }, "In reply to a comment that is no longer shown");
+    return h(
+      "a",
+      { class: "reply-quote", href: `#c${id}`, dataset: { replyTo: id }, "aria-label": `In reply to ${answered.author.username}` },
+      h("span", { class: "reply-to-author" }, `@${answered.author.username}`),
+      " ",
+      h("span", { class: "reply-to-text" }, excerpt(answered.body, 100)),
+    );
+  };
+
+  // The quotes of the replies to a comment follow it when it changes or goes.
+  const renderRepliesTo = (id) => {
+    for (const e of comments.values()) if (e.c.reply_to === id) renderComment(e);
+  };
+
+  const startReply = (c) => {
+    replyTo = c;
+    renderCompose();
+    const ta = composeSlot.querySelector("#comment-body");
+    renderReplyChip();
+    ta?.focus();
+  };
+
+  const renderReplyChip = () => {
+    const chip = composeSlot.querySelector("#reply-chip");
+    if (!chip) return;
+    if (!replyTo) {
+      chip.hidden = true;
+      setChildren(chip);
+      return;
+    }
+    chip.hidden = false;
+    setChildren(
+      chip,
+      "Replying to ",
+      h("a", { href: `#c${replyTo.id}` }, `@${replyTo.author.username}`),
+      " ",
+      h(
+        "button",
+        {
+          type: "button",
+          class: "link small",
+          id: "cancel-reply",
+          "aria-label": "Cancel the reply",
+          onclick: () => {
+            replyTo = null;
+            renderReplyChip();
+            composeSlot.querySelector("#comment-body")?.focus();
+          },
+        },
+        "×",
       ),
     );
   };
@@ -273,8 +383,9 @@ export function mount(root, ctx, [postId]) {
     entry.editing = true;
     const id = `edit-${c.id}`;
     const err = formError();
-    const ta = h("textarea", { id, rows: "4", required: true, maxlength: "20000" });
+    const ta = h("textarea", { id, rows: "4", required: true });
     ta.value = c.body;
+    const bodyField = limitedField(ta, 20000, "Comments");
     const done = () => {
       entry.editing = false;
       renderComment(entry);
@@ -282,9 +393,10 @@ export function mount(root, ctx, [postId]) {
     };
     const form = h(
       "form",
-      { class: "stack edit-comment" },
-      h("label", { for: id }, "Edit your comment"),
+      { class: "stack edit-comment", novalidate: true },
+      h("label", { for: id }, c.author.id === me?.id ? "Edit your comment" : `Edit the comment by ${c.author.username}`),
       ta,
+      bodyField.el,
       err.el,
       h(
         "div",
@@ -296,14 +408,16 @@ export function mount(root, ctx, [postId]) {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       err.clear();
+      bodyField.clearError();
       if (ta.value === c.body) return done();
+      if (!bodyField.check()) return;
       try {
         const res = await ctx.api.patch(`/comments/${c.id}`, { body: ta.value });
         entry.editing = false;
         applyComment(res);
         done();
       } catch (e2) {
-        err.show(e2);
+        showError(e2, { body: bodyField }, err);
       }
     });
     form.addEventListener("keydown", (e) => {
@@ -329,13 +443,29 @@ export function mount(root, ctx, [postId]) {
     return entry;
   };
 
-  const removeComment = (id) => {
+  // removeComment takes a comment off the page. When focus was in it (or
+  // the reader just deleted it), focus moves to the comment that took its
+  // place, else the one before, else the heading: never to the page's
+  // start, which is where a removed element leaves it.
+  const removeComment = (id, deletedHere = false) => {
     const e = comments.get(id);
     if (!e) return false;
+    const hadFocus = deletedHere || e.el.contains(document.activeElement);
+    const near = e.el.nextElementSibling || e.el.previousElementSibling;
     comments.delete(id);
     e.el.remove();
+    renderRepliesTo(id);
+    if (replyTo?.id === id) {
+      replyTo = null;
+      renderReplyChip();
+    }
     if (post) post.comment_count = Math.max(0, post.comment_count - 1);
     renderCount();
+    if (hadFocus) {
+      const target = near || countHeading;
+      if (target !== countHeading) target.tabIndex = -1;
+      target.focus();
+    }
     return true;
   };
 
@@ -356,17 +486,43 @@ export function mount(root, ctx, [postId]) {
       if (post) post.comment_count += 1;
       renderCount();
     }
+    renderRepliesTo(c.id);
     markSeen();
   };
 
   const renderCount = () => {
-    const n = comments.size;
+    // With pages still unread, the post's count knows how many there are.
+    const n = nextCursor ? Math.max(comments.size, post?.comment_count ?? 0) : comments.size;
     countHeading.textContent = n === 0 ? "No comments yet" : n === 1 ? "1 comment" : `${n} comments`;
+    more.hidden = !nextCursor || !!gone;
+    if (nextCursor) more.textContent = `Show more comments (${comments.size} of ${n})`;
   };
 
   // Compose ---------------------------------------------------------------
 
+  const hasDraft = () => !!composeSlot.querySelector("#comment-body")?.value.trim();
+
+  // blockReason says why a comment cannot be posted now that the compose
+  // box is open (the post changed under it), or null.
+  const blockReason = () => {
+    if (gone === "deleted") return "This post was deleted while you were writing.";
+    if (gone === "hidden") return "A moderator hid this post while you were writing.";
+    if (post?.locked && !mod) return "This discussion was locked while you were writing.";
+    return null;
+  };
+
   const renderCompose = () => {
+    const open = composeSlot.querySelector("#compose");
+    if (open && (hasDraft() || !blockReason())) {
+      // Keep what is being typed; say whether it can still be sent.
+      const why = blockReason();
+      const note = open.querySelector("#compose-blocked");
+      note.hidden = !why;
+      note.textContent = why ? `${why} Your text is kept here so you can copy it, but it cannot be posted.` : "";
+      open.querySelector("#comment-submit").disabled = !!why;
+      open.querySelector("#locked-note").hidden = !(post?.locked && mod);
+      return;
+    }
     if (!post || gone) {
       setChildren(composeSlot);
       return;
@@ -394,11 +550,8 @@ export function mount(root, ctx, [postId]) {
       setChildren(composeSlot, h("p", { class: "notice", id: "locked-notice" }, "This discussion is locked: no new comments."));
       return;
     }
-    if (composeSlot.querySelector("#compose")) {
-      composeSlot.querySelector("#locked-note")?.toggleAttribute("hidden", !post.locked);
-      return; // keep what is being typed
-    }
     setChildren(composeSlot, composeForm());
+    renderReplyChip();
   };
 
   const composeForm = () => {
@@ -408,17 +561,20 @@ export function mount(root, ctx, [postId]) {
       name: "body",
       rows: "3",
       required: true,
-      maxlength: "20000",
       placeholder: "Write a comment…",
       "aria-describedby": "compose-hint",
     });
+    const bodyField = limitedField(ta, 20000, "Comments");
     const submit = h("button", { type: "submit", class: "primary", id: "comment-submit" }, "Post comment");
     const form = h(
       "form",
-      { class: "compose card", id: "compose" },
+      { class: "compose card", id: "compose", novalidate: true },
       h("label", { for: "comment-body" }, "Add a comment"),
       h("p", { class: "notice small", id: "locked-note", hidden: !post.locked }, "Locked: only moderators can comment."),
+      h("p", { class: "reply-chip small", id: "reply-chip", hidden: true, "aria-live": "polite" }),
+      h("p", { class: "notice", id: "compose-blocked", role: "status", hidden: true }),
       ta,
+      bodyField.el,
       err.el,
       h(
         "div",
@@ -428,33 +584,93 @@ export function mount(root, ctx, [postId]) {
       ),
     );
     ta.addEventListener("input", () => {
-      if (ta.value.trim()) room.typing();
+      if (ta.value.trim() && !blockReason()) room.typing();
     });
     ta.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit();
     });
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
+      // Ctrl+Enter submits past a disabled button.
+      if (blockReason() || submit.disabled) return;
       err.clear();
+      bodyField.clearError();
       if (!ta.value.trim()) {
-        err.show("Write something first.");
+        bodyField.showError("Write something first.");
         ta.focus();
         return;
       }
+      if (!bodyField.check()) return;
       submit.disabled = true;
       try {
-        const c = await ctx.api.post(`/posts/${postId}/comments`, { body: ta.value });
+        const req = { body: ta.value };
+        if (replyTo) req.reply_to = replyTo.id;
+        const c = await ctx.api.post(`/posts/${postId}/comments`, req);
         ta.value = "";
+        replyTo = null;
+        renderReplyChip();
+        bodyField.update();
+        // A new comment goes at the end of the thread: read up to the end
+        // first, so it does not land after a gap (if that fails, it is
+        // shown after the gap rather than not at all).
+        if (nextCursor) await readRest().catch(() => {});
         applyComment(c);
       } catch (e2) {
-        err.show(e2);
+        showError(e2, { body: bodyField }, err);
       } finally {
-        submit.disabled = false;
+        submit.disabled = !!blockReason();
         ta.focus();
       }
     });
     return form;
   };
+
+  // Pages of comments -----------------------------------------------------
+
+  // readPages reads comments from the start, a page at a time, until it
+  // has at least `atLeast` of them (or the one `wanted` id), or the end.
+  const readPages = async (atLeast, wanted) => {
+    const items = [];
+    let cursor = null;
+    do {
+      const page = await ctx.api.get(`/posts/${postId}/comments?limit=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      items.push(...page.items);
+      cursor = page.next_cursor;
+    } while (cursor && (items.length < atLeast || (wanted && !items.some((c) => c.id === wanted))));
+    return { items, cursor };
+  };
+
+  const showMore = async () => {
+    if (!nextCursor) return;
+    const page = await ctx.api.get(`/posts/${postId}/comments?limit=${PAGE}&cursor=${encodeURIComponent(nextCursor)}`);
+    nextCursor = page.next_cursor;
+    const first = page.items.find((c) => !comments.has(c.id));
+    for (const c of page.items) if (!comments.has(c.id) && commentVisible(c)) insertComment(c);
+    renderCount();
+    markSeen();
+    return first;
+  };
+
+  const readRest = async () => {
+    while (nextCursor) await showMore();
+  };
+
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const first = await showMore();
+      // Keyboard users go on reading where the new comments begin.
+      const el = first && comments.get(first.id)?.el;
+      if (el) {
+        el.tabIndex = -1;
+        el.focus();
+      }
+    } catch (e) {
+      ctx.toast(describeError(e));
+    } finally {
+      more.disabled = false;
+    }
+  });
 
   // Seen ------------------------------------------------------------------
 
@@ -469,7 +685,10 @@ export function mount(root, ctx, [postId]) {
 
   const room = liveRoom(ctx, `post:${postId}`, {
     async load() {
-      const [p, items] = await Promise.all([ctx.api.get(`/posts/${postId}`), ctx.api.all(`/posts/${postId}/comments`)]);
+      // Read as far as the page shows already (a reload must not shrink
+      // it), and on to a comment the address points at.
+      const wanted = scrolled ? null : /^#c(\d+)$/.exec(location.hash)?.[1];
+      const [p, { items, cursor }] = await Promise.all([ctx.api.get(`/posts/${postId}`), readPages(comments.size, wanted)]);
       // A second read of an unchanged post leaves the page as it is (an
       // open editor stays open).
       const postChanged = !post || gone !== null || p.version !== post.version;
@@ -488,8 +707,13 @@ export function mount(root, ctx, [postId]) {
       setCrumbs();
       ctx.setTitle(p.title);
       // Reconcile: keep elements (and open editors) of comments that stay.
+      // Past the last one read, what is shown is left for "show more".
+      nextCursor = cursor;
       const ids = new Set(items.map((c) => c.id));
-      for (const id of [...comments.keys()]) if (!ids.has(id)) removeComment(id);
+      const last = items.at(-1)?.id;
+      for (const id of [...comments.keys()]) {
+        if (!ids.has(id) && (!cursor || (last && compareIds(id, last) <= 0))) removeComment(id);
+      }
       for (const c of items) {
         const e = comments.get(c.id);
         if (!e) insertComment(c);
@@ -518,6 +742,12 @@ export function mount(root, ctx, [postId]) {
       switch (ev.type) {
         case "comment.created":
           if (comments.has(d.id)) return;
+          if (nextCursor) {
+            // Unread pages come first: it will be on the last of them.
+            if (post && commentVisible(d)) post.comment_count += 1;
+            renderCount();
+            return;
+          }
           applyComment(d);
           if (comments.has(d.id) && d.author.id !== me?.id) {
             typing.stop(d.author.id);
@@ -548,6 +778,10 @@ export function mount(root, ctx, [postId]) {
             gone = null;
             room.reload();
           }
+          if ("title" in d.changes) {
+            setCrumbs();
+            ctx.setTitle(post.title);
+          }
           renderPost();
           // Lock or unlock changes who may edit: redraw the comments' buttons.
           for (const e of comments.values()) renderComment(e);
@@ -563,6 +797,16 @@ export function mount(root, ctx, [postId]) {
     },
     onPresence: (m) => presence.update(m),
     onTyping: (m) => typing.update(m),
+  });
+
+  // Board renames are board.updated events in the tenant room.
+  const boards = ctx.client.subscribe("tenant", {
+    onEvent(ev) {
+      const d = ev.data;
+      if (ev.type !== "board.updated" || !post || d.id !== post.board_id || typeof d.changes?.name !== "string") return;
+      boardName = d.changes.name;
+      setCrumbs();
+    },
   });
 
   const setCrumbs = () => {
@@ -591,6 +835,7 @@ export function mount(root, ctx, [postId]) {
   });
   return () => {
     room.dispose();
+    boards.unsubscribe();
     typing.dispose();
   };
 }
@@ -640,13 +885,14 @@ function historyDialog(ctx, kind, id) {
 }
 
 /** "Report": asks for a reason in a small dialog and files it. */
-function reportButton(ctx, targetType, targetId) {
+function reportButton(ctx, targetType, targetId, author) {
   return h(
     "button",
     {
       type: "button",
       class: "link muted",
       dataset: { action: "report" },
+      "aria-label": `Report ${targetType} by ${author}`,
       onclick: () => {
         const err = formError();
         const id = `report-reason`;
