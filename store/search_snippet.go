@@ -1,7 +1,6 @@
 package store
 
 import (
-	"html"
 	"sort"
 	"strings"
 	"unicode"
@@ -285,7 +284,7 @@ func render(text []rune, marks []mark) string {
 				sb.WriteByte(' ')
 			}
 			space = false
-			sb.WriteString(html.EscapeString(string(r)))
+			writeEscaped(&sb, r)
 		}
 	}
 	for _, m := range marks {
@@ -306,6 +305,25 @@ func render(text []rune, marks []mark) string {
 		sb.WriteString("…")
 	}
 	return sb.String()
+}
+
+// writeEscaped writes a rune as HTML text: the five characters
+// html.EscapeString escapes, escaped alike, without a string per rune.
+func writeEscaped(sb *strings.Builder, r rune) {
+	switch r {
+	case '<':
+		sb.WriteString("&lt;")
+	case '>':
+		sb.WriteString("&gt;")
+	case '&':
+		sb.WriteString("&amp;")
+	case '\'':
+		sb.WriteString("&#39;")
+	case '"':
+		sb.WriteString("&#34;")
+	default:
+		sb.WriteRune(r)
+	}
 }
 
 // merge joins overlapping marks (sorted by start).

@@ -100,10 +100,12 @@ func FuzzSnippet(f *testing.F) {
 	})
 }
 
-// BenchmarkSnippet: the Go side of a result, for bodies of the largest
-// size with the match at the end (the whole text is folded and scanned).
+// BenchmarkSnippet: the Go side of a result, for a body of ordinary length
+// and bodies of the largest size with the match at the end (the whole text
+// is folded and scanned).
 func BenchmarkSnippet(b *testing.B) {
 	for name, text := range map[string]string{
+		"english-150":   strings.Repeat("filler words say little ", 6) + " the needle",
 		"english-20000": strings.Repeat("filler words say little ", 834)[:19990] + " the needle",
 		"chinese-20000": strings.Repeat("我喜欢吃面条", 3333) + "米饭",
 	} {
