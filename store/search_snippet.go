@@ -246,21 +246,27 @@ func snippet(text string, terms [][]string) string {
 }
 
 // render cuts the window with the most distinct terms (the earliest of
-// equals), escapes it and marks the matches in it.
+// equals), escapes it and marks the matches in it. The windows begin a
+// little before each match in turn; the marks inside one are counted as the
+// window slides, so a word found thousands of times costs no more than
+// reading them.
 func render(text []rune, marks []mark) string {
 	from, to := 0, len(text)
 	if len(text) > snippetRunes {
-		best := -1
+		counts := map[int]int{}
+		best, lo, hi := -1, 0, 0
 		for _, m := range marks {
 			start := max(0, m.start-snippetLead)
-			var in []mark
-			for _, o := range marks {
-				if o.start >= start && o.end <= start+snippetRunes {
-					in = append(in, o)
+			for ; hi < len(marks) && marks[hi].start < start+snippetRunes; hi++ {
+				counts[marks[hi].term]++
+			}
+			for ; lo < hi && marks[lo].start < start; lo++ {
+				if counts[marks[lo].term]--; counts[marks[lo].term] == 0 {
+					delete(counts, marks[lo].term)
 				}
 			}
-			if n := distinctTerms(in); n > best {
-				best, from = n, start
+			if len(counts) > best {
+				best, from = len(counts), start
 			}
 		}
 		from = wordStart(text, from)

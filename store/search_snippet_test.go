@@ -107,6 +107,7 @@ func BenchmarkSnippet(b *testing.B) {
 	for name, text := range map[string]string{
 		"english-150":   strings.Repeat("filler words say little ", 6) + " the needle",
 		"english-20000": strings.Repeat("filler words say little ", 834)[:19990] + " the needle",
+		"common-20000":  strings.Repeat("the needle and the haystack ", 715),
 		"chinese-20000": strings.Repeat("我喜欢吃面条", 3333) + "米饭",
 	} {
 		terms := searchTerms("needle 米饭")
