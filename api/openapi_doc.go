@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -33,7 +34,8 @@ type operation struct {
 	summary      string
 	auth         auth
 	query        []param
-	body         string // request schema name; "" for none
+	required     []string // names of query parameters that must be given
+	body         string   // request schema name; "" for none
 	bodyOptional bool
 	status       int    // success status
 	result       string // success schema name; "" for no body
@@ -145,6 +147,18 @@ func operations() []operation {
 		summary: "A comment's edit history, oldest first: the original text, then one item per change of the body.",
 		query:   pageQuery, status: 200, result: "RevisionPage", errors: []int{404},
 		description: "For the comment's author and moderators; for anyone else (anonymous readers too) 404."})
+	add(operation{method: "GET", path: t + "/search", id: "search", tag: "forum", auth: authOptional,
+		summary: "Search post titles and bodies and comment bodies, best match first.",
+		query: append([]param{
+			{"q", "The words to find: 1 to 200 characters after trimming (else 422).",
+				map[string]any{"type": "string", "minLength": 1, "maxLength": 200}},
+			{"board", "Only this board's posts and their comments.", map[string]any{"type": "string", "pattern": "^[1-9][0-9]*$"}},
+		}, pageQuery...),
+		required: []string{"q"}, status: 200, result: "SearchPage", errors: []int{404, 422},
+		description: "Every whitespace-separated term must occur; the words of one term in a row. Case is ignored; " +
+			"a word of three or more letters also finds the words it begins. Chinese, Japanese and Korean text is matched " +
+			"character by character, so 米饭 finds 我喜欢米饭. Hidden posts and comments, and the comments of hidden posts, " +
+			"are found by moderators only. 404 when board names no board of this tenant."})
 	for _, o := range []struct{ path, id, what string }{
 		{t + "/posts/{post}/reactions/{kind}", "Post", "post"},
 		{t + "/comments/{comment}/reactions/{kind}", "Comment", "comment"},
@@ -267,7 +281,7 @@ func renderOperation(o operation) map[string]any {
 			"description": desc, "schema": schema})
 	}
 	for _, q := range o.query {
-		params = append(params, map[string]any{"name": q.name, "in": "query", "required": false,
+		params = append(params, map[string]any{"name": q.name, "in": "query", "required": slices.Contains(o.required, q.name),
 			"description": q.description, "schema": q.schema})
 	}
 	keyed := o.method == "POST" && strings.HasPrefix(o.path, "/api/v1/t/") && o.id != "login"
@@ -583,7 +597,17 @@ func schemas() map[string]any {
 			"after":      map[string]any{"type": []string{"object", "null"}, "description": "The changed fields after the action."},
 			"created_at": ts}),
 		"AuditPage": pageOf("AuditEntry"),
-		"PostLink":  obj([]string{"id", "title"}, map[string]any{"id": idRef, "title": str("Empty when the reader can no longer see the post.")}),
+		"SearchResult": obj([]string{"type", "post", "comment_id", "author", "snippet", "created_at"}, map[string]any{
+			"type": map[string]any{"type": "string", "enum": []string{"post", "comment"}},
+			"post": obj([]string{"id", "title", "board_id"}, map[string]any{"id": idRef, "title": str(""), "board_id": idRef}),
+			"comment_id": map[string]any{"oneOf": []any{idRef, map[string]any{"type": "null"}},
+				"description": "The comment that matched; null when the post itself did."},
+			"author": ref("UserRef"),
+			"snippet": str("HTML: the text around the match, escaped, with the matched words in <mark>; " +
+				"safe to insert as HTML."),
+			"created_at": ts}),
+		"SearchPage": pageOf("SearchResult"),
+		"PostLink":   obj([]string{"id", "title"}, map[string]any{"id": idRef, "title": str("Empty when the reader can no longer see the post.")}),
 		"Notification": obj([]string{"id", "kind", "actor", "post", "comment_id", "excerpt", "detail", "read", "created_at"}, map[string]any{
 			"id": idRef,
 			"kind": map[string]any{"type": "string", "enum": []string{"reply", "mention", "moderation", "report_resolved", "role", "ban"},

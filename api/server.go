@@ -115,6 +115,7 @@ func New(cfg Config) *Server {
 	r.DELETE("/comments/:comment", s.deleteComment, requireUser, s.limitUser(s.limits.edits))
 	r.GET("/posts/:post/revisions", s.listPostRevisions)
 	r.GET("/comments/:comment/revisions", s.listCommentRevisions)
+	r.GET("/search", s.search)
 	s.reactionRoutes(r)
 	s.readRoutes(r)
 	s.modRoutes(t, r)

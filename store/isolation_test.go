@@ -15,7 +15,7 @@ import (
 // gains one this list does not know, so new tables get the same proof.
 var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events",
 	"post_revisions", "comment_revisions", "idempotency_keys", "post_reactions", "comment_reactions", "read_state",
-	"notifications", "notification_counts"}
+	"notifications", "notification_counts", "search_docs"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -235,6 +235,8 @@ func TestIsolationSQL(t *testing.T) {
 			"notifications": {`INSERT INTO notifications (tenant_id, user_id, kind, actor_id, post_id)
 				VALUES ($1, $2, 'reply', $3, $4)`, []any{a.tenant.ID, a.member.ID, a.admin.ID, a.post.ID}},
 			"notification_counts": {`INSERT INTO notification_counts (tenant_id, user_id, unread) VALUES ($1, $2, 1)`, []any{a.tenant.ID, a.admin.ID}},
+			"search_docs": {`INSERT INTO search_docs (tenant_id, post_id, comment_id, board_id, hidden, created_at, doc)
+				VALUES ($1, $2, $3, $4, false, now(), 'x')`, []any{a.tenant.ID, a.post.ID, a.comment.ID, a.board.ID}},
 		}
 		for _, tb := range tenantTables {
 			ins, ok := inserts[tb]

@@ -12,6 +12,7 @@ import * as post from "./pages/post.js";
 import * as auth from "./pages/auth.js";
 import * as modPages from "./pages/mod.js";
 import * as user from "./pages/user.js";
+import * as search from "./pages/search.js";
 
 const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
@@ -30,6 +31,7 @@ const routes = [
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/(login|register)\/?$/, auth],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/mod\/(reports|audit|members)\/?$/, modPages],
   [/^\/t\/([a-z0-9][a-z0-9-]*)\/u\/([^/]+)\/?$/, user],
+  [/^\/t\/([a-z0-9][a-z0-9-]*)\/search\/?$/, search],
 ];
 
 const tokenKey = (tenant) => `agora:${tenant}:token`;

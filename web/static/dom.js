@@ -37,11 +37,12 @@ function append(el, children) {
 
 /**
  * serverHTML turns a post's or comment's body_html into nodes. It is the
- * only place the UI reads HTML, and body_html the only HTML it is given:
- * the server renders it from Markdown once, on write, through an allow
- * list (API.md, "Formatting"), and the page's CSP would stop any script
- * in it regardless. The inert document parsed into runs and loads
- * nothing while it parses.
+ * only place the UI reads HTML, and body_html the only HTML it is given
+ * besides search snippets (escaped text and <mark>, of which the search
+ * page keeps nothing else): the server renders body_html from Markdown
+ * once, on write, through an allow list (API.md, "Formatting"), and the
+ * page's CSP would stop any script in it regardless. The inert document
+ * parsed into runs and loads nothing while it parses.
  */
 export function serverHTML(html) {
   const doc = new DOMParser().parseFromString(String(html ?? ""), "text/html");

@@ -1,9 +1,10 @@
-// A community's home: its boards, live through the "tenant" room; admins
-// can add a board.
+// A community's home: the search box and its boards, live through the
+// "tenant" room; admins can add a board.
 
 import { h, setChildren, compareIds } from "../dom.js";
 import { describeError } from "../api.js";
 import { formError, liveRoom, presenceView } from "../components.js";
+import { searchForm } from "./search.js";
 
 export function mount(root, ctx) {
   ctx.setTitle("Boards");
@@ -50,7 +51,7 @@ export function mount(root, ctx) {
     onPresence: (m) => presence.update(m),
   });
 
-  setChildren(root, h("div", { class: "page-head" }, heading, presence.el), status, list);
+  setChildren(root, h("div", { class: "page-head" }, heading, presence.el), searchForm(ctx), status, list);
   if (ctx.me?.role === "admin") {
     const onCreated = (b) => {
       if (!boards.has(b.id)) boards.set(b.id, b);

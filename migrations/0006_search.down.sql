@@ -1,0 +1,14 @@
+DROP TRIGGER comments_search_update ON comments;
+DROP TRIGGER comments_search_insert ON comments;
+DROP TRIGGER posts_search_update ON posts;
+DROP TRIGGER posts_search_insert ON posts;
+DROP FUNCTION search_index_comment();
+DROP FUNCTION search_index_post();
+DROP TABLE search_docs;
+DROP INDEX posts_hidden;
+DROP EXTENSION IF EXISTS btree_gin;
+DROP FUNCTION search_filter();
+DROP FUNCTION search_query(text);
+DROP FUNCTION search_document(text, text);
+DROP FUNCTION search_split(text);
+DROP FUNCTION search_fold(text);
