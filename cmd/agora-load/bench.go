@@ -230,6 +230,10 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
+// keptMarker starts the part of BENCHMARKS.md that task bench does not
+// write: the sections of the scenarios that have tasks of their own.
+const keptMarker = "<!-- Below: sections measured by their own tasks; task bench keeps them as they are. -->"
+
 func writeReport(out string, machine machineInfo, runs []benchRun, micro, benchstat string, stdout io.Writer) error {
 	var microText, statText string
 	if micro != "" {
@@ -246,6 +250,14 @@ func writeReport(out string, machine machineInfo, runs []benchRun, micro, benchs
 	}
 	var md bytes.Buffer
 	writeMarkdown(&md, machine, runs, microText, statText, machine.Quick)
+	// Sections that other tasks measure (task bench:search, ...) live
+	// below keptMarker; a new report keeps them as they are.
+	if old, err := os.ReadFile(out); err == nil {
+		if i := bytes.Index(old, []byte(keptMarker)); i >= 0 {
+			md.WriteString("\n")
+			md.Write(old[i:])
+		}
+	}
 	if err := os.WriteFile(out, md.Bytes(), 0o644); err != nil {
 		return err
 	}
