@@ -125,3 +125,102 @@ func TestBrowserRepliesAndUserPage(t *testing.T) {
 		bob.waitFor("the not-found page", `document.querySelector("main h1")?.textContent === "No such user"`, 10*time.Second)
 	})
 }
+
+// bellJS reads the bell: its count and whether it follows the user's room.
+const bellJS = `(() => { const b = document.querySelector("#bell"); return b ? Number(b.dataset.count) : -1; })()`
+
+// TestBrowserPeopleBell: bob answers alice's post in his browser and
+// mentions her; alice has the forum open in two tabs, and both bells
+// count it live. Reading it through the list on one tab lowers the count
+// on the other, and a tab opened afterwards starts from the same number.
+func TestBrowserPeopleBell(t *testing.T) {
+	webtest.Chromium(t)
+	srv := startServer(t, pgtest.NewDatabase(t), "127.0.0.1:0")
+	f := newForum(t, srv, "bells")
+	var board, post, other idOnly
+	f.call(srv, "admin", http.MethodPost, "/boards", map[string]string{"name": "General"}, &board)
+	f.call(srv, "alice", http.MethodPost, "/boards/"+board.ID+"/posts", map[string]string{"title": "Picnic plans", "body": "Where shall we go?"}, &post)
+	f.call(srv, "bob", http.MethodPost, "/boards/"+board.ID+"/posts", map[string]string{"title": "Bob's topic", "body": "Anything."}, &other)
+	postURL := srv.URL + "/t/bells/p/" + post.ID
+	boardURL := srv.URL + "/t/bells/b/" + board.ID
+	dir := screenshotDir(t)
+
+	b := newBrowser(t)
+	bob := b.newTab(t, "bob")
+	bob.signIn(srv.URL, "bells", f.tokens["bob"])
+	bob.open(postURL, "#compose")
+	alice2 := b.newTab(t, "alice-second")
+	alice2.signIn(srv.URL, "bells", f.tokens["alice"])
+	alice2.open(boardURL, "#posts > li")
+	alice3 := b.newTab(t, "alice-third")
+	alice3.signIn(srv.URL, "bells", f.tokens["alice"])
+	alice3.open(srv.URL+"/t/bells/", "#boards > li")
+	for _, tb := range []*tab{alice2, alice3} {
+		tb.waitFor("the bell in sync at zero", `document.querySelector("#bell")?.dataset.synced === "true" && `+bellJS+` === 0 && document.querySelector("#bell-count").hidden`, 10*time.Second)
+	}
+
+	// One write that replies and mentions: one notification.
+	bob.postComment("The lake, @alice? Bring the blue blanket.")
+	for _, tb := range []*tab{alice2, alice3} {
+		tb.waitFor("the bell at 1, live", bellJS+` === 1 && document.querySelector("#bell-count").textContent === "1" && !document.querySelector("#bell-count").hidden
+			&& document.querySelector("#bell").getAttribute("aria-label") === "Notifications, 1 unread"`, 10*time.Second)
+	}
+	// A mention in another thread: a second one.
+	var mention idOnly
+	f.call(srv, "bob", http.MethodPost, "/posts/"+other.ID+"/comments", map[string]string{"body": "What do you think, @alice?"}, &mention)
+	for _, tb := range []*tab{alice2, alice3} {
+		tb.waitFor("the bell at 2, live", bellJS+` === 2 && document.querySelector("#bell-count").textContent === "2"`, 10*time.Second)
+	}
+	replyID := eval[string](bob, `[...document.querySelectorAll("#comments > li.comment")].at(-1).dataset.id`)
+
+	// The list on the second tab: newest first, who, what, where.
+	alice2.click("#bell")
+	alice2.waitFor("the list", `document.querySelectorAll("#notif-list > li.notif").length === 2 && !document.querySelector("#notif-panel").hidden`, 5*time.Second)
+	type item struct {
+		Kind, What, Title, Excerpt, Href string
+		Unread                           bool
+	}
+	items := eval[[]item](alice2, `[...document.querySelectorAll("#notif-list > li.notif")].map((li) => ({kind: li.dataset.kind,
+		what: li.querySelector(".notif-what").textContent, title: li.querySelector(".notif-title")?.textContent ?? "",
+		excerpt: li.querySelector(".notif-excerpt")?.textContent ?? "", href: li.querySelector("a.notif-link")?.getAttribute("href") ?? "",
+		unread: li.classList.contains("is-unread")}))`)
+	want := []item{
+		{"mention", "bob mentioned you", "Bob's topic", "What do you think, @alice?", "/t/bells/p/" + other.ID + "#c" + mention.ID, true},
+		{"reply", "bob replied", "Picnic plans", "The lake, @alice? Bring the blue blanket.", "/t/bells/p/" + post.ID + "#c" + replyID, true},
+	}
+	if len(items) != 2 || items[0] != want[0] || items[1] != want[1] {
+		t.Fatalf("alice's list:\n got %+v\nwant %+v", items, want)
+	}
+	alice2.screenshot(dir, "bell-open-1280x800", 1280, 800, false)
+	alice2.screenshot(dir, "bell-open-390x844", 390, 844, true)
+	alice2.do(chromedp.EmulateViewport(1280, 800))
+
+	// Clicking the reply goes to it and reads it: 1 on both tabs.
+	alice2.click(`#notif-list > li.notif[data-kind="reply"] a.notif-link`)
+	alice2.waitFor("the reply, as the target", fmt.Sprintf(`location.pathname === "/t/bells/p/%s" && location.hash === "#c%s"
+		&& document.querySelector("#c%s.arrived") !== null && document.querySelector("#notif-panel").hidden`, post.ID, replyID, replyID), 10*time.Second)
+	for _, tb := range []*tab{alice2, alice3} {
+		tb.waitFor("the bell at 1 after reading on the second tab", bellJS+` === 1`, 10*time.Second)
+	}
+	// A third page opened now starts from the server's count.
+	alice3.open(srv.URL+"/t/bells/b/"+board.ID, "#posts > li")
+	alice3.waitFor("the same count on a fresh page", `document.querySelector("#bell")?.dataset.synced === "true" && `+bellJS+` === 1`, 10*time.Second)
+	var n struct {
+		UnreadCount int `json:"unread_count"`
+	}
+	f.call(srv, "alice", http.MethodGet, "/me/notifications/unread_count", nil, &n)
+	if n.UnreadCount != 1 {
+		t.Fatalf("the server counts %d unread, the pages 1", n.UnreadCount)
+	}
+
+	// Mark all read on the third: the second follows.
+	alice3.click("#bell")
+	alice3.waitFor("the list on the third tab", `document.querySelectorAll("#notif-list > li.notif.is-unread").length === 1`, 5*time.Second)
+	alice3.click("#notif-mark-all")
+	for _, tb := range []*tab{alice3, alice2} {
+		tb.waitFor("no unread left", bellJS+` === 0 && document.querySelector("#bell-count").hidden`, 10*time.Second)
+	}
+	alice3.waitFor("the list read", `document.querySelectorAll("#notif-list > li.notif.is-unread").length === 0 && document.querySelectorAll("#notif-list > li.notif").length === 2`, 5*time.Second)
+	alice3.do(chromedp.KeyEvent("\x1b"))
+	alice3.waitFor("Escape to close the list", `document.querySelector("#notif-panel").hidden && document.activeElement?.id === "bell"`, 5*time.Second)
+}
