@@ -224,3 +224,96 @@ func TestBrowserPeopleBell(t *testing.T) {
 	alice3.do(chromedp.KeyEvent("\x1b"))
 	alice3.waitFor("Escape to close the list", `document.querySelector("#notif-panel").hidden && document.activeElement?.id === "bell"`, 5*time.Second)
 }
+
+// reactionJS reads one reaction button under sel: "count pressed label".
+func reactionJS(sel, kind string) string {
+	return fmt.Sprintf(`(() => { const b = document.querySelector(%q + ' button.reaction[data-kind="%s"]');
+		return b ? b.dataset.count + " " + b.getAttribute("aria-pressed") + " " + b.getAttribute("aria-label") : "none"; })()`, sel, kind)
+}
+
+// TestBrowserPeopleReactions: bob reacts to alice's post and comment;
+// alice's tab shows the counts live, bob's shows which are his (also
+// after a reload, from my_reactions); taking one back lowers the count
+// everywhere. Quote puts the comment into the compose box as a Markdown
+// quote and answers it.
+func TestBrowserPeopleReactions(t *testing.T) {
+	webtest.Chromium(t)
+	srv := startServer(t, pgtest.NewDatabase(t), "127.0.0.1:0")
+	f := newForum(t, srv, "reacts")
+	var board, post, first idOnly
+	f.call(srv, "admin", http.MethodPost, "/boards", map[string]string{"name": "General"}, &board)
+	f.call(srv, "alice", http.MethodPost, "/boards/"+board.ID+"/posts", map[string]string{"title": "Cake", "body": "I baked one."}, &post)
+	f.call(srv, "alice", http.MethodPost, "/posts/"+post.ID+"/comments", map[string]string{"body": "It has *three* layers.\nAnd cherries."}, &first)
+	postURL := srv.URL + "/t/reacts/p/" + post.ID
+	cs := commentSelector(first.ID)
+
+	b := newBrowser(t)
+	alice := b.newTab(t, "alice")
+	alice.signIn(srv.URL, "reacts", f.tokens["alice"])
+	alice.open(postURL, cs)
+	bob := b.newTab(t, "bob")
+	bob.signIn(srv.URL, "reacts", f.tokens["bob"])
+	bob.open(postURL, cs)
+	anon := b.newTab(t, "anonymous")
+	anon.open(postURL, cs)
+
+	t.Run("Live", func(t *testing.T) {
+		alice, bob, anon := alice.in(t), bob.in(t), anon.in(t)
+		if n := eval[int](bob, `document.querySelectorAll("#post .reactions button.reaction").length`); n != 6 {
+			t.Fatalf("the post has %d reaction buttons, want 6", n)
+		}
+		bob.click(cs + ` button.reaction[data-kind="love"]`)
+		bob.click(`#post button.reaction[data-kind="thanks"]`)
+		bob.waitFor("bob's own, pressed", reactionJS(cs, "love")+` === "1 true Love (1)" && `+reactionJS("#post", "thanks")+` === "1 true Thanks (1)"`, 5*time.Second)
+		alice.waitFor("the counts on alice's tab, live, not hers", reactionJS(cs, "love")+` === "1 false Love (1)" && `+reactionJS("#post", "thanks")+` === "1 false Thanks (1)"`, 5*time.Second)
+		anon.waitFor("the counts for a reader who cannot react", reactionJS(cs, "love")+` === "1 false Love (1)"
+			&& document.querySelector('`+cs+` button.reaction[data-kind="like"]').hidden`, 5*time.Second)
+		alice.click(cs + ` button.reaction[data-kind="love"]`)
+		bob.waitFor("alice's love counted on bob's tab", reactionJS(cs, "love")+` === "2 true Love (2)"`, 5*time.Second)
+		if d := os.Getenv("AGORA_SCREENSHOTS"); d != "" {
+			bob.screenshot(d, "reactions-1280x800", 1280, 800, false)
+			bob.screenshot(d, "reactions-390x844", 390, 844, true)
+			bob.do(chromedp.EmulateViewport(1280, 800))
+		}
+		// A reload knows which are bob's.
+		bob.open(postURL, cs)
+		bob.waitFor("bob's reactions after a reload", reactionJS(cs, "love")+` === "2 true Love (2)" && `+reactionJS("#post", "thanks")+` === "1 true Thanks (1)"`, 5*time.Second)
+		bob.click(`#post button.reaction[data-kind="thanks"]`)
+		for _, tb := range []*tab{bob, alice, anon} {
+			tb.waitFor("the reaction taken back", reactionJS("#post", "thanks")+` === "0 false Thanks"`, 5*time.Second)
+		}
+		var p struct {
+			Reactions map[string]int `json:"reactions"`
+		}
+		f.call(srv, "bob", http.MethodGet, "/posts/"+post.ID, nil, &p)
+		if len(p.Reactions) != 0 {
+			t.Errorf("the server still counts %v on the post", p.Reactions)
+		}
+	})
+
+	t.Run("Quote", func(t *testing.T) {
+		bob := bob.in(t)
+		bob.click(cs + ` [data-action="quote"]`)
+		bob.waitFor("the quote in the compose box, answering alice", `document.querySelector("#comment-body").value === "> It has *three* layers.\n> And cherries.\n\n"
+			&& !document.querySelector("#reply-chip").hidden && document.querySelector("#reply-chip").textContent.includes("@alice")
+			&& document.activeElement?.id === "comment-body"`, 5*time.Second)
+		bob.postComment(eval[string](bob, `document.querySelector("#comment-body").value`) + "Cherries!")
+		var page struct {
+			Items []struct {
+				ID       string  `json:"id"`
+				ReplyTo  *string `json:"reply_to"`
+				BodyHTML string  `json:"body_html"`
+			} `json:"items"`
+		}
+		f.call(srv, "bob", http.MethodGet, "/posts/"+post.ID+"/comments", nil, &page)
+		last := page.Items[len(page.Items)-1]
+		if last.ReplyTo == nil || *last.ReplyTo != first.ID || !strings.Contains(last.BodyHTML, "<blockquote>") {
+			t.Fatalf("the quoting comment answers %v with %q", last.ReplyTo, last.BodyHTML)
+		}
+		bob.waitFor("the quote shown as a blockquote", commentJSHas(last.ID, "blockquote"), 5*time.Second)
+	})
+}
+
+func commentJSHas(id, sel string) string {
+	return fmt.Sprintf(`document.querySelector("#c%s .comment-body %s") !== null`, id, sel)
+}

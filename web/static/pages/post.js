@@ -15,6 +15,7 @@ import {
   limitedField,
   liveRoom,
   presenceView,
+  reactionBar,
   showError,
   typingView,
 } from "../components.js";
@@ -40,6 +41,10 @@ export function mount(root, ctx, [postId]) {
 
   const presence = presenceView();
   const typing = typingView(me);
+  const canReact = () => canWrite(me) && (mod || !post?.locked);
+  const postReactions = reactionBar(ctx, `/posts/${postId}`, "post", canReact, (res) => {
+    if (post) Object.assign(post, { reactions: res.reactions, my_reactions: res.my_reactions });
+  });
   const article = h("article", { class: "post card", id: "post", "aria-labelledby": "post-title" });
   const countHeading = h("h2", { id: "comments-heading" }, "Comments");
   countHeading.tabIndex = -1;
@@ -74,6 +79,7 @@ export function mount(root, ctx, [postId]) {
     more.hidden = !nextCursor;
     const p = post;
     article.classList.toggle("is-hidden", !!p.hidden);
+    postReactions.update(p);
     const title = h("h1", { id: "post-title", tabindex: "-1" }, p.title);
     const canEdit = canWrite(me) && (mod || (me.id === p.author.id && !p.locked));
     const actions = h("div", { class: "actions post-actions" });
@@ -117,6 +123,7 @@ export function mount(root, ctx, [postId]) {
         ),
       ),
       h("div", { class: "body", id: "post-body" }, serverHTML(p.body_html)),
+      postReactions.el,
       actions.childElementCount ? actions : null,
       mod ? modBar() : null,
     );
@@ -294,8 +301,12 @@ export function mount(root, ctx, [postId]) {
     }
     if (canWrite(me) && !mod && c.author.id !== me.id) actions.append(reportButton(ctx, "comment", c.id, c.author.username));
     if (canWrite(me) && (mod || !post?.locked)) {
-      actions.prepend(h("button", { type: "button", class: "link", dataset: { action: "reply" }, "aria-label": `Reply to the comment by ${c.author.username}`, onclick: () => startReply(c) }, "Reply"));
+      actions.prepend(
+        h("button", { type: "button", class: "link", dataset: { action: "reply" }, "aria-label": `Reply to the comment by ${c.author.username}`, onclick: () => startReply(c) }, "Reply"),
+        h("button", { type: "button", class: "link", dataset: { action: "quote" }, "aria-label": `Quote the comment by ${c.author.username}`, onclick: () => startReply(c, true) }, "Quote"),
+      );
     }
+    entry.reactions.update(c);
     setChildren(
       el,
       avatar(c.author),
@@ -313,7 +324,7 @@ export function mount(root, ctx, [postId]) {
         ),
         c.reply_to ? replyQuote(c.reply_to) : null,
         h("div", { class: "body comment-body" }, serverHTML(c.body_html)),
-        actions.childElementCount ? actions : null,
+        h("div", { class: "comment-foot" }, entry.reactions.el, actions.childElementCount ? actions : null),
       ),
     );
   };
@@ -338,12 +349,22 @@ export function mount(root, ctx, [postId]) {
     for (const e of comments.values()) if (e.c.reply_to === id) renderComment(e);
   };
 
-  const startReply = (c) => {
+  // startReply answers c; with quote, the compose box also gets c's text
+  // as a Markdown quote, after what is already written.
+  const startReply = (c, quote = false) => {
     replyTo = c;
     renderCompose();
     const ta = composeSlot.querySelector("#comment-body");
     renderReplyChip();
-    ta?.focus();
+    if (!ta) return;
+    if (quote) {
+      const quoted = c.body.replace(/\s+$/, "").split("\n").map((l) => (l ? `> ${l}` : ">")).join("\n");
+      const before = ta.value.replace(/\s+$/, "");
+      ta.value = `${before ? `${before}\n\n` : ""}${quoted}\n\n`;
+      ta.dispatchEvent(new Event("input", { bubbles: true }));
+      ta.setSelectionRange(ta.value.length, ta.value.length);
+    }
+    ta.focus();
   };
 
   const renderReplyChip = () => {
@@ -431,7 +452,10 @@ export function mount(root, ctx, [postId]) {
   // insertComment puts a new element in id order (the order REST lists).
   const insertComment = (c) => {
     const el = h("li", { class: "comment", id: `c${c.id}`, dataset: { id: c.id } });
-    const entry = { c, el, editing: false };
+    const entry = { c, el, editing: false, reactions: null };
+    entry.reactions = reactionBar(ctx, `/comments/${c.id}`, "comment", canReact, (res) => {
+      Object.assign(entry.c, { reactions: res.reactions, my_reactions: res.my_reactions });
+    });
     comments.set(c.id, entry);
     renderComment(entry);
     let before = null;
@@ -722,9 +746,17 @@ export function mount(root, ctx, [postId]) {
           // read must not steal focus or close an open editor.
           e.c = c;
           renderComment(e);
+        } else {
+          // Reactions change no version: take the counts as read.
+          e.c.reactions = c.reactions;
+          e.c.my_reactions = c.my_reactions;
+          e.reactions.update(c);
         }
       }
       post.comment_count = p.comment_count;
+      post.reactions = p.reactions;
+      post.my_reactions = p.my_reactions;
+      postReactions.update(post);
       loaded = true;
       renderCount();
       if (postChanged) renderPost();
@@ -786,6 +818,18 @@ export function mount(root, ctx, [postId]) {
           // Lock or unlock changes who may edit: redraw the comments' buttons.
           for (const e of comments.values()) renderComment(e);
           renderCompose();
+          return;
+        }
+        case "post.reactions":
+          if (!post || d.id !== post.id) return;
+          post.reactions = d.reactions;
+          postReactions.update({ reactions: d.reactions });
+          return;
+        case "comment.reactions": {
+          const e = comments.get(d.id);
+          if (!e) return;
+          e.c.reactions = d.reactions;
+          e.reactions.update({ reactions: d.reactions });
           return;
         }
         case "post.deleted":
