@@ -317,3 +317,104 @@ func TestBrowserPeopleReactions(t *testing.T) {
 func commentJSHas(id, sel string) string {
 	return fmt.Sprintf(`document.querySelector("#c%s .comment-body %s") !== null`, id, sel)
 }
+
+// eventually polls cond until it holds or within passes.
+func eventually(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBrowserPeopleUnread: a post alice has read shows no unread count on
+// the board; bob's new comments count up there live; opening the post
+// shows "3 new since your last visit" above the first of them and a link
+// to it; the page tells the server it has read them; reading further on
+// another device moves the markers on the open page.
+func TestBrowserPeopleUnread(t *testing.T) {
+	webtest.Chromium(t)
+	srv := startServer(t, pgtest.NewDatabase(t), "127.0.0.1:0")
+	f := newForum(t, srv, "unread")
+	var board, post, other idOnly
+	f.call(srv, "admin", http.MethodPost, "/boards", map[string]string{"name": "General"}, &board)
+	f.call(srv, "alice", http.MethodPost, "/boards/"+board.ID+"/posts", map[string]string{"title": "Garden", "body": "Tomatoes?"}, &post)
+	f.call(srv, "bob", http.MethodPost, "/boards/"+board.ID+"/posts", map[string]string{"title": "Never opened", "body": "Hello."}, &other)
+	var old [2]idOnly
+	for i := range old {
+		f.call(srv, "bob", http.MethodPost, "/posts/"+post.ID+"/comments", map[string]string{"body": fmt.Sprintf("Old comment %d", i+1)}, &old[i])
+	}
+	f.call(srv, "bob", http.MethodPost, "/posts/"+other.ID+"/comments", map[string]string{"body": "Nobody read me"}, nil)
+	postURL := srv.URL + "/t/unread/p/" + post.ID
+	boardURL := srv.URL + "/t/unread/b/" + board.ID
+	type reading struct {
+		LastRead *string `json:"last_read_comment_id"`
+		Unread   int     `json:"unread_comments"`
+	}
+	read := func() reading {
+		var r reading
+		f.call(srv, "alice", http.MethodGet, "/posts/"+post.ID, nil, &r)
+		return r
+	}
+	markers := `[...document.querySelectorAll("#posts > li")].map((li) => li.querySelector(".post-link").textContent + ":" + (li.querySelector(".unread")?.textContent ?? "")).join("|")`
+
+	b := newBrowser(t)
+	alice := b.newTab(t, "alice")
+	alice.signIn(srv.URL, "unread", f.tokens["alice"])
+	alice.open(boardURL, "#posts > li")
+	alice.waitFor("the server's counts on the board", markers+` === "Never opened:1 new|Garden:2 new"`, 5*time.Second)
+
+	// A first visit has no "since your last visit"; the page marks it read.
+	alice.open(postURL, commentSelector(old[1].ID))
+	if eval[bool](alice, `document.querySelector("#new-divider")?.isConnected === true || !document.querySelector("#jump-unread").hidden`) {
+		t.Fatal("a first visit shows unread markers")
+	}
+	eventually(t, "the page to mark the post read", 10*time.Second, func() bool {
+		r := read()
+		return r.LastRead != nil && *r.LastRead == old[1].ID && r.Unread == 0
+	})
+
+	// Bob writes while alice looks at the board: its counts follow.
+	alice.open(boardURL, "#posts > li")
+	alice.waitFor("nothing unread in the read post", markers+` === "Never opened:1 new|Garden:"`, 5*time.Second)
+	var fresh [3]idOnly
+	for i := range fresh {
+		f.call(srv, "bob", http.MethodPost, "/posts/"+post.ID+"/comments", map[string]string{"body": fmt.Sprintf("New comment %d", i+1)}, &fresh[i])
+	}
+	alice.waitFor("the new comments counted live, the post first", markers+` === "Garden:3 new|Never opened:1 new"`, 5*time.Second)
+	if d := os.Getenv("AGORA_SCREENSHOTS"); d != "" {
+		alice.screenshot(d, "board-unread-390x844", 390, 844, true)
+		alice.do(chromedp.EmulateViewport(1280, 800))
+	}
+
+	// The divider and the link to the first new comment.
+	alice.click(`#posts > li[data-id="` + post.ID + `"] .post-link`)
+	alice.waitFor("the divider above the first new comment", fmt.Sprintf(`(() => { const d = document.querySelector("#new-divider");
+		return d?.parentElement?.id === "c%s" && d.textContent === "3 new since your last visit"; })()`, fresh[0].ID), 10*time.Second)
+	alice.waitFor("the jump link", fmt.Sprintf(`(() => { const j = document.querySelector("#jump-unread");
+		return !j.hidden && j.getAttribute("href") === "#c%s" && j.textContent === "Jump to first unread (3)"; })()`, fresh[0].ID), 5*time.Second)
+	if d := os.Getenv("AGORA_SCREENSHOTS"); d != "" {
+		alice.screenshot(d, "divider-1280x800", 1280, 800, false)
+		alice.screenshot(d, "divider-390x844", 390, 844, true)
+		alice.do(chromedp.EmulateViewport(1280, 800))
+	}
+	alice.click("#jump-unread")
+	alice.waitFor("focus on the first new comment", fmt.Sprintf(`document.activeElement?.id === "c%s"`, fresh[0].ID), 5*time.Second)
+	eventually(t, "the page to mark the new comments read", 10*time.Second, func() bool {
+		r := read()
+		return r.LastRead != nil && *r.LastRead == fresh[2].ID && r.Unread == 0
+	})
+	// What this visit read stays marked new while it lasts.
+	if got := eval[string](alice, `document.querySelector("#new-divider")?.parentElement?.id ?? ""`); got != "c"+fresh[0].ID {
+		t.Fatalf("the divider moved to %q after the page's own reading", got)
+	}
+
+	// Another device reads further: the open page follows.
+	var last idOnly
+	f.call(srv, "bob", http.MethodPost, "/posts/"+post.ID+"/comments", map[string]string{"body": "One more"}, &last)
+	f.call(srv, "alice", http.MethodPut, "/posts/"+post.ID+"/read", map[string]string{"comment_id": last.ID}, nil)
+	alice.waitFor("the markers gone: all read elsewhere", `document.querySelector("#new-divider")?.isConnected !== true && document.querySelector("#jump-unread").hidden`, 5*time.Second)
+}

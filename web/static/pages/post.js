@@ -19,7 +19,6 @@ import {
   showError,
   typingView,
 } from "../components.js";
-import { Seen } from "../seen.js";
 
 // Comments are read a page at a time; a long thread shows the first ones
 // and a button for more.
@@ -28,7 +27,6 @@ const PAGE = 50;
 export function mount(root, ctx, [postId]) {
   const me = ctx.me;
   const mod = isMod(me);
-  const seen = new Seen(ctx.storage(), ctx.tenant);
   /** @type {Map<string, {c: object, el: HTMLElement, editing: boolean}>} */
   const comments = new Map();
   let post = null;
@@ -38,6 +36,16 @@ export function mount(root, ctx, [postId]) {
   let scrolled = false;
   let replyTo = null; // the comment the compose form answers, or null
   let nextCursor = null; // more comments to read, after the ones shown
+  // Read state (signed-in readers). lastRead: where the reader had read
+  // to when the page opened, moved on only by their other devices (what
+  // this page reads stays "new since your last visit" while it is open);
+  // sentRead: how far the server knows they have read.
+  let lastRead = null;
+  let sentRead = null;
+  let serverUnread = 0; // unread_comments as the page opened
+  let firstUnread = null; // the id the divider is at, or null
+  let writing = 0; // comments being posted: their read.updated is ours
+  let readTimer = null;
 
   const presence = presenceView();
   const typing = typingView(me);
@@ -60,6 +68,9 @@ export function mount(root, ctx, [postId]) {
     typing.el,
     composeSlot,
   );
+
+  const divider = h("p", { class: "new-divider", id: "new-divider", role: "separator" });
+  const jump = h("a", { class: "jump-unread", id: "jump-unread", href: "#", hidden: true }, "Jump to first unread");
 
   // The post ------------------------------------------------------------
 
@@ -309,6 +320,7 @@ export function mount(root, ctx, [postId]) {
     entry.reactions.update(c);
     setChildren(
       el,
+      c.id === firstUnread ? divider : null,
       avatar(c.author),
       h(
         "div",
@@ -485,6 +497,7 @@ export function mount(root, ctx, [postId]) {
     }
     if (post) post.comment_count = Math.max(0, post.comment_count - 1);
     renderCount();
+    showUnread();
     if (hadFocus) {
       const target = near || countHeading;
       if (target !== countHeading) target.tabIndex = -1;
@@ -511,7 +524,8 @@ export function mount(root, ctx, [postId]) {
       renderCount();
     }
     renderRepliesTo(c.id);
-    markSeen();
+    showUnread();
+    scheduleRead(READ_AFTER_MS);
   };
 
   const renderCount = () => {
@@ -629,7 +643,15 @@ export function mount(root, ctx, [postId]) {
       try {
         const req = { body: ta.value };
         if (replyTo) req.reply_to = replyTo.id;
-        const c = await ctx.api.post(`/posts/${postId}/comments`, req);
+        writing++;
+        let c;
+        try {
+          c = await ctx.api.post(`/posts/${postId}/comments`, req);
+        } finally {
+          writing--;
+        }
+        // Writing it marked the post read up to it (API.md).
+        if (after(c.id, sentRead)) sentRead = c.id;
         ta.value = "";
         replyTo = null;
         renderReplyChip();
@@ -671,7 +693,7 @@ export function mount(root, ctx, [postId]) {
     const first = page.items.find((c) => !comments.has(c.id));
     for (const c of page.items) if (!comments.has(c.id) && commentVisible(c)) insertComment(c);
     renderCount();
-    markSeen();
+    showUnread();
     return first;
   };
 
@@ -696,14 +718,108 @@ export function mount(root, ctx, [postId]) {
     }
   });
 
-  // Seen ------------------------------------------------------------------
+  // Read state ------------------------------------------------------------
 
-  const markSeen = () => {
-    if (!post || !loaded) return;
-    let at = post.last_activity_at || post.created_at;
-    for (const { c } of comments.values()) if (c.created_at > at) at = c.created_at;
-    seen.mark(post.id, at, post.comment_count);
+  const after = (id, pos) => pos === null || compareIds(id, pos) > 0;
+
+  // showUnread puts the divider before the first comment after lastRead
+  // that the reader did not write, with the count of those, and the jump
+  // link to it. A reader who never opened the post gets none: everything
+  // is new to them.
+  const showUnread = () => {
+    let first = null;
+    let n = 0;
+    if (me && lastRead !== null) {
+      for (const id of [...comments.keys()].sort(compareIds)) {
+        const c = comments.get(id).c;
+        if (!after(id, lastRead) || c.author.id === me.id) continue;
+        first ??= id;
+        n++;
+      }
+      // Unread pages hold more of them: the server counted them all.
+      if (nextCursor) n = Math.max(n, serverUnread);
+    }
+    if (first !== firstUnread) {
+      const was = firstUnread;
+      firstUnread = first;
+      divider.remove();
+      if (first) comments.get(first).el.prepend(divider);
+      if (was && comments.has(was)) comments.get(was).el.classList.remove("first-unread");
+    }
+    if (first) comments.get(first).el.classList.add("first-unread");
+    divider.textContent = n === 1 ? "1 new since your last visit" : `${n} new since your last visit`;
+    divider.dataset.count = String(n);
+    // With the first unread one on a page not read yet, the link reads on.
+    const beyond = !first && nextCursor && me && lastRead !== null && serverUnread > 0;
+    jump.hidden = !first && !beyond;
+    jump.href = first ? `#c${first}` : "#";
+    jump.textContent = `Jump to first unread (${n})`;
   };
+
+  jump.addEventListener("click", async (e) => {
+    e.preventDefault();
+    if (!firstUnread && nextCursor) {
+      try {
+        await readRest();
+      } catch (e2) {
+        ctx.toast(describeError(e2));
+        return;
+      }
+    }
+    const el = firstUnread && comments.get(firstUnread)?.el;
+    if (!el) return;
+    el.tabIndex = -1;
+    el.scrollIntoView({ block: "start" });
+    el.focus({ preventScroll: true });
+  });
+
+  // The page tells the server how far the reader has read: up to the
+  // newest comment shown, once the page has been visible a moment or the
+  // reader reached its end; one request per pause at most.
+  const READ_AFTER_MS = 2000;
+  const scheduleRead = (delay) => {
+    if (!me || !loaded || document.visibilityState !== "visible") return;
+    clearTimeout(readTimer);
+    readTimer = setTimeout(sendRead, delay);
+  };
+  const sendRead = async () => {
+    readTimer = null;
+    if (!me || gone || document.visibilityState !== "visible") return;
+    const newest = [...comments.keys()].sort(compareIds).at(-1);
+    if (!newest || !after(newest, sentRead)) return;
+    const before = sentRead;
+    sentRead = newest;
+    try {
+      await ctx.api.put(`/posts/${postId}/read`, { comment_id: newest });
+    } catch {
+      // Tried again at the next comment or visit.
+      if (sentRead === newest) sentRead = before;
+    }
+  };
+  const onVisible = () => scheduleRead(READ_AFTER_MS);
+  document.addEventListener("visibilitychange", onVisible);
+  // Reaching the end of the thread reads it at once.
+  const endSeen = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && !nextCursor) scheduleRead(300);
+  });
+  endSeen.observe(composeSlot);
+
+  // Another device read further: what it read is no longer new here.
+  const userRoom = me
+    ? ctx.client.subscribe(`user:${me.id}`, {
+        onEvent(ev) {
+          const d = ev.data;
+          if (ev.type !== "read.updated" || d.post_id !== postId || writing > 0) return;
+          if (!after(d.last_read_comment_id, sentRead)) return; // ours, or behind us
+          sentRead = d.last_read_comment_id;
+          if (lastRead !== null && !after(d.last_read_comment_id, lastRead)) return;
+          // Our own comment marks the post read too: not someone else's reading.
+          if (comments.get(d.last_read_comment_id)?.c.author.id === me.id) return;
+          lastRead = d.last_read_comment_id;
+          showUnread();
+        },
+      })
+    : null;
 
   // The room --------------------------------------------------------------
 
@@ -754,6 +870,11 @@ export function mount(root, ctx, [postId]) {
         }
       }
       post.comment_count = p.comment_count;
+      if (me && !loaded) {
+        lastRead = p.last_read_comment_id ?? null;
+        serverUnread = p.unread_comments || 0;
+      }
+      if (me && p.last_read_comment_id && after(p.last_read_comment_id, sentRead)) sentRead = p.last_read_comment_id;
       post.reactions = p.reactions;
       post.my_reactions = p.my_reactions;
       postReactions.update(post);
@@ -761,7 +882,8 @@ export function mount(root, ctx, [postId]) {
       renderCount();
       if (postChanged) renderPost();
       renderCompose();
-      markSeen();
+      showUnread();
+      scheduleRead(READ_AFTER_MS);
       if (!scrolled && /^#c\d+$/.test(location.hash)) {
         scrolled = true;
         const target = document.getElementById(location.hash.slice(1));
@@ -861,7 +983,7 @@ export function mount(root, ctx, [postId]) {
     ]);
   };
 
-  setChildren(root, h("div", { class: "post-wrap" }, h("div", { class: "thread-bar" }, presence.el), article, section));
+  setChildren(root, h("div", { class: "post-wrap" }, h("div", { class: "thread-bar" }, jump, presence.el), article, section));
   article.appendChild(h("p", { class: "loading" }, "Loading…"));
   section.hidden = true;
 
@@ -878,6 +1000,10 @@ export function mount(root, ctx, [postId]) {
     setChildren(article, h("h1", { tabindex: "-1" }, "Cannot load this post"), h("p", null, describeError(e)));
   });
   return () => {
+    clearTimeout(readTimer);
+    document.removeEventListener("visibilitychange", onVisible);
+    endSeen.disconnect();
+    userRoom?.unsubscribe();
     room.dispose();
     boards.unsubscribe();
     typing.dispose();
