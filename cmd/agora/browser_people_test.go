@@ -418,3 +418,51 @@ func TestBrowserPeopleUnread(t *testing.T) {
 	f.call(srv, "alice", http.MethodPut, "/posts/"+post.ID+"/read", map[string]string{"comment_id": last.ID}, nil)
 	alice.waitFor("the markers gone: all read elsewhere", `document.querySelector("#new-divider")?.isConnected !== true && document.querySelector("#jump-unread").hidden`, 5*time.Second)
 }
+
+// TestBrowserPeopleHidden: a moderator hides bob's comment. Alice's page
+// drops it; bob's keeps it in place saying it was hidden by a moderator,
+// and his bell says so too. Notifications about it no longer show its
+// text: alice's about the reply, bob's about the hiding. Unhiding brings
+// it back for both.
+func TestBrowserPeopleHidden(t *testing.T) {
+	webtest.Chromium(t)
+	srv := startServer(t, pgtest.NewDatabase(t), "127.0.0.1:0")
+	f := newForum(t, srv, "hiding")
+	var board, post, c idOnly
+	f.call(srv, "admin", http.MethodPost, "/boards", map[string]string{"name": "General"}, &board)
+	f.call(srv, "alice", http.MethodPost, "/boards/"+board.ID+"/posts", map[string]string{"title": "Rules", "body": "Be kind."}, &post)
+	f.call(srv, "bob", http.MethodPost, "/posts/"+post.ID+"/comments", map[string]string{"body": "Something rude"}, &c)
+	postURL := srv.URL + "/t/hiding/p/" + post.ID
+	cs := commentSelector(c.ID)
+
+	b := newBrowser(t)
+	alice := b.newTab(t, "alice")
+	alice.signIn(srv.URL, "hiding", f.tokens["alice"])
+	alice.open(postURL, cs)
+	bob := b.newTab(t, "bob")
+	bob.signIn(srv.URL, "hiding", f.tokens["bob"])
+	bob.open(postURL, cs)
+	bob.waitFor("bob's bell in sync", `document.querySelector("#bell")?.dataset.synced === "true" && `+bellJS+` === 0`, 10*time.Second)
+
+	f.call(srv, "admin", http.MethodPost, "/mod/comments/"+c.ID+"/hide", nil, nil)
+	alice.waitFor("the comment gone for alice", `document.querySelector("`+cs+`") === null`, 5*time.Second)
+	bob.waitFor("the notice in its place for bob", `(() => { const li = document.querySelector("`+cs+`");
+		return li?.classList.contains("is-hidden") && li.querySelector(".hidden-notice")?.textContent.startsWith("Your comment was hidden by a moderator.")
+			&& li.querySelector('[data-action="edit"], [data-action="reply"], .reactions') === null; })()`, 5*time.Second)
+	bob.waitFor("the bell telling bob", bellJS+` === 1`, 5*time.Second)
+	if d := os.Getenv("AGORA_SCREENSHOTS"); d != "" {
+		bob.screenshot(d, "hidden-notice-390x844", 390, 844, true)
+		bob.do(chromedp.EmulateViewport(1280, 800))
+	}
+	itemJS := `[...document.querySelectorAll("#notif-list > li.notif")].map((li) => li.dataset.kind + "|" + li.querySelector(".notif-what").textContent
+		+ "|" + (li.querySelector(".notif-title")?.textContent ?? "") + "|" + (li.querySelector(".notif-excerpt")?.textContent ?? "")).join(";")`
+	bob.click("#bell")
+	bob.waitFor("bob's notification without the hidden text", itemJS+` === "moderation|A moderator hid your comment||"`, 5*time.Second)
+	alice.click("#bell")
+	alice.waitFor("alice's reply notification without the hidden text", itemJS+` === "reply|bob replied||"`, 5*time.Second)
+
+	f.call(srv, "admin", http.MethodPost, "/mod/comments/"+c.ID+"/unhide", nil, nil)
+	bob.waitFor("bob's comment back as it was", `(() => { const li = document.querySelector("`+cs+`");
+		return li && !li.classList.contains("is-hidden") && li.querySelector(".hidden-notice") === null && li.querySelector(".reactions") !== null; })()`, 5*time.Second)
+	alice.waitFor("the comment back for alice", `document.querySelector("`+cs+` .comment-body")?.textContent === "Something rude"`, 5*time.Second)
+}

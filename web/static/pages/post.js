@@ -79,6 +79,9 @@ export function mount(root, ctx, [postId]) {
       setChildren(
         article,
         h("h1", { id: "post-title", tabindex: "-1" }, gone === "deleted" ? "This post was deleted" : "This post was hidden by a moderator"),
+        gone === "hidden" && me && post?.author.id === me.id
+          ? h("p", { class: "notice hidden-notice", role: "status" }, "It was yours: others no longer see it, and a moderator can make it visible again.")
+          : null,
         h("p", null, h("a", { href: post ? ctx.url(`/b/${post.board_id}`) : ctx.url("/") }, "Back to the board")),
       );
       // A comment being written stays on screen, to be copied.
@@ -255,6 +258,26 @@ export function mount(root, ctx, [postId]) {
     el.dataset.version = String(c.version);
     el.classList.toggle("is-hidden", !!c.hidden);
     el.classList.toggle("mine", !!me && c.author.id === me.id);
+    if (c.hidden && !mod) {
+      // Only its author still sees it here (applyComment): say what happened.
+      entry.editing = false;
+      setChildren(
+        el,
+        avatar(c.author),
+        h(
+          "div",
+          { class: "comment-main" },
+          h("div", { class: "meta" }, h("span", { class: "author" }, c.author.username), " · ", timeEl(c.created_at), badge("Hidden")),
+          h(
+            "p",
+            { class: "notice hidden-notice", role: "status" },
+            "Your comment was hidden by a moderator. Others no longer see it; a moderator can make it visible again.",
+          ),
+          h("div", { class: "body comment-body" }, serverHTML(c.body_html)),
+        ),
+      );
+      return;
+    }
     if (entry.editing) return;
     const canEdit = canWrite(me) && (mod || (c.author.id === me.id && !post?.locked));
     const actions = h("div", { class: "actions comment-actions" });
@@ -512,6 +535,12 @@ export function mount(root, ctx, [postId]) {
     const e = comments.get(c.id);
     if (e && c.version < e.c.version) return;
     if (!commentVisible(c)) {
+      // Its author is told, in its place, instead of seeing it vanish.
+      if (e && me && c.author.id === me.id) {
+        e.c = c;
+        renderComment(e);
+        return;
+      }
       if (e) removeComment(c.id);
       return;
     }
