@@ -417,6 +417,18 @@ func TestBrowserPeopleUnread(t *testing.T) {
 	f.call(srv, "bob", http.MethodPost, "/posts/"+post.ID+"/comments", map[string]string{"body": "One more"}, &last)
 	f.call(srv, "alice", http.MethodPut, "/posts/"+post.ID+"/read", map[string]string{"comment_id": last.ID}, nil)
 	alice.waitFor("the markers gone: all read elsewhere", `document.querySelector("#new-divider")?.isConnected !== true && document.querySelector("#jump-unread").hidden`, 5*time.Second)
+
+	// The home page sums up each board, live.
+	boardUnread := `document.querySelector('#boards > li[data-id="` + board.ID + `"] .unread')?.textContent ?? ""`
+	alice.open(srv.URL+"/t/unread/", "#boards > li")
+	alice.waitFor("the board's unread comments on the home page", boardUnread+` === "1 new"`, 5*time.Second)
+	f.call(srv, "bob", http.MethodPost, "/posts/"+other.ID+"/comments", map[string]string{"body": "Still nobody?"}, nil)
+	alice.waitFor("one more, live", boardUnread+` === "2 new"`, 5*time.Second)
+	f.call(srv, "alice", http.MethodPut, "/posts/"+other.ID+"/read", map[string]string{}, nil)
+	alice.waitFor("none once read elsewhere", boardUnread+` === ""`, 5*time.Second)
+	if d := os.Getenv("AGORA_SCREENSHOTS"); d != "" {
+		alice.screenshot(d, "home-1280x800", 1280, 800, false)
+	}
 }
 
 // TestBrowserPeopleHidden: a moderator hides bob's comment. Alice's page
