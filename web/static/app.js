@@ -13,6 +13,7 @@ import * as auth from "./pages/auth.js";
 import * as modPages from "./pages/mod.js";
 import * as user from "./pages/user.js";
 import * as search from "./pages/search.js";
+import { bell } from "./notifications.js";
 
 const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
@@ -55,6 +56,7 @@ async function openSession(tenant) {
     await session.ready;
     return session;
   }
+  session?.bell?.dispose();
   session?.client.close();
   const token = storage()?.getItem(tokenKey(tenant)) || null;
   const s = {
@@ -257,6 +259,7 @@ async function render() {
   setCrumbs([]);
   if (!page) {
     if (path === "/" || path === "/index.html") {
+      session?.bell?.dispose();
       session?.client.close();
       session = null;
       renderAccount();
@@ -345,6 +348,30 @@ function setCrumbs(list) {
   );
 }
 
+// bellFor keeps one bell per signed-in user of the session: it lives
+// across page views (its room subscription too) and goes with the user.
+function bellFor(s) {
+  if (s.bell && s.bell.userId === s.me?.id) return s.bell;
+  s.bell?.dispose();
+  s.bell = null;
+  if (!s.me) return null;
+  const b = bell(
+    {
+      api: s.api,
+      client: s.client,
+      url: (p) => `/t/${s.tenant}${p}`,
+      navigate,
+      announce,
+      toast,
+    },
+    s.me,
+  );
+  b.userId = s.me.id;
+  document.body.appendChild(b.panel);
+  s.bell = b;
+  return b;
+}
+
 function renderAccount() {
   setChildren(modnav);
   // The logo leads to the community's front page while inside one: the
@@ -358,6 +385,7 @@ function renderAccount() {
   }
   const s = session;
   const base = `/t/${s.tenant}`;
+  const b = bellFor(s);
   if (!s.me) {
     const next = encodeURIComponent(location.pathname);
     setChildren(
@@ -393,6 +421,7 @@ function renderAccount() {
   }
   setChildren(
     account,
+    b.el,
     h(
       "span",
       { class: "me", id: "me", dataset: { username: s.me.username, role: s.me.role } },

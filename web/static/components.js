@@ -410,3 +410,77 @@ export function isMod(me) {
 export function canWrite(me) {
   return !!me && !me.banned;
 }
+
+/** The six reaction kinds of API.md, with what people see and hear. */
+export const REACTIONS = [
+  ["like", "👍", "Like"],
+  ["love", "❤️", "Love"],
+  ["laugh", "😂", "Laugh"],
+  ["wow", "😮", "Wow"],
+  ["sad", "😢", "Sad"],
+  ["thanks", "🙏", "Thanks"],
+];
+
+/**
+ * reactionBar: a button per kind with its count, pressed for the
+ * reader's own. path is the object's REST path ("/posts/1"); the bar
+ * PUTs or DELETEs its reactions, hands the answer to onSaved (to keep
+ * with the object) and shows it. update(x) shows
+ * x.reactions (and x.my_reactions when present) without rebuilding the
+ * buttons, so focus stays where it is while counts change live. Readers
+ * who cannot react see the counts only.
+ */
+export function reactionBar(ctx, path, noun, canReact, onSaved) {
+  let counts = {};
+  let mine = new Set();
+  const buttons = new Map();
+  const el = h("div", { class: "reactions", role: "group", "aria-label": `Reactions to this ${noun}` });
+  for (const [kind, emoji, label] of REACTIONS) {
+    const n = h("span", { class: "reaction-n" });
+    const b = h(
+      "button",
+      { type: "button", class: "reaction", dataset: { kind }, title: label },
+      h("span", { class: "reaction-emoji", "aria-hidden": "true" }, emoji),
+      n,
+    );
+    b.addEventListener("click", async () => {
+      if (b.disabled) return;
+      const on = !mine.has(kind);
+      b.disabled = true;
+      try {
+        const res = on ? await ctx.api.put(`${path}/reactions/${kind}`) : await ctx.api.del(`${path}/reactions/${kind}`);
+        onSaved?.(res);
+        api.update(res);
+      } catch (e) {
+        ctx.toast(describeError(e));
+      } finally {
+        b.disabled = !canReact();
+      }
+    });
+    buttons.set(kind, { b, n, label });
+    el.appendChild(b);
+  }
+  const api = {
+    el,
+    update(x) {
+      if (x?.reactions) counts = x.reactions;
+      if (Array.isArray(x?.my_reactions)) mine = new Set(x.my_reactions);
+      const can = canReact();
+      el.classList.toggle("readonly", !can);
+      for (const [kind, { b, n, label }] of buttons) {
+        const c = counts[kind] || 0;
+        const own = mine.has(kind);
+        n.textContent = c > 0 ? String(c) : "";
+        b.dataset.count = String(c);
+        b.setAttribute("aria-pressed", own ? "true" : "false");
+        b.setAttribute("aria-label", c > 0 ? `${label} (${c})` : label);
+        b.classList.toggle("mine", own);
+        b.classList.toggle("zero", c === 0);
+        b.disabled = !can;
+        // Without a way to react, only kinds someone used are shown.
+        b.hidden = !can && c === 0;
+      }
+    },
+  };
+  return api;
+}

@@ -1,16 +1,15 @@
 // A board: its posts (pinned first, then newest activity), live through
-// the board's room; unread markers; a form for a new post.
+// the board's room; how many comments the reader has not read (the
+// server's unread_comments, kept live from post.activity and the reader's
+// own room); a form for a new post.
 
 import { h, setChildren, timeEl, avatar, compareIds } from "../dom.js";
 import { describeError } from "../api.js";
 import { badge, canWrite, formError, isMod, limitedField, liveRoom, presenceView, showError } from "../components.js";
-import { Seen } from "../seen.js";
 
 export function mount(root, ctx, [boardId]) {
   const posts = new Map(); // id -> post
   const fresh = new Set(); // ids that arrived live while the page is open
-  const seen = new Seen(ctx.storage(), ctx.tenant);
-  let baseline = null;
   let nextCursor = null;
   let boardInfo = null;
 
@@ -36,13 +35,16 @@ export function mount(root, ctx, [boardId]) {
   };
 
   const postItem = (p) => {
-    let st = seen.status(p, baseline);
-    if (fresh.has(p.id) && st.state !== "read") st = { state: "new", newComments: 0 };
-    const unread = st.state !== "read";
+    // Signed-in readers get unread_comments from the server; a post that
+    // arrived while the page is open is new.
+    const n = ctx.me ? p.unread_comments || 0 : 0;
+    const isNew = fresh.has(p.id);
+    const unread = isNew || n > 0;
     let marker = null;
     if (unread) {
-      const text = st.state === "new" ? "New" : st.newComments > 0 ? `${st.newComments} new` : "Updated";
-      marker = h("span", { class: "unread", title: "New activity since you last looked" }, text);
+      const text = isNew && n === 0 ? "New" : `${n} new`;
+      const title = isNew && n === 0 ? "Posted while you were here" : `${n} ${n === 1 ? "comment" : "comments"} you have not read`;
+      marker = h("span", { class: "unread", title, dataset: { unread: String(n) } }, text);
     }
     return h(
       "li",
@@ -108,10 +110,6 @@ export function mount(root, ctx, [boardId]) {
       posts.clear();
       for (const p of page.items) posts.set(p.id, p);
       nextCursor = page.next_cursor;
-      if (!baseline) {
-        const newest = page.items.map((p) => p.last_activity_at).sort().pop();
-        baseline = seen.baseline(newest);
-      }
       render();
     },
     apply(ev) {
@@ -136,6 +134,19 @@ export function mount(root, ctx, [boardId]) {
         case "post.deleted":
           if (!posts.delete(d.id)) return;
           break;
+        case "post.activity": {
+          const p = posts.get(d.id);
+          if (!p) return;
+          // More comments than before are unread until the reader's own
+          // room says otherwise (their own comment marks the post read,
+          // and read.updated makes us ask for the exact number).
+          const more = d.comment_count - p.comment_count;
+          if (ctx.me && more > 0) p.unread_comments = (p.unread_comments || 0) + more;
+          if (ctx.me) p.unread_comments = Math.min(p.unread_comments || 0, d.comment_count);
+          p.comment_count = d.comment_count;
+          p.last_activity_at = d.last_activity_at;
+          break;
+        }
         default:
           return;
       }
@@ -143,6 +154,26 @@ export function mount(root, ctx, [boardId]) {
     },
     onPresence: (m) => presence.update(m),
   });
+
+  // The reader's own room: a post read here or on another device is read
+  // up to somewhere; the server counts what is left.
+  const userRoom = ctx.me
+    ? ctx.client.subscribe(`user:${ctx.me.id}`, {
+        onEvent(ev) {
+          if (ev.type !== "read.updated" || !posts.has(ev.data.post_id)) return;
+          ctx.api
+            .get(`/posts/${ev.data.post_id}`)
+            .then((fresh) => {
+              const p = posts.get(fresh.id);
+              if (!p) return;
+              p.unread_comments = fresh.unread_comments;
+              p.comment_count = fresh.comment_count;
+              render();
+            })
+            .catch(() => {});
+        },
+      })
+    : null;
 
   more.addEventListener("click", async () => {
     more.disabled = true;
@@ -177,6 +208,7 @@ export function mount(root, ctx, [boardId]) {
   return () => {
     room.dispose();
     tenantRoom.unsubscribe();
+    userRoom?.unsubscribe();
   };
 }
 

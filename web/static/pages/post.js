@@ -15,10 +15,10 @@ import {
   limitedField,
   liveRoom,
   presenceView,
+  reactionBar,
   showError,
   typingView,
 } from "../components.js";
-import { Seen } from "../seen.js";
 
 // Comments are read a page at a time; a long thread shows the first ones
 // and a button for more.
@@ -27,7 +27,6 @@ const PAGE = 50;
 export function mount(root, ctx, [postId]) {
   const me = ctx.me;
   const mod = isMod(me);
-  const seen = new Seen(ctx.storage(), ctx.tenant);
   /** @type {Map<string, {c: object, el: HTMLElement, editing: boolean}>} */
   const comments = new Map();
   let post = null;
@@ -37,9 +36,23 @@ export function mount(root, ctx, [postId]) {
   let scrolled = false;
   let replyTo = null; // the comment the compose form answers, or null
   let nextCursor = null; // more comments to read, after the ones shown
+  // Read state (signed-in readers). lastRead: where the reader had read
+  // to when the page opened, moved on only by their other devices (what
+  // this page reads stays "new since your last visit" while it is open);
+  // sentRead: how far the server knows they have read.
+  let lastRead = null;
+  let sentRead = null;
+  let serverUnread = 0; // unread_comments as the page opened
+  let firstUnread = null; // the id the divider is at, or null
+  let writing = 0; // comments being posted: their read.updated is ours
+  let readTimer = null;
 
   const presence = presenceView();
   const typing = typingView(me);
+  const canReact = () => canWrite(me) && (mod || !post?.locked);
+  const postReactions = reactionBar(ctx, `/posts/${postId}`, "post", canReact, (res) => {
+    if (post) Object.assign(post, { reactions: res.reactions, my_reactions: res.my_reactions });
+  });
   const article = h("article", { class: "post card", id: "post", "aria-labelledby": "post-title" });
   const countHeading = h("h2", { id: "comments-heading" }, "Comments");
   countHeading.tabIndex = -1;
@@ -56,6 +69,9 @@ export function mount(root, ctx, [postId]) {
     composeSlot,
   );
 
+  const divider = h("p", { class: "new-divider", id: "new-divider", role: "separator" });
+  const jump = h("a", { class: "jump-unread", id: "jump-unread", href: "#", hidden: true }, "Jump to first unread");
+
   // The post ------------------------------------------------------------
 
   const renderPost = () => {
@@ -63,6 +79,9 @@ export function mount(root, ctx, [postId]) {
       setChildren(
         article,
         h("h1", { id: "post-title", tabindex: "-1" }, gone === "deleted" ? "This post was deleted" : "This post was hidden by a moderator"),
+        gone === "hidden" && me && post?.author.id === me.id
+          ? h("p", { class: "notice hidden-notice", role: "status" }, "It was yours: others no longer see it, and a moderator can make it visible again.")
+          : null,
         h("p", null, h("a", { href: post ? ctx.url(`/b/${post.board_id}`) : ctx.url("/") }, "Back to the board")),
       );
       // A comment being written stays on screen, to be copied.
@@ -74,6 +93,7 @@ export function mount(root, ctx, [postId]) {
     more.hidden = !nextCursor;
     const p = post;
     article.classList.toggle("is-hidden", !!p.hidden);
+    postReactions.update(p);
     const title = h("h1", { id: "post-title", tabindex: "-1" }, p.title);
     const canEdit = canWrite(me) && (mod || (me.id === p.author.id && !p.locked));
     const actions = h("div", { class: "actions post-actions" });
@@ -117,6 +137,7 @@ export function mount(root, ctx, [postId]) {
         ),
       ),
       h("div", { class: "body", id: "post-body" }, serverHTML(p.body_html)),
+      postReactions.el,
       actions.childElementCount ? actions : null,
       mod ? modBar() : null,
     );
@@ -237,6 +258,26 @@ export function mount(root, ctx, [postId]) {
     el.dataset.version = String(c.version);
     el.classList.toggle("is-hidden", !!c.hidden);
     el.classList.toggle("mine", !!me && c.author.id === me.id);
+    if (c.hidden && !mod) {
+      // Only its author still sees it here (applyComment): say what happened.
+      entry.editing = false;
+      setChildren(
+        el,
+        avatar(c.author),
+        h(
+          "div",
+          { class: "comment-main" },
+          h("div", { class: "meta" }, h("span", { class: "author" }, c.author.username), " · ", timeEl(c.created_at), badge("Hidden")),
+          h(
+            "p",
+            { class: "notice hidden-notice", role: "status" },
+            "Your comment was hidden by a moderator. Others no longer see it; a moderator can make it visible again.",
+          ),
+          h("div", { class: "body comment-body" }, serverHTML(c.body_html)),
+        ),
+      );
+      return;
+    }
     if (entry.editing) return;
     const canEdit = canWrite(me) && (mod || (c.author.id === me.id && !post?.locked));
     const actions = h("div", { class: "actions comment-actions" });
@@ -294,10 +335,15 @@ export function mount(root, ctx, [postId]) {
     }
     if (canWrite(me) && !mod && c.author.id !== me.id) actions.append(reportButton(ctx, "comment", c.id, c.author.username));
     if (canWrite(me) && (mod || !post?.locked)) {
-      actions.prepend(h("button", { type: "button", class: "link", dataset: { action: "reply" }, "aria-label": `Reply to the comment by ${c.author.username}`, onclick: () => startReply(c) }, "Reply"));
+      actions.prepend(
+        h("button", { type: "button", class: "link", dataset: { action: "reply" }, "aria-label": `Reply to the comment by ${c.author.username}`, onclick: () => startReply(c) }, "Reply"),
+        h("button", { type: "button", class: "link", dataset: { action: "quote" }, "aria-label": `Quote the comment by ${c.author.username}`, onclick: () => startReply(c, true) }, "Quote"),
+      );
     }
+    entry.reactions.update(c);
     setChildren(
       el,
+      c.id === firstUnread ? divider : null,
       avatar(c.author),
       h(
         "div",
@@ -313,7 +359,7 @@ export function mount(root, ctx, [postId]) {
         ),
         c.reply_to ? replyQuote(c.reply_to) : null,
         h("div", { class: "body comment-body" }, serverHTML(c.body_html)),
-        actions.childElementCount ? actions : null,
+        h("div", { class: "comment-foot" }, entry.reactions.el, actions.childElementCount ? actions : null),
       ),
     );
   };
@@ -338,12 +384,22 @@ export function mount(root, ctx, [postId]) {
     for (const e of comments.values()) if (e.c.reply_to === id) renderComment(e);
   };
 
-  const startReply = (c) => {
+  // startReply answers c; with quote, the compose box also gets c's text
+  // as a Markdown quote, after what is already written.
+  const startReply = (c, quote = false) => {
     replyTo = c;
     renderCompose();
     const ta = composeSlot.querySelector("#comment-body");
     renderReplyChip();
-    ta?.focus();
+    if (!ta) return;
+    if (quote) {
+      const quoted = c.body.replace(/\s+$/, "").split("\n").map((l) => (l ? `> ${l}` : ">")).join("\n");
+      const before = ta.value.replace(/\s+$/, "");
+      ta.value = `${before ? `${before}\n\n` : ""}${quoted}\n\n`;
+      ta.dispatchEvent(new Event("input", { bubbles: true }));
+      ta.setSelectionRange(ta.value.length, ta.value.length);
+    }
+    ta.focus();
   };
 
   const renderReplyChip = () => {
@@ -431,7 +487,10 @@ export function mount(root, ctx, [postId]) {
   // insertComment puts a new element in id order (the order REST lists).
   const insertComment = (c) => {
     const el = h("li", { class: "comment", id: `c${c.id}`, dataset: { id: c.id } });
-    const entry = { c, el, editing: false };
+    const entry = { c, el, editing: false, reactions: null };
+    entry.reactions = reactionBar(ctx, `/comments/${c.id}`, "comment", canReact, (res) => {
+      Object.assign(entry.c, { reactions: res.reactions, my_reactions: res.my_reactions });
+    });
     comments.set(c.id, entry);
     renderComment(entry);
     let before = null;
@@ -461,6 +520,7 @@ export function mount(root, ctx, [postId]) {
     }
     if (post) post.comment_count = Math.max(0, post.comment_count - 1);
     renderCount();
+    showUnread();
     if (hadFocus) {
       const target = near || countHeading;
       if (target !== countHeading) target.tabIndex = -1;
@@ -475,6 +535,12 @@ export function mount(root, ctx, [postId]) {
     const e = comments.get(c.id);
     if (e && c.version < e.c.version) return;
     if (!commentVisible(c)) {
+      // Its author is told, in its place, instead of seeing it vanish.
+      if (e && me && c.author.id === me.id) {
+        e.c = c;
+        renderComment(e);
+        return;
+      }
       if (e) removeComment(c.id);
       return;
     }
@@ -487,7 +553,8 @@ export function mount(root, ctx, [postId]) {
       renderCount();
     }
     renderRepliesTo(c.id);
-    markSeen();
+    showUnread();
+    scheduleRead(READ_AFTER_MS);
   };
 
   const renderCount = () => {
@@ -605,7 +672,15 @@ export function mount(root, ctx, [postId]) {
       try {
         const req = { body: ta.value };
         if (replyTo) req.reply_to = replyTo.id;
-        const c = await ctx.api.post(`/posts/${postId}/comments`, req);
+        writing++;
+        let c;
+        try {
+          c = await ctx.api.post(`/posts/${postId}/comments`, req);
+        } finally {
+          writing--;
+        }
+        // Writing it marked the post read up to it (API.md).
+        if (after(c.id, sentRead)) sentRead = c.id;
         ta.value = "";
         replyTo = null;
         renderReplyChip();
@@ -647,7 +722,7 @@ export function mount(root, ctx, [postId]) {
     const first = page.items.find((c) => !comments.has(c.id));
     for (const c of page.items) if (!comments.has(c.id) && commentVisible(c)) insertComment(c);
     renderCount();
-    markSeen();
+    showUnread();
     return first;
   };
 
@@ -672,14 +747,108 @@ export function mount(root, ctx, [postId]) {
     }
   });
 
-  // Seen ------------------------------------------------------------------
+  // Read state ------------------------------------------------------------
 
-  const markSeen = () => {
-    if (!post || !loaded) return;
-    let at = post.last_activity_at || post.created_at;
-    for (const { c } of comments.values()) if (c.created_at > at) at = c.created_at;
-    seen.mark(post.id, at, post.comment_count);
+  const after = (id, pos) => pos === null || compareIds(id, pos) > 0;
+
+  // showUnread puts the divider before the first comment after lastRead
+  // that the reader did not write, with the count of those, and the jump
+  // link to it. A reader who never opened the post gets none: everything
+  // is new to them.
+  const showUnread = () => {
+    let first = null;
+    let n = 0;
+    if (me && lastRead !== null) {
+      for (const id of [...comments.keys()].sort(compareIds)) {
+        const c = comments.get(id).c;
+        if (!after(id, lastRead) || c.author.id === me.id) continue;
+        first ??= id;
+        n++;
+      }
+      // Unread pages hold more of them: the server counted them all.
+      if (nextCursor) n = Math.max(n, serverUnread);
+    }
+    if (first !== firstUnread) {
+      const was = firstUnread;
+      firstUnread = first;
+      divider.remove();
+      if (first) comments.get(first).el.prepend(divider);
+      if (was && comments.has(was)) comments.get(was).el.classList.remove("first-unread");
+    }
+    if (first) comments.get(first).el.classList.add("first-unread");
+    divider.textContent = n === 1 ? "1 new since your last visit" : `${n} new since your last visit`;
+    divider.dataset.count = String(n);
+    // With the first unread one on a page not read yet, the link reads on.
+    const beyond = !first && nextCursor && me && lastRead !== null && serverUnread > 0;
+    jump.hidden = !first && !beyond;
+    jump.href = first ? `#c${first}` : "#";
+    jump.textContent = `Jump to first unread (${n})`;
   };
+
+  jump.addEventListener("click", async (e) => {
+    e.preventDefault();
+    if (!firstUnread && nextCursor) {
+      try {
+        await readRest();
+      } catch (e2) {
+        ctx.toast(describeError(e2));
+        return;
+      }
+    }
+    const el = firstUnread && comments.get(firstUnread)?.el;
+    if (!el) return;
+    el.tabIndex = -1;
+    el.scrollIntoView({ block: "start" });
+    el.focus({ preventScroll: true });
+  });
+
+  // The page tells the server how far the reader has read: up to the
+  // newest comment shown, once the page has been visible a moment or the
+  // reader reached its end; one request per pause at most.
+  const READ_AFTER_MS = 2000;
+  const scheduleRead = (delay) => {
+    if (!me || !loaded || document.visibilityState !== "visible") return;
+    clearTimeout(readTimer);
+    readTimer = setTimeout(sendRead, delay);
+  };
+  const sendRead = async () => {
+    readTimer = null;
+    if (!me || gone || document.visibilityState !== "visible") return;
+    const newest = [...comments.keys()].sort(compareIds).at(-1);
+    if (!newest || !after(newest, sentRead)) return;
+    const before = sentRead;
+    sentRead = newest;
+    try {
+      await ctx.api.put(`/posts/${postId}/read`, { comment_id: newest });
+    } catch {
+      // Tried again at the next comment or visit.
+      if (sentRead === newest) sentRead = before;
+    }
+  };
+  const onVisible = () => scheduleRead(READ_AFTER_MS);
+  document.addEventListener("visibilitychange", onVisible);
+  // Reaching the end of the thread reads it at once.
+  const endSeen = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && !nextCursor) scheduleRead(300);
+  });
+  endSeen.observe(composeSlot);
+
+  // Another device read further: what it read is no longer new here.
+  const userRoom = me
+    ? ctx.client.subscribe(`user:${me.id}`, {
+        onEvent(ev) {
+          const d = ev.data;
+          if (ev.type !== "read.updated" || d.post_id !== postId || writing > 0) return;
+          if (!after(d.last_read_comment_id, sentRead)) return; // ours, or behind us
+          sentRead = d.last_read_comment_id;
+          if (lastRead !== null && !after(d.last_read_comment_id, lastRead)) return;
+          // Our own comment marks the post read too: not someone else's reading.
+          if (comments.get(d.last_read_comment_id)?.c.author.id === me.id) return;
+          lastRead = d.last_read_comment_id;
+          showUnread();
+        },
+      })
+    : null;
 
   // The room --------------------------------------------------------------
 
@@ -722,14 +891,28 @@ export function mount(root, ctx, [postId]) {
           // read must not steal focus or close an open editor.
           e.c = c;
           renderComment(e);
+        } else {
+          // Reactions change no version: take the counts as read.
+          e.c.reactions = c.reactions;
+          e.c.my_reactions = c.my_reactions;
+          e.reactions.update(c);
         }
       }
       post.comment_count = p.comment_count;
+      if (me && !loaded) {
+        lastRead = p.last_read_comment_id ?? null;
+        serverUnread = p.unread_comments || 0;
+      }
+      if (me && p.last_read_comment_id && after(p.last_read_comment_id, sentRead)) sentRead = p.last_read_comment_id;
+      post.reactions = p.reactions;
+      post.my_reactions = p.my_reactions;
+      postReactions.update(post);
       loaded = true;
       renderCount();
       if (postChanged) renderPost();
       renderCompose();
-      markSeen();
+      showUnread();
+      scheduleRead(READ_AFTER_MS);
       if (!scrolled && /^#c\d+$/.test(location.hash)) {
         scrolled = true;
         const target = document.getElementById(location.hash.slice(1));
@@ -788,6 +971,18 @@ export function mount(root, ctx, [postId]) {
           renderCompose();
           return;
         }
+        case "post.reactions":
+          if (!post || d.id !== post.id) return;
+          post.reactions = d.reactions;
+          postReactions.update({ reactions: d.reactions });
+          return;
+        case "comment.reactions": {
+          const e = comments.get(d.id);
+          if (!e) return;
+          e.c.reactions = d.reactions;
+          e.reactions.update({ reactions: d.reactions });
+          return;
+        }
         case "post.deleted":
           gone = "deleted";
           renderPost();
@@ -817,7 +1012,7 @@ export function mount(root, ctx, [postId]) {
     ]);
   };
 
-  setChildren(root, h("div", { class: "post-wrap" }, h("div", { class: "thread-bar" }, presence.el), article, section));
+  setChildren(root, h("div", { class: "post-wrap" }, h("div", { class: "thread-bar" }, jump, presence.el), article, section));
   article.appendChild(h("p", { class: "loading" }, "Loading…"));
   section.hidden = true;
 
@@ -834,6 +1029,10 @@ export function mount(root, ctx, [postId]) {
     setChildren(article, h("h1", { tabindex: "-1" }, "Cannot load this post"), h("p", null, describeError(e)));
   });
   return () => {
+    clearTimeout(readTimer);
+    document.removeEventListener("visibilitychange", onVisible);
+    endSeen.disconnect();
+    userRoom?.unsubscribe();
     room.dispose();
     boards.unsubscribe();
     typing.dispose();
