@@ -14,6 +14,7 @@
 //	agora-load [flags]          one scenario (see -h)
 //	agora-load --db [flags]     REST write throughput vs pgbench on the same cluster
 //	agora-load bench [flags]    the standard matrix, written to BENCHMARKS.md
+//	agora-load tenants [flags]  one tenant's write flood against another's latency
 package main
 
 import (
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return bareServerMain(ctx, args[1:], stderr)
 		case "bench":
 			return benchMain(ctx, args[1:], stdout, stderr)
+		case "tenants":
+			return tenantsMain(ctx, args[1:], stdout, stderr)
 		}
 	}
 	o, err := parseOptions(args, stderr)
