@@ -341,6 +341,26 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// benchTenants is the scenario as a case of `agora-load bench`, phases as
+// long as the matrix's, on every core like the write path in production.
+func benchTenants(ctx context.Context, bo options, e *env, logw io.Writer) (*Report, error) {
+	o := defaultTenantsOptions()
+	o.ServerBin, o.Phase = bo.ServerBin, bo.Duration
+	unpinSelf()
+	defer pinSelf(logw)
+	tr, err := runTenants(ctx, o, e, logw)
+	if tr == nil {
+		return nil, err
+	}
+	return &Report{Label: bo.Label, Command: tr.Command, Options: bo, Tenants: tr}, err
+}
+
+func writeTenantsRuns(w io.Writer, runs []benchRun) {
+	if r := find(runs, "tenants"); r != nil && r.Tenants != nil {
+		writeTenants(w, r.Tenants)
+	}
+}
+
 // writeTenants is the report's section, for BENCHMARKS.md or the terminal.
 func writeTenants(w io.Writer, r *TenantsReport) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
@@ -370,6 +390,10 @@ func writeTenants(w io.Writer, r *TenantsReport) {
 		}
 		p("| %d | %s | %.1f / %.1f / %.1f | %s | %s | %s | %s |\n", ph.Round, ph.Kind, ph.B.P50, ph.B.P95, ph.B.P99,
 			onset, counts(ph.BFailed), aRate, refused)
+	}
+	if len(r.Ratios) == 0 {
+		p("\nNo round finished.\n\n")
+		return
 	}
 	m := median(r.Ratios)
 	p("\n| Target | Threshold | Measured (median of %d rounds, spread) | Result |\n|---|---|---|---|\n", len(r.Ratios))
