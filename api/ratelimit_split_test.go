@@ -147,7 +147,7 @@ func TestTenantSlots(t *testing.T) {
 	if !ok {
 		t.Fatalf("tenant b was refused while a's slots were full")
 	}
-	rb()
+	s.release("b", rb)
 	got := make(chan bool)
 	long := newSlots(2, time.Minute)
 	l1, _ := long.acquire(ctx, "a")
@@ -155,7 +155,7 @@ func TestTenantSlots(t *testing.T) {
 	go func() {
 		r, ok := long.acquire(ctx, "a")
 		if ok {
-			r()
+			long.release("a", r)
 		}
 		got <- ok
 	}()
@@ -169,18 +169,18 @@ func TestTenantSlots(t *testing.T) {
 			t.Fatal("the third write never started waiting")
 		}
 	}
-	l1()
+	long.release("a", l1)
 	if !<-got {
 		t.Errorf("a waiting write did not get the slot freed for it")
 	}
-	l2()
+	long.release("a", l2)
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, ok := s.acquire(cancelled, "a"); ok {
 		t.Errorf("a write whose client left got a slot of two taken")
 	}
-	r1()
-	r2()
+	s.release("a", r1)
+	s.release("a", r2)
 	if n := len(s.in) + len(long.in); n != 0 {
 		t.Errorf("%d tenants left in the slot tables with no write in flight", n)
 	}

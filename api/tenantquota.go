@@ -92,13 +92,13 @@ func (s *Server) tenantQuota(next echo.HandlerFunc) echo.HandlerFunc {
 		if wait := s.quota.writes.take(slug, time.Now()); wait > 0 {
 			return tooMany(c, wait, "this community is writing more than its quota; try again later")
 		}
-		if s.quota.slots != nil {
-			release, ok := s.quota.slots.acquire(c.Request().Context(), slug)
+		if sl := s.quota.slots; sl != nil {
+			t, ok := sl.acquire(c.Request().Context(), slug)
 			if !ok {
 				c.Response().Header().Set("Retry-After", "1")
 				return apiError(store.CodeUnavailable, "this community's writes are queueing; try again in a moment")
 			}
-			defer release()
+			defer sl.release(slug, t)
 		}
 		return next(c)
 	}
@@ -126,37 +126,42 @@ func newSlots(n int, wait time.Duration) *slots {
 }
 
 // acquire takes one of key's slots, waiting up to s.wait (or until ctx
-// ends). ok false: none came free; release must be called once otherwise.
-func (s *slots) acquire(ctx context.Context, key string) (release func(), ok bool) {
+// ends). ok false: none came free; otherwise release(key, t) once.
+func (s *slots) acquire(ctx context.Context, key string) (t *tenantSlots, ok bool) {
 	s.mu.Lock()
-	t := s.in[key]
+	t = s.in[key]
 	if t == nil {
 		t = &tenantSlots{sem: make(chan struct{}, s.max)}
 		s.in[key] = t
 	}
 	t.users++
 	s.mu.Unlock()
-	leave := func() {
-		s.mu.Lock()
-		if t.users--; t.users == 0 {
-			delete(s.in, key)
-		}
-		s.mu.Unlock()
-	}
 	select {
 	case t.sem <- struct{}{}:
+		return t, true
 	default:
-		timer := time.NewTimer(s.wait)
-		defer timer.Stop()
-		select {
-		case t.sem <- struct{}{}:
-		case <-timer.C:
-			leave()
-			return nil, false
-		case <-ctx.Done():
-			leave()
-			return nil, false
-		}
 	}
-	return func() { <-t.sem; leave() }, true
+	timer := time.NewTimer(s.wait)
+	defer timer.Stop()
+	select {
+	case t.sem <- struct{}{}:
+		return t, true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	s.leave(key, t)
+	return nil, false
+}
+
+func (s *slots) release(key string, t *tenantSlots) {
+	<-t.sem
+	s.leave(key, t)
+}
+
+func (s *slots) leave(key string, t *tenantSlots) {
+	s.mu.Lock()
+	if t.users--; t.users == 0 {
+		delete(s.in, key)
+	}
+	s.mu.Unlock()
 }
