@@ -167,9 +167,9 @@ func (l *limiter) splitBy(count func() int) *limiter {
 // least one (a bucket that can never hold a token would refuse forever).
 // Rounding keeps a client spread round-robin over k instances within
 // k*round(burst/k) <= burst + k/2 at once, at most 1.5 times the burst
-// while k <= burst. Buckets already full keep their tokens when k shrinks
-// (the rate grows, no tokens appear) and are cut to the new burst when it
-// grows, so a peer joining or dying never hands out a burst.
+// while k <= burst. When a peer dies, buckets keep their tokens and only
+// refill faster; when one joins, they are cut to the smaller burst at
+// once: a change of peers never hands out a burst.
 type share struct {
 	perSecond float64
 	burst     float64
