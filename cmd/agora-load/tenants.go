@@ -116,6 +116,13 @@ type TenantsPhase struct {
 	ASeconds float64        `json:"a_seconds"`
 	AOK      int            `json:"a_ok"`
 	ARefused map[string]int `json:"a_refused,omitempty"`
+	// CPU over the phase, in cores: the machine is shared, and a phase
+	// other processes crowded shows it here.
+	BusyPct     float64 `json:"machine_busy_pct"`
+	ServerCores float64 `json:"server_cores"`
+	PgCores     float64 `json:"postgres_cores"`
+	ToolCores   float64 `json:"tool_cores"`
+	OthersCores float64 `json:"others_cores"`
 }
 
 // TenantsReport is the scenario's outcome.
@@ -126,6 +133,8 @@ type TenantsReport struct {
 	// Ratios: per round, B's p99 during the flood / alone.
 	Ratios        []float64 `json:"p99_ratios"`
 	NoQuotaRatios []float64 `json:"p99_ratios_without_quota,omitempty"`
+	// P95Ratios: the same at p95, steadier on a shared machine.
+	P95Ratios []float64 `json:"p95_ratios"`
 }
 
 const targetTenantP99 = 1.5
@@ -214,10 +223,13 @@ func tenantsRound(ctx context.Context, o tenantsOptions, e *env, rep *TenantsRep
 		}
 		defer func() { _ = srv.stop() }()
 		a.base, b.base = srv.base, srv.base
+		pgPID := e.postmaster()
 		for _, k := range kinds {
 			fmt.Fprintf(logw, "[tenants] round %d: %s\n", round, k)
+			cpu0 := snapCPU(srv.pid, pgPID)
 			ph := tenantsPhase(ctx, o, a, b, k != "alone")
 			ph.Round, ph.Kind = round, k
+			ph.cpu(cpu0, snapCPU(srv.pid, pgPID))
 			rep.Phases = append(rep.Phases, ph)
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -233,13 +245,14 @@ func tenantsRound(ctx context.Context, o tenantsOptions, e *env, rep *TenantsRep
 			return err
 		}
 	}
-	p99 := map[string]float64{}
+	p99, p95 := map[string]float64{}, map[string]float64{}
 	for _, ph := range rep.Phases {
 		if ph.Round == round {
-			p99[ph.Kind] = ph.B.P99
+			p99[ph.Kind], p95[ph.Kind] = ph.B.P99, ph.B.P95
 		}
 	}
 	rep.Ratios = append(rep.Ratios, ratio(p99["flood"], p99["alone"]))
+	rep.P95Ratios = append(rep.P95Ratios, ratio(p95["flood"], p95["alone"]))
 	if o.NoQuota {
 		rep.NoQuotaRatios = append(rep.NoQuotaRatios, ratio(p99["flood without quota"], p99["alone"]))
 	}
@@ -290,6 +303,20 @@ func tenantsPhase(ctx context.Context, o tenantsOptions, a, b *forum, flood bool
 	slices.Sort(window)
 	ph.Onset, ph.B = latencyMS(onset), latencyMS(window)
 	return ph
+}
+
+func (ph *TenantsPhase) cpu(from, to cpuSnap) {
+	wall := to.at.Sub(from.at).Seconds()
+	if wall <= 0 || to.total <= from.total {
+		return
+	}
+	busy := to.busy - from.busy
+	ph.BusyPct = 100 * busy.Seconds() / (to.total - from.total).Seconds()
+	ph.ServerCores = (to.server - from.server).Seconds() / wall
+	ph.PgCores = (to.pg - from.pg).Seconds() / wall
+	ph.ToolCores = (to.tool - from.tool).Seconds() / wall
+	ours := (to.server - from.server) + (to.pg - from.pg) + (to.tool - from.tool)
+	ph.OthersCores = max(busy-ours, 0).Seconds() / wall
 }
 
 type sample struct {
@@ -378,7 +405,7 @@ func writeTenants(w io.Writer, r *TenantsReport) {
 		p("Then the same flood runs against a fresh server with the quota off (`--tenant-write-rate=0 --tenant-write-slots=%d`).", o.DBConns)
 	}
 	p("\n\n```sh\n%s\n```\n\n", r.Command)
-	p("| Round | Phase | B p50 / p95 / p99 (ms) | B onset p50 / p99 (ms) | B failed | A writes ok/s | A refused |\n|---|---|---|---|---|---|---|\n")
+	p("| Round | Phase | B p50 / p95 / p99 (ms) | B onset p50 / p99 (ms) | B failed | A writes ok/s | A refused | machine busy | cores: server / PostgreSQL / tool / others |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, ph := range r.Phases {
 		onset, aRate, refused := "-", "-", "-"
 		if ph.Kind != "alone" {
@@ -388,8 +415,8 @@ func writeTenants(w io.Writer, r *TenantsReport) {
 			}
 			refused = counts(ph.ARefused)
 		}
-		p("| %d | %s | %.1f / %.1f / %.1f | %s | %s | %s | %s |\n", ph.Round, ph.Kind, ph.B.P50, ph.B.P95, ph.B.P99,
-			onset, counts(ph.BFailed), aRate, refused)
+		p("| %d | %s | %.1f / %.1f / %.1f | %s | %s | %s | %s | %.0f%% | %.2f / %.2f / %.2f / %.2f |\n", ph.Round, ph.Kind, ph.B.P50, ph.B.P95, ph.B.P99,
+			onset, counts(ph.BFailed), aRate, refused, ph.BusyPct, ph.ServerCores, ph.PgCores, ph.ToolCores, ph.OthersCores)
 	}
 	if len(r.Ratios) == 0 {
 		p("\nNo round finished.\n\n")
@@ -399,6 +426,10 @@ func writeTenants(w io.Writer, r *TenantsReport) {
 	p("\n| Target | Threshold | Measured (median of %d rounds, spread) | Result |\n|---|---|---|---|\n", len(r.Ratios))
 	p("| B's REST p99 during A's flood / B's alone | ≤ %.1f× | %.2f× (%.2f× to %.2f×) | %s |\n",
 		targetTenantP99, m, slices.Min(r.Ratios), slices.Max(r.Ratios), verdict(m > 0 && m <= targetTenantP99))
+	if len(r.P95Ratios) > 0 {
+		p("| the same at p95 (for comparison) | - | %.2f× (%.2f× to %.2f×) | - |\n",
+			median(r.P95Ratios), slices.Min(r.P95Ratios), slices.Max(r.P95Ratios))
+	}
 	if len(r.NoQuotaRatios) > 0 {
 		p("| the same without the tenant quota (for comparison) | - | %.2f× (%.2f× to %.2f×) | - |\n",
 			median(r.NoQuotaRatios), slices.Min(r.NoQuotaRatios), slices.Max(r.NoQuotaRatios))
