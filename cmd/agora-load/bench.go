@@ -72,7 +72,7 @@ func matrix(quick bool) []benchCase {
 			o.MaxComments = 200000
 			o.ProfileDir = "profiles"
 		}},
-		{"tenants", "tenant A floods the write path, tenant B writes 25/s", func(o *options) { o.Tenants = true }},
+		{"tenants", "tenant A floods the write path, tenant B writes 40/s", func(o *options) { o.Tenants = true }},
 	}
 	if quick {
 		for i := range cases {

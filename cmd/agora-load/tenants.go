@@ -40,9 +40,9 @@ type tenantsOptions struct {
 }
 
 func defaultTenantsOptions() tenantsOptions {
-	return tenantsOptions{ServerBin: defaultOptions().ServerBin, Rounds: 3, Phase: 10 * time.Second, Head: 2 * time.Second,
-		BRate: 25, BPosts: 10, FloodRate: 1000, FloodWriters: 64, FloodPosts: 50, NoQuota: true, DBConns: 16,
-		QuotaRate: 200, QuotaBurst: 1000}
+	return tenantsOptions{ServerBin: defaultOptions().ServerBin, Rounds: 3, Phase: 15 * time.Second, Head: 2 * time.Second,
+		BRate: 40, BPosts: 10, FloodRate: 1000, FloodWriters: 64, FloodPosts: 50, NoQuota: true, DBConns: 16,
+		QuotaRate: 100, QuotaBurst: 500}
 }
 
 func (o *tenantsOptions) flags(fs *flag.FlagSet) {
@@ -368,11 +368,15 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// benchTenants is the scenario as a case of `agora-load bench`, phases as
-// long as the matrix's, on every core like the write path in production.
+// benchTenants is the scenario as a case of `agora-load bench`, on every
+// core like the write path in production; --quick shortens its phases to
+// the matrix's.
 func benchTenants(ctx context.Context, bo options, e *env, logw io.Writer) (*Report, error) {
 	o := defaultTenantsOptions()
-	o.ServerBin, o.Phase = bo.ServerBin, bo.Duration
+	o.ServerBin = bo.ServerBin
+	if bo.Duration < defaultOptions().Duration {
+		o.Phase = bo.Duration
+	}
 	unpinSelf()
 	defer pinSelf(logw)
 	tr, err := runTenants(ctx, o, e, logw)
