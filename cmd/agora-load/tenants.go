@@ -25,6 +25,7 @@ import (
 type tenantsOptions struct {
 	ServerBin    string        `json:"-"`
 	Rounds       int           `json:"rounds"`
+	Cycles       int           `json:"cycles"`
 	Phase        time.Duration `json:"phase_ns"`
 	Head         time.Duration `json:"flood_head_start_ns"`
 	BRate        float64       `json:"b_rate"`
@@ -40,16 +41,17 @@ type tenantsOptions struct {
 }
 
 func defaultTenantsOptions() tenantsOptions {
-	return tenantsOptions{ServerBin: defaultOptions().ServerBin, Rounds: 3, Phase: 15 * time.Second, Head: 2 * time.Second,
+	return tenantsOptions{ServerBin: defaultOptions().ServerBin, Rounds: 3, Cycles: 3, Phase: 15 * time.Second, Head: 2 * time.Second,
 		BRate: 40, BPosts: 10, FloodRate: 1000, FloodWriters: 64, FloodPosts: 50, NoQuota: true, DBConns: 16,
 		QuotaRate: 100, QuotaBurst: 500}
 }
 
 func (o *tenantsOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ServerBin, "server-bin", o.ServerBin, "agora binary to start")
-	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "interleaved rounds (B alone, B during the flood; the order alternates)")
-	fs.DurationVar(&o.Phase, "phase", o.Phase, "how long B's latency is measured in each phase")
-	fs.DurationVar(&o.Head, "flood-head-start", o.Head, "how long A floods before B's measurement starts (B's latencies in it are reported apart, as the onset)")
+	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "rounds, each on a fresh server, each giving one ratio")
+	fs.IntVar(&o.Cycles, "cycles", o.Cycles, "alternations of B alone and B during the flood in each round")
+	fs.DurationVar(&o.Phase, "phase", o.Phase, "how long B's latency is measured alone, and during the flood, in each round (over all cycles)")
+	fs.DurationVar(&o.Head, "flood-head-start", o.Head, "how long each segment runs before B's latencies count (during the flood: while A spends the burst it saved; reported apart, as the onset)")
 	fs.Float64Var(&o.BRate, "b-rate", o.BRate, "tenant B's comments per second (open loop)")
 	fs.IntVar(&o.BPosts, "b-posts", o.BPosts, "posts tenant B's comments are spread over")
 	fs.Float64Var(&o.FloodRate, "flood-rate", o.FloodRate, "comments per second tenant A offers (0: as fast as its writers go)")
@@ -64,8 +66,8 @@ func (o *tenantsOptions) flags(fs *flag.FlagSet) {
 
 func (o tenantsOptions) validate() error {
 	switch {
-	case o.Rounds < 1 || o.Rounds > 10:
-		return usageError("--rounds must be 1 to 10")
+	case o.Rounds < 1 || o.Rounds > 10 || o.Cycles < 1 || o.Cycles > 20:
+		return usageError("--rounds must be 1 to 10, --cycles 1 to 20")
 	case o.Phase <= 0 || o.Phase > 2*time.Minute || o.Head < 0 || o.Head > time.Minute:
 		return usageError("--phase must be positive and at most 2m, --flood-head-start 0 to 1m")
 	case o.BRate <= 0 || o.BRate > 500 || o.FloodRate < 0:
@@ -89,6 +91,7 @@ func (o tenantsOptions) commandLine() string {
 	}
 	add(o.ServerBin != d.ServerBin, "server-bin", o.ServerBin)
 	add(true, "rounds", strconv.Itoa(o.Rounds))
+	add(o.Cycles != d.Cycles, "cycles", strconv.Itoa(o.Cycles))
 	add(true, "phase", o.Phase.String())
 	add(o.Head != d.Head, "flood-head-start", o.Head.String())
 	add(true, "b-rate", strconv.FormatFloat(o.BRate, 'f', -1, 64))
@@ -208,15 +211,21 @@ func tenantsSetup(ctx context.Context, o tenantsOptions, e *env, srvOpts options
 }
 
 // tenantsRound measures B alone and during A's flood on one fresh server
-// with the quota (alternating which comes first, so drift over the run
-// does not favour either), then the flood on one without it.
+// with the quota, in short segments that alternate (the order flips every
+// cycle and every round), so that both see the same shared machine; then
+// the flood on a fresh server without the quota.
 func tenantsRound(ctx context.Context, o tenantsOptions, e *env, rep *TenantsReport, round int, a, b *forum,
 	withQuota, without options, logw io.Writer) error {
-	kinds := []string{"alone", "flood"}
-	if round%2 == 0 {
-		slices.Reverse(kinds)
+	var order []string
+	for c := range o.Cycles {
+		pair := []string{"alone", "flood"}
+		if (c+round)%2 == 1 {
+			slices.Reverse(pair)
+		}
+		order = append(order, pair...)
 	}
-	run := func(srvOpts options, kinds ...string) error {
+	phases := map[string]*phaseAcc{}
+	run := func(srvOpts options, kinds []string) error {
 		srv, err := startAgora(ctx, srvOpts, e, logw)
 		if err != nil {
 			return err
@@ -224,48 +233,80 @@ func tenantsRound(ctx context.Context, o tenantsOptions, e *env, rep *TenantsRep
 		defer func() { _ = srv.stop() }()
 		a.base, b.base = srv.base, srv.base
 		pgPID := e.postmaster()
+		fmt.Fprintf(logw, "[tenants] round %d: %s\n", round, strings.Join(kinds, ", "))
 		for _, k := range kinds {
-			fmt.Fprintf(logw, "[tenants] round %d: %s\n", round, k)
+			acc := phases[k]
+			if acc == nil {
+				acc = &phaseAcc{ph: TenantsPhase{Round: round, Kind: k, BFailed: map[string]int{}, ARefused: map[string]int{}}}
+				phases[k] = acc
+			}
 			cpu0 := snapCPU(srv.pid, pgPID)
-			ph := tenantsPhase(ctx, o, a, b, k != "alone")
-			ph.Round, ph.Kind = round, k
-			ph.cpu(cpu0, snapCPU(srv.pid, pgPID))
-			rep.Phases = append(rep.Phases, ph)
+			tenantsSegment(ctx, o, a, b, k != "alone", acc)
+			acc.cpu(cpu0, snapCPU(srv.pid, pgPID))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 		}
 		return nil
 	}
-	if err := run(withQuota, kinds...); err != nil {
+	if err := run(withQuota, order); err != nil {
 		return err
 	}
+	kinds := []string{"alone", "flood"}
 	if o.NoQuota {
-		if err := run(without, "flood without quota"); err != nil {
+		if err := run(without, slices.Repeat([]string{"flood without quota"}, o.Cycles)); err != nil {
 			return err
 		}
+		kinds = append(kinds, "flood without quota")
 	}
-	p99, p95 := map[string]float64{}, map[string]float64{}
-	for _, ph := range rep.Phases {
-		if ph.Round == round {
-			p99[ph.Kind], p95[ph.Kind] = ph.B.P99, ph.B.P95
-		}
+	for _, k := range kinds {
+		rep.Phases = append(rep.Phases, phases[k].done())
 	}
-	rep.Ratios = append(rep.Ratios, ratio(p99["flood"], p99["alone"]))
-	rep.P95Ratios = append(rep.P95Ratios, ratio(p95["flood"], p95["alone"]))
+	p := func(k string) Latency { return phases[k].ph.B }
+	rep.Ratios = append(rep.Ratios, ratio(p("flood").P99, p("alone").P99))
+	rep.P95Ratios = append(rep.P95Ratios, ratio(p("flood").P95, p("alone").P95))
 	if o.NoQuota {
-		rep.NoQuotaRatios = append(rep.NoQuotaRatios, ratio(p99["flood without quota"], p99["alone"]))
+		rep.NoQuotaRatios = append(rep.NoQuotaRatios, ratio(p("flood without quota").P99, p("alone").P99))
 	}
 	return nil
 }
 
-// tenantsPhase runs B's writes for the head start and the window, with or
-// without A's flood over the same time, and splits B's latencies at the
-// end of the head start.
-func tenantsPhase(ctx context.Context, o tenantsOptions, a, b *forum, flood bool) TenantsPhase {
-	var ph TenantsPhase
+// phaseAcc pools one kind of segment of a round.
+type phaseAcc struct {
+	ph            TenantsPhase
+	window, onset []int32
+	// CPU clocks summed over the segments.
+	wall, busy, total, server, pg, tool time.Duration
+}
+
+func (acc *phaseAcc) cpu(from, to cpuSnap) {
+	acc.wall += to.at.Sub(from.at)
+	acc.busy += to.busy - from.busy
+	acc.total += to.total - from.total
+	acc.server += to.server - from.server
+	acc.pg += to.pg - from.pg
+	acc.tool += to.tool - from.tool
+}
+
+// done is the pooled phase; its latencies are ready once this is called.
+func (acc *phaseAcc) done() TenantsPhase {
+	slices.Sort(acc.onset)
+	slices.Sort(acc.window)
+	acc.ph.Onset, acc.ph.B = latencyMS(acc.onset), latencyMS(acc.window)
+	if w := acc.wall.Seconds(); w > 0 && acc.total > 0 {
+		acc.ph.BusyPct = 100 * acc.busy.Seconds() / acc.total.Seconds()
+		acc.ph.ServerCores, acc.ph.PgCores, acc.ph.ToolCores = acc.server.Seconds()/w, acc.pg.Seconds()/w, acc.tool.Seconds()/w
+		acc.ph.OthersCores = max(acc.busy-acc.server-acc.pg-acc.tool, 0).Seconds() / w
+	}
+	return acc.ph
+}
+
+// tenantsSegment runs B's writes for the head start and one cycle's share
+// of the window, with or without A's flood over the same time, and pools
+// B's latencies (split at the end of the head start) into acc.
+func tenantsSegment(ctx context.Context, o tenantsOptions, a, b *forum, flood bool, acc *phaseAcc) {
 	var wg sync.WaitGroup
-	total := o.Head + o.Phase
+	total := o.Head + o.Phase/time.Duration(o.Cycles)
 	if flood {
 		wg.Add(1)
 		go func() {
@@ -275,7 +316,11 @@ func tenantsPhase(ctx context.Context, o tenantsOptions, a, b *forum, flood bool
 			users := newUserPool(a.users, math.Inf(1), math.Inf(1))
 			wr := runWriters(ctx, o.FloodWriters, len(a.posts), len(a.posts), o.FloodRate, total, math.MaxInt32, 300,
 				time.Now(), agoraWriter(a, users, c), nil)
-			ph.ASeconds, ph.AOK, ph.ARefused = wr.elapsed.Seconds(), wr.ok, wr.errs
+			acc.ph.ASeconds += wr.elapsed.Seconds()
+			acc.ph.AOK += wr.ok
+			for k, n := range wr.errs {
+				acc.ph.ARefused[k] += n
+			}
 		}()
 	}
 	c := httpClient(nil, 64)
@@ -285,38 +330,18 @@ func tenantsPhase(ctx context.Context, o tenantsOptions, a, b *forum, flood bool
 		return write(ctx, i%len(b.posts), i, func() []byte { return body(i%len(b.posts), i, 0, 300) })
 	})
 	wg.Wait()
-	var onset, window []int32
-	ph.BFailed = map[string]int{}
 	for _, s := range samples {
 		if s.err != nil {
-			ph.BFailed[errKind(s.err)]++
+			acc.ph.BFailed[errKind(s.err)]++
 			continue
 		}
 		us := int32(min(s.took.Microseconds(), math.MaxInt32))
 		if s.at < o.Head {
-			onset = append(onset, us)
+			acc.onset = append(acc.onset, us)
 		} else {
-			window = append(window, us)
+			acc.window = append(acc.window, us)
 		}
 	}
-	slices.Sort(onset)
-	slices.Sort(window)
-	ph.Onset, ph.B = latencyMS(onset), latencyMS(window)
-	return ph
-}
-
-func (ph *TenantsPhase) cpu(from, to cpuSnap) {
-	wall := to.at.Sub(from.at).Seconds()
-	if wall <= 0 || to.total <= from.total {
-		return
-	}
-	busy := to.busy - from.busy
-	ph.BusyPct = 100 * busy.Seconds() / (to.total - from.total).Seconds()
-	ph.ServerCores = (to.server - from.server).Seconds() / wall
-	ph.PgCores = (to.pg - from.pg).Seconds() / wall
-	ph.ToolCores = (to.tool - from.tool).Seconds() / wall
-	ours := (to.server - from.server) + (to.pg - from.pg) + (to.tool - from.tool)
-	ph.OthersCores = max(busy-ours, 0).Seconds() / wall
 }
 
 type sample struct {
@@ -403,10 +428,10 @@ func writeTenants(w io.Writer, r *TenantsReport) {
 	}
 	p("Tenant A %s (%d writers over %d posts) while tenant B writes %s comments/s over %d posts, open loop (each request on time, however slow the last); per-user rate limits off, `agora serve` unpinned with a tenant quota of %d writes/s and a burst of %d per tenant (serve's defaults) and %d of its %d database connections per tenant. ",
 		flood, o.FloodWriters, o.FloodPosts, strconv.FormatFloat(o.BRate, 'f', -1, 64), o.BPosts, o.QuotaRate, o.QuotaBurst, o.DBConns/2, o.DBConns)
-	p("Each round starts a fresh server and measures B for %s alone and for %s during A's flood, which starts %s earlier (B's latencies in that head start, while A spends its burst, are shown apart as the onset); the order alternates between rounds. ",
-		o.Phase, o.Phase, o.Head)
+	p("Each round starts a fresh server and measures B for %s alone and %s during A's flood, in %d alternating segments of each (the order flips every segment pair and every round), so both see the same shared machine; every segment runs %s before B's latencies count (during the flood: while A spends the burst its quota saved up, shown apart as the onset). A round gives one ratio of B's pooled p99s. ",
+		o.Phase, o.Phase, o.Cycles, o.Head)
 	if o.NoQuota {
-		p("Then the same flood runs against a fresh server with the quota off (`--tenant-write-rate=0 --tenant-write-slots=%d`).", o.DBConns)
+		p("Then the same flood, in the same segments, runs against a fresh server with the quota off (`--tenant-write-rate=0 --tenant-write-slots=%d`).", o.DBConns)
 	}
 	p("\n\n```sh\n%s\n```\n\n", r.Command)
 	p("| Round | Phase | B p50 / p95 / p99 (ms) | B onset p50 / p99 (ms) | B failed | A writes ok/s | A refused | machine busy | cores: server / PostgreSQL / tool / others |\n|---|---|---|---|---|---|---|---|---|\n")
