@@ -463,5 +463,26 @@ func writeTenants(w io.Writer, r *TenantsReport) {
 		p("| the same without the tenant quota (for comparison) | - | %.2f× (%.2f× to %.2f×) | - |\n",
 			median(r.NoQuotaRatios), slices.Min(r.NoQuotaRatios), slices.Max(r.NoQuotaRatios))
 	}
+	// What the flood takes from the machine, whoever else is on it: the
+	// server's and PostgreSQL's CPU during the flood above B's alone.
+	taken := map[string][]float64{}
+	alone := map[int]float64{}
+	for _, ph := range r.Phases {
+		if ph.Kind == "alone" {
+			alone[ph.Round] = ph.ServerCores + ph.PgCores
+		}
+	}
+	for _, ph := range r.Phases {
+		if ph.Kind != "alone" {
+			taken[ph.Kind] = append(taken[ph.Kind], ph.ServerCores+ph.PgCores-alone[ph.Round])
+		}
+	}
+	if f, n := taken["flood"], taken["flood without quota"]; len(f) > 0 {
+		p("| server + PostgreSQL CPU A's flood adds to B's alone, in cores (median) | - | %.2f with the quota", median(f))
+		if len(n) > 0 {
+			p(", %.2f without", median(n))
+		}
+		p(" | - |\n")
+	}
 	p("\n")
 }
