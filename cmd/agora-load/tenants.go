@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -381,6 +382,17 @@ func paced(ctx context.Context, rate float64, d time.Duration, write func(contex
 	return out
 }
 
+func mean(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, x := range v {
+		sum += x
+	}
+	return sum / float64(len(v))
+}
+
 func median(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
@@ -484,5 +496,13 @@ func writeTenants(w io.Writer, r *TenantsReport) {
 		}
 		p(" | - |\n")
 	}
+	var others []float64
+	for _, ph := range r.Phases {
+		if ph.Kind != "flood without quota" {
+			others = append(others, ph.OthersCores)
+		}
+	}
+	p("\nOther processes on the machine used %.2f cores on average (%.2f to %.2f) during the phases with the quota, of %d: B's p99 measures them as much as A's flood. The CPU row is the figure they do not swamp.\n\n",
+		mean(others), slices.Min(others), slices.Max(others), runtime.NumCPU())
 	p("\n")
 }
