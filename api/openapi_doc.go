@@ -334,6 +334,9 @@ func renderOperation(o operation) map[string]any {
 	}
 	if strings.HasPrefix(o.path, "/api/v1/t/") {
 		codes = append(codes, 404) // unknown tenant
+		if o.method != http.MethodGet {
+			codes = append(codes, 429) // the tenant's write quota
+		}
 	}
 	if o.body != "" {
 		codes = append(codes, 400, 413)

@@ -25,10 +25,10 @@ type Rate struct {
 	Per time.Duration
 }
 
-// RateLimits configures the per-instance rate limits. Every zero field
-// takes its default (DefaultRateLimits). Limits are per instance: behind a
-// load balancer with k instances a client gets at most k times the limit,
-// which still stops a script, the purpose of these limits.
+// RateLimits configures the rate limits. Every zero field takes its
+// default (DefaultRateLimits). With Instances set, the limits hold across
+// instances; without it each instance enforces them alone, and a client
+// spread over k instances gets k times every limit.
 type RateLimits struct {
 	// Per signed-in user.
 	Posts    Rate // POST boards/{board}/posts
@@ -57,6 +57,12 @@ type RateLimits struct {
 	ClientIP echo.IPExtractor
 	// Disabled turns every limit off (tests that create many objects).
 	Disabled bool
+	// Instances is how many instances share the limits, this one
+	// included (nil: 1). Each bucket's rate and burst are divided by it,
+	// so that a client whose requests a load balancer spreads over the
+	// instances gets about the limit in all. It is called on every
+	// limited request and must be cheap (an atomic load).
+	Instances func() int
 }
 
 // DefaultRateLimits are limits a person using the forum never meets and a
@@ -97,7 +103,7 @@ func newLimiters(cfg RateLimits) *limiters {
 		if r == (Rate{}) {
 			r = d
 		}
-		return newLimiter(r, maxKeys)
+		return newLimiter(r, maxKeys).splitBy(cfg.Instances)
 	}
 	ip := cfg.ClientIP
 	if ip == nil {
@@ -121,8 +127,9 @@ func newLimiters(cfg RateLimits) *limiters {
 type limiter struct {
 	perSecond float64 // refill rate
 	burst     int
-	idle      time.Duration // an empty bucket is full again after this long
+	idle      time.Duration // Per: how often idle clients are looked for
 	maxKeys   int
+	instances func() int // nil: this instance alone
 
 	mu        sync.Mutex
 	buckets   map[string]*bucket
@@ -153,17 +160,50 @@ func newLimiter(r Rate, maxKeys int) *limiter {
 	}
 }
 
+// splitBy shares the limit among the instances that count reports.
+func (l *limiter) splitBy(count func() int) *limiter {
+	if l != nil {
+		l.instances = count
+	}
+	return l
+}
+
+// share is this instance's part of a limit: the rate divided by the live
+// instances, and the burst too, rounded to the nearest whole token and at
+// least one (a bucket that can never hold a token would refuse forever).
+// Rounding keeps a client spread round-robin over k instances within
+// k*round(burst/k) <= burst + k/2 at once, at most 1.5 times the burst
+// while k <= burst. When a peer dies, buckets keep their tokens and only
+// refill faster; when one joins, they are cut to the smaller burst at
+// once: a change of peers never hands out a burst.
+type share struct {
+	perSecond float64
+	burst     float64
+}
+
+func (l *limiter) share() share {
+	k := 1
+	if l.instances != nil {
+		k = max(l.instances(), 1)
+	}
+	if k == 1 {
+		return share{l.perSecond, float64(l.burst)}
+	}
+	return share{l.perSecond / float64(k), max(1, math.Round(float64(l.burst)/float64(k)))}
+}
+
 // take spends one token of key's bucket. With none left it spends nothing
 // and returns how long until one is available.
 func (l *limiter) take(key string, now time.Time) time.Duration {
 	if l == nil {
 		return 0
 	}
+	sh := l.share()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.bucketLocked(key, now)
-	l.refillLocked(b, now)
-	if wait := l.waitLocked(b, now); wait > 0 {
+	b := l.bucketLocked(key, now, sh)
+	refill(b, now, sh)
+	if wait := sh.wait(b); wait > 0 {
 		return wait
 	}
 	b.tokens--
@@ -176,11 +216,12 @@ func (l *limiter) refund(key string, now time.Time) {
 	if l == nil {
 		return
 	}
+	sh := l.share()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if b, ok := l.buckets[key]; ok {
-		l.refillLocked(b, now)
-		b.tokens = min(b.tokens+1, float64(l.burst))
+		refill(b, now, sh)
+		b.tokens = min(b.tokens+1, sh.burst)
 	}
 }
 
@@ -189,39 +230,48 @@ func (l *limiter) peek(key string, now time.Time) time.Duration {
 	if l == nil {
 		return 0
 	}
+	sh := l.share()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]
 	if !ok {
 		return 0
 	}
-	l.refillLocked(b, now)
-	return l.waitLocked(b, now)
+	refill(b, now, sh)
+	return sh.wait(b)
 }
 
-// refillLocked brings b's tokens up to now. Callers' clocks may be read a
+// refill brings b's tokens up to now, never above the burst (which cuts a
+// bucket down when the burst shrank). Callers' clocks may be read a
 // moment apart, so time never runs backwards for a bucket.
-func (l *limiter) refillLocked(b *bucket, now time.Time) {
+func refill(b *bucket, now time.Time, sh share) {
 	if now.After(b.at) {
-		b.tokens = min(float64(l.burst), b.tokens+now.Sub(b.at).Seconds()*l.perSecond)
+		b.tokens += now.Sub(b.at).Seconds() * sh.perSecond
 		b.at = now
 	}
+	b.tokens = min(sh.burst, b.tokens)
 }
 
-func (l *limiter) waitLocked(b *bucket, now time.Time) time.Duration {
+// full is how long an empty bucket takes to fill: Per alone, longer
+// when the split burst was rounded up.
+func (sh share) full() time.Duration {
+	return time.Duration(sh.burst / sh.perSecond * float64(time.Second))
+}
+
+func (sh share) wait(b *bucket) time.Duration {
 	if b.tokens >= 1 {
 		return 0
 	}
-	return time.Duration((1 - b.tokens) / l.perSecond * float64(time.Second))
+	return time.Duration((1 - b.tokens) / sh.perSecond * float64(time.Second))
 }
 
-func (l *limiter) bucketLocked(key string, now time.Time) *bucket {
+func (l *limiter) bucketLocked(key string, now time.Time, sh share) *bucket {
 	b, ok := l.buckets[key]
 	if !ok {
 		if len(l.buckets) >= l.maxKeys || now.Sub(l.lastSweep) >= l.idle {
-			l.sweepLocked(now)
+			l.sweepLocked(now, sh.full())
 		}
-		b = &bucket{tokens: float64(l.burst), at: now}
+		b = &bucket{tokens: sh.burst, at: now}
 		l.buckets[key] = b
 	}
 	b.last = now
@@ -233,10 +283,10 @@ func (l *limiter) bucketLocked(key string, now time.Time) *bucket {
 // nothing. If that is not enough (a flood from many addresses), it drops
 // the least recently used tenth so memory stays bounded, at the price of
 // forgiving those clients.
-func (l *limiter) sweepLocked(now time.Time) {
+func (l *limiter) sweepLocked(now time.Time, full time.Duration) {
 	l.lastSweep = now
 	for k, b := range l.buckets {
-		if now.Sub(b.last) >= l.idle {
+		if now.Sub(b.last) >= full {
 			delete(l.buckets, k)
 		}
 	}

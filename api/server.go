@@ -44,6 +44,8 @@ type Config struct {
 	Middleware []echo.MiddlewareFunc
 	// RateLimits limits writes and login attempts (zero value: defaults).
 	RateLimits RateLimits
+	// TenantQuota shares the write path among tenants (zero value: none).
+	TenantQuota TenantQuota
 	// Tracer gives each request a span; nil: no tracing.
 	Tracer trace.TracerProvider
 }
@@ -53,6 +55,7 @@ type Server struct {
 	cfg    Config
 	echo   *echo.Echo
 	limits *limiters
+	quota  *quota
 	// openapi is the rendered OpenAPI document.
 	openapi []byte
 }
@@ -68,7 +71,7 @@ func New(cfg Config) *Server {
 		cfg.RateLimits.ClientIP = echo.ExtractIPDirect()
 	}
 	e.IPExtractor = cfg.RateLimits.ClientIP
-	s := &Server{cfg: cfg, echo: e, limits: newLimiters(cfg.RateLimits), openapi: renderOpenAPI()}
+	s := &Server{cfg: cfg, echo: e, limits: newLimiters(cfg.RateLimits), quota: newQuota(cfg.TenantQuota), openapi: renderOpenAPI()}
 
 	e.Use(cfg.Middleware...)
 	e.Use(requestID)
@@ -91,7 +94,7 @@ func New(cfg Config) *Server {
 	platform.POST("/tenants", s.createTenant)
 	platform.GET("/tenants", s.listTenants)
 
-	t := v1.Group("/t/:tenant", s.resolveTenant, s.authenticate, s.idempotent)
+	t := v1.Group("/t/:tenant", s.tenantQuota, s.resolveTenant, s.authenticate, s.idempotent)
 	t.POST("/auth/register", s.register, s.limitRegistration)
 	t.POST("/auth/login", s.login, s.limitLogin)
 	t.POST("/auth/logout", s.logout, requireUser)

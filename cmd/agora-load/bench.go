@@ -72,6 +72,7 @@ func matrix(quick bool) []benchCase {
 			o.MaxComments = 200000
 			o.ProfileDir = "profiles"
 		}},
+		{"tenants", "tenant A floods the write path, tenant B writes 40/s", func(o *options) { o.Tenants = true }},
 	}
 	if quick {
 		for i := range cases {
@@ -193,7 +194,9 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "\n=== %s: %s\n", c.label, c.what)
 		t0 := time.Now()
 		var rep *Report
-		if o.DB {
+		if o.Tenants {
+			rep, err = benchTenants(ctx, o, e, stderr)
+		} else if o.DB {
 			// The write path uses every core, as in production; so do
 			// the REST writers and pgbench.
 			o.Pin = false
@@ -204,6 +207,9 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			rep, err = runScenario(ctx, o, e, stderr)
 		}
 		r := benchRun{c: c, command: o.commandLine(), rep: rep, err: err, took: time.Since(t0)}
+		if rep != nil && rep.Tenants != nil {
+			r.command = rep.Tenants.Command
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "%s failed: %v\n", c.label, err)
 		} else {
@@ -398,6 +404,7 @@ func writeMarkdown(w io.Writer, m machineInfo, runs []benchRun, micro, stat stri
 	writeFindings(w, runs)
 	writeMatrix(w, runs)
 	writeDB(w, runs)
+	writeTenantsRuns(w, runs)
 	writeMicro(w, micro, stat)
 	writeProfiles(w, runs)
 }

@@ -15,6 +15,7 @@
 //	agora-load --db [flags]     REST write throughput vs pgbench on the same cluster
 //	agora-load bench [flags]    the standard matrix, written to BENCHMARKS.md
 //	agora-load reaction-burst   a burst of reactions on one comment (see -h)
+//	agora-load tenants [flags]  one tenant's write flood against another's latency
 package main
 
 import (
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return benchMain(ctx, args[1:], stdout, stderr)
 		case "reaction-burst":
 			return reactionBurstMain(ctx, args[1:], stdout, stderr)
+		case "tenants":
+			return tenantsMain(ctx, args[1:], stdout, stderr)
 		}
 	}
 	o, err := parseOptions(args, stderr)

@@ -54,6 +54,9 @@ type options struct {
 	Pgbench      string
 	PgbenchTime  time.Duration
 	PgbenchConns int
+
+	// Tenants runs the tenants scenario (tenants.go) in the bench.
+	Tenants bool
 }
 
 type stringList []string

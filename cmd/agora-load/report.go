@@ -145,6 +145,7 @@ type Report struct {
 	Baseline *Phase             `json:"baseline,omitempty"`
 	Ratios   map[string]float64 `json:"ratios_agora_to_baseline,omitempty"`
 	DB       *DBResult          `json:"db,omitempty"`
+	Tenants  *TenantsReport     `json:"tenants,omitempty"`
 }
 
 func (r *Report) failed() bool { return r.Agora != nil && !r.Agora.ok() }
@@ -249,6 +250,10 @@ var rows = []row{
 }
 
 func printReport(w io.Writer, r *Report) {
+	if r.Tenants != nil {
+		writeTenants(w, r.Tenants)
+		return
+	}
 	if r.DB != nil {
 		printDB(w, r.DB)
 		return

@@ -35,6 +35,11 @@ type config struct {
 	PingInterval   time.Duration
 	PongTimeout    time.Duration
 	RateLimits     bool
+	SplitLimits    bool
+	TenantWrites   int
+	TenantBurst    int
+	TenantSlots    int
+	TenantWait     time.Duration
 	HistoryEvents  int64
 	Heartbeat      time.Duration
 	HistoryAge     time.Duration
@@ -75,6 +80,11 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.Int64Var(&c.HistoryEvents, "history-events", int64(env.integer("AGORA_HISTORY_EVENTS", 10000)), "events kept per room for resume (AGORA_HISTORY_EVENTS)")
 	fs.DurationVar(&c.HistoryAge, "history-age", env.duration("AGORA_HISTORY_AGE", 7*24*time.Hour), "oldest event kept for resume (AGORA_HISTORY_AGE)")
 	fs.BoolVar(&c.RateLimits, "rate-limits", env.boolean("AGORA_RATE_LIMITS", true), "limit writes, logins and registrations per user and address; off only for load tests (AGORA_RATE_LIMITS)")
+	fs.BoolVar(&c.SplitLimits, "split-rate-limits", env.boolean("AGORA_SPLIT_RATE_LIMITS", true), "divide each per-user and per-address limit by the number of live instances, so it holds across a load balancer that spreads a client's requests; false behind one that keeps each client on one instance (AGORA_SPLIT_RATE_LIMITS)")
+	fs.IntVar(&c.TenantWrites, "tenant-write-rate", env.integer("AGORA_TENANT_WRITE_RATE", 100), "writes per second one tenant may make across all instances, whatever its users' own limits; past it 429; 0: no limit (AGORA_TENANT_WRITE_RATE)")
+	fs.IntVar(&c.TenantBurst, "tenant-write-burst", env.integer("AGORA_TENANT_WRITE_BURST", 0), "writes one tenant may make at once above its rate; 0: five seconds of the rate (AGORA_TENANT_WRITE_BURST)")
+	fs.IntVar(&c.TenantSlots, "tenant-write-slots", env.integer("AGORA_TENANT_WRITE_SLOTS", 0), "writes of one tenant running at once on this instance; 0: half of --db-max-conns (AGORA_TENANT_WRITE_SLOTS)")
+	fs.DurationVar(&c.TenantWait, "tenant-write-wait", env.duration("AGORA_TENANT_WRITE_WAIT", time.Second), "longest a write waits for one of its tenant's slots; then 503 (AGORA_TENANT_WRITE_WAIT)")
 	fs.BoolVar(&c.SeedDemo, "seed-demo", env.boolean("AGORA_SEED_DEMO", false), "create a demo tenant with an admin if missing (AGORA_SEED_DEMO)")
 	fs.BoolVar(&c.AutoMigrate, "migrate", env.boolean("AGORA_AUTO_MIGRATE", true), "apply pending migrations at start (AGORA_AUTO_MIGRATE)")
 	if env.err != nil {
@@ -95,7 +105,32 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	if c.PingInterval <= 0 || c.PongTimeout <= c.PingInterval {
 		return c, nil, usageError("the WebSocket pong timeout must be longer than the ping interval, both positive")
 	}
+	if err := c.resolveTenantQuota(); err != nil {
+		return c, nil, err
+	}
 	return c, fs.Args(), nil
+}
+
+// resolveTenantQuota checks the tenant quota settings and fills in the
+// defaults that depend on others.
+func (c *config) resolveTenantQuota() error {
+	switch {
+	case c.TenantWrites < 0 || c.TenantBurst < 0 || c.TenantSlots < 0:
+		return usageError("the tenant write rate, burst and slots must not be negative")
+	case c.TenantWait <= 0:
+		return usageError("the tenant write wait must be positive")
+	}
+	if c.TenantBurst == 0 {
+		c.TenantBurst = 5 * c.TenantWrites
+	}
+	if c.TenantSlots == 0 {
+		pool := c.DBMaxConns
+		if pool <= 0 {
+			pool = 16 // store.Open's default
+		}
+		c.TenantSlots = max(pool/2, 1)
+	}
+	return nil
 }
 
 // envReader reads typed environment variables and keeps the first one

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,6 +41,9 @@ type app struct {
 	// closers are the shutdown steps in the order their parts were built;
 	// each part registers its step once, where it is built.
 	closers []func(context.Context)
+	// instances is how many instances are live, this one included, as
+	// the rate limits and tenant quotas see it.
+	instances func() int
 }
 
 // serve runs the server until ctx ends or serving fails.
@@ -150,8 +154,15 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 		}
 		a.closers = append(a.closers, stop)
 	}
-	srv := api.New(api.Config{
-		RateLimits: api.RateLimits{ClientIP: clientIP, Disabled: !cfg.RateLimits},
+	instances, stopCounting := countInstances(hub)
+	a.instances = instances
+	a.closers = append(a.closers, stopCounting)
+	limits := api.RateLimits{ClientIP: clientIP, Disabled: !cfg.RateLimits}
+	if cfg.SplitLimits {
+		limits.Instances = instances
+	}
+	apiCfg := api.Config{
+		RateLimits: limits,
 		Middleware: []echo.MiddlewareFunc{httpMetrics.Middleware},
 		Store:      db,
 		Log:        log,
@@ -161,7 +172,9 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 		Metrics:    promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Web:        web.Handler(),
 		Tracer:     tracer,
-	})
+	}
+	apiCfg.TenantQuota = tenantQuota(cfg, instances)
+	srv := api.New(apiCfg)
 	a.http = api.NewHTTPServer(cfg.Addr, srv)
 	lis, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -178,6 +191,44 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 		}
 	})
 	return a, nil
+}
+
+// countInstances keeps the number of live instances (this one and the
+// peers its hub hears from) where the limits can read it on every request
+// for the price of an atomic load; the hub's own count takes its presence
+// lock, so it is read twice a second. Peers come and go at heartbeat
+// pace (seconds), which this follows closely enough.
+func countInstances(hub *realtime.Hub) (func() int, func(context.Context)) {
+	var n atomic.Int64
+	n.Store(1 + int64(hub.Peers()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				n.Store(1 + int64(hub.Peers()))
+			}
+		}
+	}()
+	return func() int { return int(n.Load()) }, func(context.Context) { cancel(); <-done }
+}
+
+// tenantQuota is the configured share of the write path per tenant: a
+// budget of writes split across the instances, and a cap on its writes in
+// flight on this instance's pool.
+func tenantQuota(cfg config, instances func() int) api.TenantQuota {
+	q := api.TenantQuota{Writes: api.Rate{N: -1}, Slots: cfg.TenantSlots, SlotWait: cfg.TenantWait, Instances: instances}
+	if cfg.TenantWrites > 0 {
+		burst := max(cfg.TenantBurst, 1)
+		q.Writes = api.Rate{N: burst, Per: time.Duration(float64(burst) / float64(cfg.TenantWrites) * float64(time.Second))}
+	}
+	return q
 }
 
 // renderStaleBodies gives posts and comments written before formatting
