@@ -56,6 +56,9 @@ type Config struct {
 
 	// PresenceFlush is the coalescing window for join/leave frames [250ms].
 	PresenceFlush time.Duration
+	// PresenceCountEvery is the least time between two presence messages
+	// of a room of more than 100 users [1s] (API.md, "Large rooms").
+	PresenceCountEvery time.Duration
 	// Heartbeat is how often this instance tells the others it lives [5s];
 	// an instance silent for HeartbeatTimeout [3 x Heartbeat] is dead and
 	// its users leave presence.
@@ -84,6 +87,7 @@ func (c *Config) defaults() {
 	def(&c.PongTimeout, 30*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.PresenceFlush, 250*time.Millisecond)
+	def(&c.PresenceCountEvery, time.Second)
 	def(&c.Heartbeat, 5*time.Second)
 	def(&c.HeartbeatTimeout, 3*c.Heartbeat)
 	def(&c.TypingInterval, 2*time.Second)
