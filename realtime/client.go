@@ -181,7 +181,7 @@ func (h *Hub) onMessage(s *melody.Session, msg []byte) {
 			c.closeNow(disconnects.Flood)
 			return
 		}
-		c.send(encodeError("rate_limited", "slow down: too many messages", ""))
+		c.send(encodeError(codeRateLimited, "slow down: too many messages", ""))
 		return
 	}
 	c.floods = 0

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,12 @@ type Config struct {
 	// AllowedOrigins are origins besides the request's own host that may
 	// open WebSockets ("https://forum.example.com").
 	AllowedOrigins []string
+	// MaxUserSessions is the most WebSockets one user may hold open per
+	// tenant on this instance [20]; MaxTenantSessions the most a tenant
+	// may [10,000]. Past either the upgrade is refused with 429. They hold
+	// whatever the rate limits are.
+	MaxUserSessions   int
+	MaxTenantSessions int
 
 	// PresenceFlush is the coalescing window for join/leave frames [250ms].
 	PresenceFlush time.Duration
@@ -110,6 +117,12 @@ func (c *Config) defaults() {
 	if c.FloodClose <= 0 {
 		c.FloodClose = 50
 	}
+	if c.MaxUserSessions <= 0 {
+		c.MaxUserSessions = 20
+	}
+	if c.MaxTenantSessions <= 0 {
+		c.MaxTenantSessions = 10000
+	}
 	if c.InstanceID == "" {
 		b := make([]byte, 6)
 		_, _ = rand.Read(b)
@@ -152,23 +165,34 @@ type Hub struct {
 	mu      sync.Mutex
 	clients map[*client]struct{}
 	tenants map[int64]int // open sessions per tenant
+
+	// quotaMu guards the quotas' counts: sessions open or being opened,
+	// per tenant and per user. A slot is taken before the upgrade and
+	// given back when the session ends or the upgrade failed.
+	quotaMu   sync.Mutex
+	perTenant map[int64]int
+	perUser   map[userKey]int
 }
+
+type userKey struct{ tenant, user int64 }
 
 // New builds a hub; call Run to start its background work.
 func New(cfg Config) *Hub {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
-		cfg:     cfg,
-		log:     cfg.Log.With().Str("component", "realtime").Str("instance", cfg.InstanceID).Logger(),
-		history: cfg.History,
-		bus:     cfg.Bus,
-		metrics: cfg.Metrics,
-		ctx:     ctx,
-		cancel:  cancel,
-		clients: map[*client]struct{}{},
-		tenants: map[int64]int{},
-		typing:  newTypingThrottle(cfg.TypingInterval),
+		cfg:       cfg,
+		log:       cfg.Log.With().Str("component", "realtime").Str("instance", cfg.InstanceID).Logger(),
+		history:   cfg.History,
+		bus:       cfg.Bus,
+		metrics:   cfg.Metrics,
+		ctx:       ctx,
+		cancel:    cancel,
+		clients:   map[*client]struct{}{},
+		tenants:   map[int64]int{},
+		perTenant: map[int64]int{},
+		perUser:   map[userKey]int{},
+		typing:    newTypingThrottle(cfg.TypingInterval),
 	}
 	h.rooms = newIndex()
 	h.presence = newPresence(h)
@@ -268,6 +292,12 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenan
 		writeError(w, http.StatusUnauthorized, store.CodeUnauthorized, "sign in first")
 		return
 	}
+	if msg := h.reserve(tenant.ID, actor); msg != "" {
+		w.Header().Set("Retry-After", strconv.Itoa(quotaRetryAfter))
+		writeError(w, http.StatusTooManyRequests, codeRateLimited, msg)
+		return
+	}
+	defer h.unreserve(tenant.ID, actor)
 	log := zerolog.Ctx(r.Context())
 	if log.GetLevel() == zerolog.Disabled {
 		log = &h.log
@@ -275,6 +305,50 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenan
 	c := newClient(h, tenant, actor, tokenID, log.With().Uint64("session", h.nextID.Add(1)).Logger())
 	if err := h.m.HandleRequestWithKeys(w, r, map[string]any{clientKey: c}); err != nil {
 		c.log.Warn().Err(err).Msg("websocket upgrade failed")
+	}
+}
+
+// quotaRetryAfter is the Retry-After of a refusal over quota, in seconds:
+// a slot frees up when one of the sessions ends, which nobody can predict.
+const quotaRetryAfter = 5
+
+// codeRateLimited is API.md's code for 429 (store has no error of it).
+const codeRateLimited store.Code = "rate_limited"
+
+// reserve takes a session slot of the tenant and of the user (none for
+// anonymous sessions), or says why it cannot. The slot is held for the
+// whole session: ServeWS returns when melody's handler does, at its end.
+func (h *Hub) reserve(tenantID int64, a store.Actor) (refusal string) {
+	h.quotaMu.Lock()
+	defer h.quotaMu.Unlock()
+	uk := userKey{tenantID, a.UserID}
+	switch {
+	case h.perTenant[tenantID] >= h.cfg.MaxTenantSessions:
+		h.metrics.Rejected.WithLabelValues("tenant_quota").Inc()
+		return "this community has too many open connections, try again later"
+	case !a.Anonymous() && h.perUser[uk] >= h.cfg.MaxUserSessions:
+		h.metrics.Rejected.WithLabelValues("user_quota").Inc()
+		return "too many open connections: at most " + strconv.Itoa(h.cfg.MaxUserSessions) + " per user, close one first"
+	}
+	h.perTenant[tenantID]++
+	if !a.Anonymous() {
+		h.perUser[uk]++
+	}
+	return ""
+}
+
+func (h *Hub) unreserve(tenantID int64, a store.Actor) {
+	h.quotaMu.Lock()
+	defer h.quotaMu.Unlock()
+	if h.perTenant[tenantID]--; h.perTenant[tenantID] <= 0 {
+		delete(h.perTenant, tenantID)
+	}
+	if a.Anonymous() {
+		return
+	}
+	uk := userKey{tenantID, a.UserID}
+	if h.perUser[uk]--; h.perUser[uk] <= 0 {
+		delete(h.perUser, uk)
 	}
 }
 

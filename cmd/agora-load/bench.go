@@ -67,6 +67,9 @@ func matrix(quick bool) []benchCase {
 			o.Subscribers, o.Rooms, o.WriteRooms, o.Writers, o.Rate = scale(10000), 100, 1, 8, 50
 			o.ProfileDir = "profiles"
 		}},
+		{"join-storm", "join storms of 1,500 and 3,000 distinct users in one room, 3 interleaved pairs", func(o *options) {
+			o.JoinStorm, o.Pairs = fmt.Sprintf("%d,%d", scale(1500), scale(3000)), 3
+		}},
 		{"db", "REST writes, 32 writers over 100 posts, vs pgbench", func(o *options) {
 			o.DB, o.Subscribers, o.Rooms, o.Writers, o.Rate = true, 0, 100, 32, 0
 			o.MaxComments = 200000
@@ -193,7 +196,9 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "\n=== %s: %s\n", c.label, c.what)
 		t0 := time.Now()
 		var rep *Report
-		if o.DB {
+		if o.JoinStorm != "" {
+			rep, err = runJoinStorm(ctx, o, e, stderr)
+		} else if o.DB {
 			// The write path uses every core, as in production; so do
 			// the REST writers and pgbench.
 			o.Pin = false
@@ -372,7 +377,7 @@ func writeMarkdown(w io.Writer, m machineInfo, runs []benchRun, micro, stat stri
 	p("## How\n\n")
 	p("`task bench` builds `agora` and `agora-load`, runs the realtime microbenchmarks (`go test -run XXX -bench . -benchmem -count 5 ./realtime/`, summarised with benchstat), then `agora-load bench`, which starts one private PostgreSQL cluster (initialised fresh in a temporary directory, unpinned) and runs each scenario below as the command shown, sharing that cluster:\n\n")
 	p("- each scenario starts its own `agora serve` pinned to CPU 0 (`taskset -c 0`), with the load tool pinned to the other CPU and PostgreSQL on both; a first `agora serve` registers the users (argon2id) and creates the posts, then a fresh one is started for the measurement, so none of that garbage is in its RSS;\n")
-	p("- N WebSocket subscribers (authenticated, 50 distinct users, from source addresses 127.0.0.1..k) subscribe to `post:{id}` rooms round-robin; W writers post 300-byte comments through REST at a fixed total rate for 10 s; each body carries its REST call start time, and every subscriber checks every event on receipt (frames split on newlines);\n")
+	p("- N WebSocket subscribers (authenticated as at least 50 distinct users and as many as the server's quota of 20 WebSockets per user needs (500 for 10,000), from source addresses 127.0.0.1..k) subscribe to `post:{id}` rooms round-robin; W writers post 300-byte comments through REST at a fixed total rate for 10 s; each body carries its REST call start time, and every subscriber checks every event on receipt (frames split on newlines);\n")
 	p("- **lost** = Σ over rooms of subscribers × comments committed − unique receipts; **duplicated** = receipts − unique receipts; **deliveries/s** = unique receipts / (last receipt − first write); **idle KB per connection** = (RSS after connecting and a forced GC − RSS before) / N; **server CPU** = utime+stime of the server process (`/proc/<pid>/stat`) from the first write to the last receipt; **CPU s per M deliveries** = that / deliveries × 10⁶;\n")
 	p("- the baseline (`--baseline`) is a bare melody v1.4.0 server, this binary run as `agora-load --bare-server`, pinned the same way, with melody's defaults except `MessageBufferSize: 16`, broadcasting each message POSTed to it to the sessions of its room (a room's session list, each `Session.Write`, which is what `BroadcastMultiple` does); it gets the same N, rooms, rate and writers, and messages shaped like Agora's events and padded to Agora's mean event size in the same run. A full queue makes melody drop the message: that is counted as lost for the baseline.\n\n")
 	p("Commands (each is also a standalone run that starts its own cluster):\n\n```sh\n")
@@ -382,6 +387,7 @@ func writeMarkdown(w io.Writer, m machineInfo, runs []benchRun, micro, stat stri
 	}
 	p("```\n\n")
 
+	writeTargets12(w, runs, micro)
 	writeTargets(w, runs, micro)
 	writeFindings(w, runs)
 	writeMatrix(w, runs)

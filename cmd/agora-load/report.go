@@ -145,6 +145,8 @@ type Report struct {
 	Baseline *Phase             `json:"baseline,omitempty"`
 	Ratios   map[string]float64 `json:"ratios_agora_to_baseline,omitempty"`
 	DB       *DBResult          `json:"db,omitempty"`
+	// JoinStorm is the --join-storm scenario.
+	JoinStorm *JoinStorm `json:"join_storm,omitempty"`
 }
 
 func (r *Report) failed() bool { return r.Agora != nil && !r.Agora.ok() }
@@ -253,6 +255,10 @@ func printReport(w io.Writer, r *Report) {
 		printDB(w, r.DB)
 		return
 	}
+	if r.JoinStorm != nil {
+		printJoinStorm(w, r.JoinStorm)
+		return
+	}
 	o := r.Options
 	fmt.Fprintf(w, "\n%s\n", r.Command)
 	fmt.Fprintf(w, "N=%d subscribers over %d room(s), %d writers at %s comments/s for %s, %d-byte bodies\n\n",
@@ -316,4 +322,21 @@ func printDB(w io.Writer, d *DBResult) {
 	if d.Starved > 0.5 {
 		fmt.Fprintf(w, "note: writers waited %.1fs in total for a user under the comment rate limit; more --users would raise the figure\n", d.Starved)
 	}
+}
+
+func printJoinStorm(w io.Writer, js *JoinStorm) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "\npair\tusers\tjoined (s)\tsettled (s)\tpresence KB per client (state)\tmessages per client\tserver CPU (s)\n")
+	for i, p := range js.Pairs {
+		for _, r := range []StormResult{p.Small, p.Large} {
+			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.2f%s\t%.2f (%.2f)\t%.1f\t%.2f\n", i+1, r.Users, r.JoinSeconds, r.SettleSeconds,
+				map[bool]string{true: "", false: " (not settled)"}[r.Settled], r.KBPerClient, r.StateKBPerClient,
+				ratio(float64(r.PresenceMessages), float64(r.Users-r.Failed)), r.ServerCPUSeconds)
+		}
+	}
+	tw.Flush()
+	med, lo, hi := js.stat(func(p StormPair) float64 { return p.BytesRatio })
+	fmt.Fprintf(w, "presence bytes, %d users / %d users: median %.2fx (%.2f to %.2f over %d pairs)\n", js.Sizes[1], js.Sizes[0], med, lo, hi, len(js.Pairs))
+	med, lo, hi = js.stat(func(p StormPair) float64 { return p.CPURatio })
+	fmt.Fprintf(w, "server CPU, %d users / %d users: median %.2fx (%.2f to %.2f)\n", js.Sizes[1], js.Sizes[0], med, lo, hi)
 }

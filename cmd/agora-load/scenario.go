@@ -32,7 +32,7 @@ func userCount(o options) int {
 	if o.Users > 0 {
 		return o.Users
 	}
-	n := 1 + min(o.SubUsers, max(o.Subscribers, 1))
+	n := 1 + min(o.subUsers(), max(o.Subscribers, 1))
 	if !o.RateLimits {
 		return n
 	}
@@ -114,7 +114,7 @@ func runScenario(ctx context.Context, o options, e *env, logw io.Writer) (*Repor
 	if len(subTokens) == 0 {
 		subTokens = f.users
 	}
-	subTokens = subTokens[:min(len(subTokens), o.SubUsers)]
+	subTokens = subTokens[:min(len(subTokens), o.subUsers())]
 	base := wsURL(srv.base) + "/api/v1/t/" + f.slug + "/ws"
 	spec := dialSpec{
 		url: func(int) string { return base },

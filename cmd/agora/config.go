@@ -38,8 +38,10 @@ type config struct {
 	Heartbeat      time.Duration
 	HistoryAge     time.Duration
 	DBMaxConns     int
-	SeedDemo       bool
-	AutoMigrate    bool
+	// TenantMaxSessions is each tenant's WebSocket quota on an instance.
+	TenantMaxSessions int
+	SeedDemo          bool
+	AutoMigrate       bool
 }
 
 // parseConfig reads the flags of one subcommand, each defaulting to its
@@ -69,6 +71,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&c.Heartbeat, "heartbeat", env.duration("AGORA_HEARTBEAT", 5*time.Second), "how often this instance tells the others it is alive; three missed ones and its users leave presence everywhere (AGORA_HEARTBEAT)")
 	fs.Int64Var(&c.HistoryEvents, "history-events", int64(env.integer("AGORA_HISTORY_EVENTS", 10000)), "events kept per room for resume (AGORA_HISTORY_EVENTS)")
 	fs.DurationVar(&c.HistoryAge, "history-age", env.duration("AGORA_HISTORY_AGE", 7*24*time.Hour), "oldest event kept for resume (AGORA_HISTORY_AGE)")
+	fs.IntVar(&c.TenantMaxSessions, "tenant-max-sessions", env.integer("AGORA_TENANT_MAX_SESSIONS", 10000), "most WebSockets one tenant may hold open on this instance; past it upgrades get 429, with or without rate limits (AGORA_TENANT_MAX_SESSIONS)")
 	fs.BoolVar(&c.RateLimits, "rate-limits", env.boolean("AGORA_RATE_LIMITS", true), "limit writes, logins and registrations per user and address; off only for load tests (AGORA_RATE_LIMITS)")
 	fs.BoolVar(&c.SeedDemo, "seed-demo", env.boolean("AGORA_SEED_DEMO", false), "create a demo tenant with an admin if missing (AGORA_SEED_DEMO)")
 	fs.BoolVar(&c.AutoMigrate, "migrate", env.boolean("AGORA_AUTO_MIGRATE", true), "apply pending migrations at start (AGORA_AUTO_MIGRATE)")
@@ -86,6 +89,9 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if c.AdminToken == "" {
 		c.AdminToken = getenv("AGORA_ADMIN_TOKEN")
+	}
+	if c.TenantMaxSessions < 1 {
+		return c, nil, usageError("the tenant session quota must be at least 1")
 	}
 	if c.PingInterval <= 0 || c.PongTimeout <= c.PingInterval {
 		return c, nil, usageError("the WebSocket pong timeout must be longer than the ping interval, both positive")

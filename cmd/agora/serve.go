@@ -120,6 +120,8 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 		AllowedOrigins: splitList(cfg.AllowedOrigins),
 		Heartbeat:      cfg.Heartbeat,
 		Metrics:        realtime.NewMetrics(reg),
+
+		MaxTenantSessions: cfg.TenantMaxSessions,
 	})
 	hub.Run()
 	stopPruner := store.Pruner{DB: db, Log: log,
