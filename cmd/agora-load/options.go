@@ -213,7 +213,9 @@ func (o *options) validate() error {
 // tenant (API.md).
 const maxSocketsPerUser = 20
 
-func perUserNeed(subscribers int) int { return (subscribers + maxSocketsPerUser - 1) / maxSocketsPerUser }
+func perUserNeed(subscribers int) int {
+	return (subscribers + maxSocketsPerUser - 1) / maxSocketsPerUser
+}
 
 // subUsers is how many distinct users the subscribers sign in as.
 func (o options) subUsers() int {
