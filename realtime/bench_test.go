@@ -99,11 +99,18 @@ func BenchmarkEncodeEvent(b *testing.B) {
 func BenchmarkEncodeBatch(b *testing.B) {
 	for _, n := range []int{1, 50} {
 		evs := benchEvents(n)
+		encode := func() []byte {
+			batch := make([]ringEntry, len(evs))
+			for i, e := range evs {
+				batch[i] = newRingEntry(e)
+			}
+			return joinFrames(batch, false)
+		}
 		b.Run("events="+strconv.Itoa(n), func(b *testing.B) {
 			b.ReportAllocs()
-			b.SetBytes(int64(len(encodeBatch(evs, false))))
+			b.SetBytes(int64(len(encode())))
 			for b.Loop() {
-				encodeBatch(evs, false)
+				encode()
 			}
 		})
 	}

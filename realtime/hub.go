@@ -75,6 +75,12 @@ type Config struct {
 	// user in one room [2s].
 	TypingInterval time.Duration
 
+	// HistoryMemoryEvents is how many recent events each room keeps in
+	// memory for resumes [1,000; negative: none]; HistoryMemoryBytes
+	// bounds them all together [64 MiB].
+	HistoryMemoryEvents int
+	HistoryMemoryBytes  int64
+
 	// Sweep is how often local rooms are compared with their seq in
 	// History [2s]: the safety net for a doorbell that never rang (an
 	// instance that died between commit and announcement).
@@ -117,6 +123,12 @@ func (c *Config) defaults() {
 	if c.FloodClose <= 0 {
 		c.FloodClose = 50
 	}
+	if c.HistoryMemoryEvents == 0 {
+		c.HistoryMemoryEvents = 1000
+	}
+	if c.HistoryMemoryBytes <= 0 {
+		c.HistoryMemoryBytes = 64 << 20
+	}
 	if c.MaxUserSessions <= 0 {
 		c.MaxUserSessions = 20
 	}
@@ -142,6 +154,7 @@ type Hub struct {
 	bus      Bus
 	m        *melody.Melody
 	rooms    *index
+	recent   *recent
 	presence *presence
 	typing   *typingThrottle
 	metrics  *Metrics
@@ -172,6 +185,9 @@ type Hub struct {
 	quotaMu   sync.Mutex
 	perTenant map[int64]int
 	perUser   map[userKey]int
+
+	checksMu sync.Mutex
+	checks   map[checkKey]*check // room checks under way
 }
 
 type userKey struct{ tenant, user int64 }
@@ -183,7 +199,7 @@ func New(cfg Config) *Hub {
 	h := &Hub{
 		cfg:       cfg,
 		log:       cfg.Log.With().Str("component", "realtime").Str("instance", cfg.InstanceID).Logger(),
-		history:   cfg.History,
+		history:   countingHistory{History: cfg.History, queries: cfg.Metrics.historyQuery},
 		bus:       cfg.Bus,
 		metrics:   cfg.Metrics,
 		ctx:       ctx,
@@ -192,9 +208,11 @@ func New(cfg Config) *Hub {
 		tenants:   map[int64]int{},
 		perTenant: map[int64]int{},
 		perUser:   map[userKey]int{},
+		checks:    map[checkKey]*check{},
 		typing:    newTypingThrottle(cfg.TypingInterval),
 	}
 	h.rooms = newIndex()
+	h.recent = &recent{perRoom: max(cfg.HistoryMemoryEvents, 0), budget: cfg.HistoryMemoryBytes, gauge: cfg.Metrics.RecentBytes}
 	h.presence = newPresence(h)
 
 	m := melody.New()

@@ -197,19 +197,27 @@ type typingMsg struct {
 // protocol allows.
 func pack(msgs [][]byte, maxFrame int) [][]byte {
 	var frames [][]byte
-	var cur []byte
-	for _, m := range msgs {
-		if len(cur) > 0 && len(cur)+1+len(m) > maxFrame {
-			frames = append(frames, cur)
-			cur = nil
+	for i := 0; i < len(msgs); {
+		// The frame's messages first, so it is allocated once.
+		j, size := i+1, len(msgs[i])
+		for j < len(msgs) && size+1+len(msgs[j]) <= maxFrame {
+			size += 1 + len(msgs[j])
+			j++
 		}
-		if len(cur) > 0 {
-			cur = append(cur, '\n')
+		if j == i+1 {
+			frames = append(frames, msgs[i])
+			i = j
+			continue
 		}
-		cur = append(cur, m...)
-	}
-	if len(cur) > 0 {
-		frames = append(frames, cur)
+		f := make([]byte, 0, size)
+		for k := i; k < j; k++ {
+			if k > i {
+				f = append(f, '\n')
+			}
+			f = append(f, msgs[k]...)
+		}
+		frames = append(frames, f)
+		i = j
 	}
 	return frames
 }

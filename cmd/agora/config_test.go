@@ -19,6 +19,7 @@ func TestBadEnvironmentIsAUsageError(t *testing.T) {
 		"AGORA_RATE_LIMITS":         "maybe",
 		"AGORA_HEARTBEAT":           "5 s",
 		"AGORA_TENANT_MAX_SESSIONS": "lots",
+		"AGORA_HISTORY_MEMORY_MB":   "64MB",
 	} {
 		t.Run(key, func(t *testing.T) {
 			_, _, err := parseConfig("serve", nil, envOf(map[string]string{key: value}), io.Discard)
