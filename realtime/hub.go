@@ -148,16 +148,18 @@ func (c *Config) defaults() {
 // Hub is one instance's registry of WebSocket sessions and the rooms they
 // are in. Presence, the bus handler and fan-out are its parts.
 type Hub struct {
-	cfg      Config
-	log      zerolog.Logger
-	history  History
-	bus      Bus
-	m        *melody.Melody
-	rooms    *index
-	recent   *recent
-	presence *presence
-	typing   *typingThrottle
-	metrics  *Metrics
+	cfg     Config
+	log     zerolog.Logger
+	history History
+	// replayHistory is History for replays, counted apart from the rest.
+	replayHistory History
+	bus           Bus
+	m             *melody.Melody
+	rooms         *index
+	recent        *recent
+	presence      *presence
+	typing        *typingThrottle
+	metrics       *Metrics
 
 	// ctx lives from New until Shutdown; background work stops with it.
 	ctx    context.Context
@@ -197,19 +199,21 @@ func New(cfg Config) *Hub {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
-		cfg:       cfg,
-		log:       cfg.Log.With().Str("component", "realtime").Str("instance", cfg.InstanceID).Logger(),
-		history:   countingHistory{History: cfg.History, queries: cfg.Metrics.historyQuery},
-		bus:       cfg.Bus,
-		metrics:   cfg.Metrics,
-		ctx:       ctx,
-		cancel:    cancel,
-		clients:   map[*client]struct{}{},
-		tenants:   map[int64]int{},
-		perTenant: map[int64]int{},
-		perUser:   map[userKey]int{},
-		checks:    map[checkKey]*check{},
-		typing:    newTypingThrottle(cfg.TypingInterval),
+		cfg:     cfg,
+		log:     cfg.Log.With().Str("component", "realtime").Str("instance", cfg.InstanceID).Logger(),
+		history: countingHistory{History: cfg.History, queries: cfg.Metrics.historyQuery},
+		// replayHistory is the same History, counted apart.
+		replayHistory: countingHistory{History: cfg.History, queries: cfg.Metrics.historyQuery, prefix: "replay_"},
+		bus:           cfg.Bus,
+		metrics:       cfg.Metrics,
+		ctx:           ctx,
+		cancel:        cancel,
+		clients:       map[*client]struct{}{},
+		tenants:       map[int64]int{},
+		perTenant:     map[int64]int{},
+		perUser:       map[userKey]int{},
+		checks:        map[checkKey]*check{},
+		typing:        newTypingThrottle(cfg.TypingInterval),
 	}
 	h.rooms = newIndex()
 	h.recent = &recent{perRoom: max(cfg.HistoryMemoryEvents, 0), budget: cfg.HistoryMemoryBytes, gauge: cfg.Metrics.RecentBytes}

@@ -282,7 +282,7 @@ func (h *Hub) readRing(ctx context.Context, k roomKey, since, to int64) ([]ringE
 	if to <= since {
 		return nil, nil
 	}
-	evs, err := h.history.EventsAfter(ctx, k.tenant, k.name, since, int(to-since))
+	evs, err := h.replayHistory.EventsAfter(ctx, k.tenant, k.name, since, int(to-since))
 	if err != nil {
 		return nil, err
 	}
@@ -303,33 +303,37 @@ func (h *Hub) readRing(ctx context.Context, k roomKey, since, to int64) ([]ringE
 }
 
 // countingHistory counts the History calls the hub makes, by kind, for
-// the metrics (how many queries a reconnect storm costs).
+// the metrics (how many queries a reconnect storm costs). Replays count
+// under kinds of their own (prefix "replay_"), apart from the fan-out.
 type countingHistory struct {
 	History
 	queries func(kind string)
+	prefix  string
 }
 
+func (c countingHistory) count(kind string) { c.queries(c.prefix + kind) }
+
 func (c countingHistory) RoomExists(ctx context.Context, tenantID int64, actor store.Actor, room string) error {
-	c.queries("room_exists")
+	c.count("room_exists")
 	return c.History.RoomExists(ctx, tenantID, actor, room)
 }
 
 func (c countingHistory) RoomState(ctx context.Context, tenantID int64, room string) (store.RoomState, error) {
-	c.queries("room_state")
+	c.count("room_state")
 	return c.History.RoomState(ctx, tenantID, room)
 }
 
 func (c countingHistory) EventsAfter(ctx context.Context, tenantID int64, room string, after int64, limit int) ([]store.Event, error) {
-	c.queries("events_after")
+	c.count("events_after")
 	return c.History.EventsAfter(ctx, tenantID, room, after, limit)
 }
 
 func (c countingHistory) RoomSeqs(ctx context.Context, tenantID int64, rooms []string) (map[string]int64, error) {
-	c.queries("room_seqs")
+	c.count("room_seqs")
 	return c.History.RoomSeqs(ctx, tenantID, rooms)
 }
 
 func (c countingHistory) Standings(ctx context.Context, tenantID int64, tokenIDs []int64) (map[int64]store.Standing, error) {
-	c.queries("standings")
+	c.count("standings")
 	return c.History.Standings(ctx, tenantID, tokenIDs)
 }

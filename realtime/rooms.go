@@ -348,7 +348,7 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 		}
 		return nil
 	}
-	st, err := h.history.RoomState(ctx, r.key.tenant, name)
+	st, err := h.replayHistory.RoomState(ctx, r.key.tenant, name)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -359,7 +359,7 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 	const page = 1000
 	after := since
 	for after < upTo {
-		evs, err := h.history.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
+		evs, err := h.replayHistory.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
 		if err != nil {
 			return unavailable(err)
 		}

@@ -10,6 +10,10 @@ import (
 const (
 	targetStormKB    = 5.0 // presence KB per client, 1,500 joining at once
 	targetStormRatio = 2.2 // 3,000 joining cost / 1,500
+	// A reconnect storm's History queries, at most this many per room
+	// (O(rooms)): open the room, fill its recent events, check it, and
+	// a little slack for the live writes during the storm.
+	targetQueriesPerRoom = 5.0
 )
 
 func writeTargets12(w io.Writer, runs []benchRun, micro string) {
@@ -27,6 +31,27 @@ func writeTargets12(w io.Writer, runs []benchRun, micro string) {
 			js.Sizes[0], targetStormKB, kb, kbLo, kbHi, len(js.Pairs), st, join, verdict(kb <= targetStormKB), kb-targetStormKB)
 		p("| Presence traffic of the room, %d joining / %d joining, interleaved pairs | ≤ %.1f× | %.2f× (%.2f to %.2f); %.2f KB per client at %d; server CPU %.2f× (%.2f to %.2f) | %s |\n",
 			js.Sizes[1], js.Sizes[0], targetStormRatio, rt, rtLo, rtHi, kbL, js.Sizes[1], cpu, cpuLo, cpuHi, verdict(rt <= targetStormRatio))
+	}
+	if r := find(runs, "reconnect"); r != nil && r.Reconnect != nil && len(r.Reconnect.Pairs) > 0 {
+		rs := r.Reconnect
+		o := r.Options
+		q, qLo, qHi := rs.stat(func(p ReconnectPair) float64 { return p.Memory.QueriesPerResume })
+		qb, _, _ := rs.stat(func(p ReconnectPair) float64 { return p.NoMemory.QueriesPerResume })
+		perRoom := q * float64(o.Subscribers) / float64(o.Rooms)
+		live, liveLo, liveHi := rs.stat(func(p ReconnectPair) float64 { return p.Memory.LiveSeconds })
+		liveB, _, _ := rs.stat(func(p ReconnectPair) float64 { return p.NoMemory.LiveSeconds })
+		lr, lrLo, lrHi := rs.stat(func(p ReconnectPair) float64 { return ratio(p.Memory.LiveSeconds, p.NoMemory.LiveSeconds) })
+		var bad int64
+		for _, p := range rs.Pairs {
+			for _, x := range []ReconnectResult{p.Memory, p.NoMemory} {
+				bad += x.Lost + x.Duplicated + x.SeqGaps + int64(x.Failed)
+			}
+		}
+		p("| Reconnect storm, %d subscribers over %d rooms resuming at once with since: History queries | O(rooms): ≤ %.0f per room | %.3f per resume (%.3f to %.3f over %d pairs) = %.1f per room; without recent events in memory %.3f per resume | %s |\n",
+			o.Subscribers, o.Rooms, targetQueriesPerRoom, q, qLo, qHi, len(rs.Pairs), perRoom, qb, verdict(perRoom <= targetQueriesPerRoom))
+		p("| Reconnect storm: time until the last client is live | (reported) | %.2f s (%.2f to %.2f); without recent events in memory %.2f s: %.2f× (%.2f to %.2f) | - |\n",
+			live, liveLo, liveHi, liveB, lr, lrLo, lrHi)
+		p("| Reconnect storm: lost, duplicated, seq gaps, failed resumes | 0 | %d in all storms | %s |\n", bad, verdict(bad == 0))
 	}
 	p("\n")
 }

@@ -108,6 +108,8 @@ func runOne(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 		return runDB(ctx, o, e, logw)
 	case o.JoinStorm != "":
 		return runJoinStorm(ctx, o, e, logw)
+	case o.Reconnect:
+		return runReconnectStorm(ctx, o, e, logw)
 	}
 	return runScenario(ctx, o, e, logw)
 }

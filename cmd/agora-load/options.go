@@ -54,6 +54,9 @@ type options struct {
 	// each size Pairs times, interleaved.
 	JoinStorm string
 	Pairs     int
+	// Reconnect: N subscribers over R rooms lose their instance and all
+	// resume on another at once, against one keeping no recent events.
+	Reconnect bool
 
 	DB           bool
 	Pgbench      string
@@ -113,6 +116,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ProfileDir, "profile-dir", o.ProfileDir, "save CPU profiles of the write phase here (servers with a pprof endpoint)")
 	fs.StringVar(&o.ToolProfile, "tool-cpuprofile", o.ToolProfile, "write this tool's own CPU profile here (is the load generator the bottleneck?)")
 	fs.StringVar(&o.JoinStorm, "join-storm", o.JoinStorm, "join storms of `small,large` distinct signed-in users in one room (e.g. 1500,3000): presence bytes per client, interleaved over --pairs")
+	fs.BoolVar(&o.Reconnect, "reconnect-storm", o.Reconnect, "a reconnect storm: the subscribers' instance is killed and they all resume with since on another, against one keeping no recent events in memory, interleaved over --pairs")
 	fs.IntVar(&o.Pairs, "pairs", o.Pairs, "interleaved pairs of measurements for --join-storm and --reconnect-storm (median and spread)")
 	fs.BoolVar(&o.DB, "db", o.DB, "measure REST comment writes/s (no subscribers) against pgbench on the same cluster")
 	fs.StringVar(&o.Pgbench, "pgbench", o.Pgbench, "pgbench binary (with --db)")
@@ -180,6 +184,9 @@ func (o *options) validate() error {
 			o.SubUsers, maxSocketsPerUser, o.Subscribers, perUserNeed(o.Subscribers)))
 	case o.Pairs < 1 || o.Pairs > 9:
 		return usageError("--pairs must be 1 to 9")
+	}
+	if o.Reconnect && (o.URL != "" || o.JoinStorm != "" || o.DB) {
+		return usageError("--reconnect-storm needs the servers the tool starts, and goes alone")
 	}
 	if o.JoinStorm != "" {
 		sizes := o.stormSizes()
@@ -263,6 +270,16 @@ func (o options) commandLine() string {
 	add := func(name, v string) { fmt.Fprintf(&b, " --%s %s", name, v) }
 	if o.DB {
 		b.WriteString(" --db")
+	}
+	if o.Reconnect {
+		b.WriteString(" --reconnect-storm")
+		add("subscribers", strconv.Itoa(o.Subscribers))
+		add("rooms", strconv.Itoa(o.Rooms))
+		add("pairs", strconv.Itoa(o.Pairs))
+		if o.Pin {
+			b.WriteString(" --pin")
+		}
+		return b.String()
 	}
 	if o.JoinStorm != "" {
 		add("join-storm", o.JoinStorm)

@@ -147,9 +147,22 @@ type Report struct {
 	DB       *DBResult          `json:"db,omitempty"`
 	// JoinStorm is the --join-storm scenario.
 	JoinStorm *JoinStorm `json:"join_storm,omitempty"`
+	// Reconnect is the --reconnect-storm scenario.
+	Reconnect *ReconnectStorm `json:"reconnect_storm,omitempty"`
 }
 
-func (r *Report) failed() bool { return r.Agora != nil && !r.Agora.ok() }
+func (r *Report) failed() bool {
+	if r.Reconnect != nil {
+		for _, p := range r.Reconnect.Pairs {
+			for _, x := range []ReconnectResult{p.Memory, p.NoMemory} {
+				if x.Lost != 0 || x.Duplicated != 0 || x.SeqGaps != 0 || x.Failed != 0 || x.LiveSeconds < 0 {
+					return true
+				}
+			}
+		}
+	}
+	return r.Agora != nil && !r.Agora.ok()
+}
 
 func ratio(a, b float64) float64 {
 	if b == 0 {
@@ -259,6 +272,10 @@ func printReport(w io.Writer, r *Report) {
 		printJoinStorm(w, r.JoinStorm)
 		return
 	}
+	if r.Reconnect != nil {
+		printReconnect(w, r.Reconnect)
+		return
+	}
 	o := r.Options
 	fmt.Fprintf(w, "\n%s\n", r.Command)
 	fmt.Fprintf(w, "N=%d subscribers over %d room(s), %d writers at %s comments/s for %s, %d-byte bodies\n\n",
@@ -339,4 +356,20 @@ func printJoinStorm(w io.Writer, js *JoinStorm) {
 	fmt.Fprintf(w, "presence bytes, %d users / %d users: median %.2fx (%.2f to %.2f over %d pairs)\n", js.Sizes[1], js.Sizes[0], med, lo, hi, len(js.Pairs))
 	med, lo, hi = js.stat(func(p StormPair) float64 { return p.CPURatio })
 	fmt.Fprintf(w, "server CPU, %d users / %d users: median %.2fx (%.2f to %.2f)\n", js.Sizes[1], js.Sizes[0], med, lo, hi)
+}
+
+func printReconnect(w io.Writer, rs *ReconnectStorm) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "\npair\tin memory\tresumed (failed)\tlast live (s)\tmedian live (s)\tlost / dup / gaps / resets\thistory queries per resume\tby kind\tserver CPU (s)\n")
+	for i, p := range rs.Pairs {
+		for _, r := range []ReconnectResult{p.Memory, p.NoMemory} {
+			fmt.Fprintf(tw, "%d\t%v\t%d (%d)\t%.2f\t%.2f\t%d / %d / %d / %d\t%.3f\t%v\t%.2f\n", i+1, r.Memory, r.Resumed, r.Failed,
+				r.LiveSeconds, r.LiveP50, r.Lost, r.Duplicated, r.SeqGaps, r.Resets, r.QueriesPerResume, r.Queries, r.ServerCPUSeconds)
+		}
+	}
+	tw.Flush()
+	med, lo, hi := rs.stat(func(p ReconnectPair) float64 { return ratio(p.Memory.LiveSeconds, p.NoMemory.LiveSeconds) })
+	fmt.Fprintf(w, "time to the last client live, in memory / not: median %.2fx (%.2f to %.2f over %d pairs)\n", med, lo, hi, len(rs.Pairs))
+	med, lo, hi = rs.stat(func(p ReconnectPair) float64 { return ratio(p.Memory.QueriesPerResume, p.NoMemory.QueriesPerResume) })
+	fmt.Fprintf(w, "history queries per resume, in memory / not: median %.3fx (%.3f to %.3f)\n", med, lo, hi)
 }
