@@ -196,7 +196,7 @@ func newPipeSessions(tb testing.TB, db *store.DB, tenant store.Tenant, n int, ro
 	h.listening.Store(true) // as if the bus were connected
 	ps := &pipeSessions{hub: h}
 	for i := range n {
-		c := newClient(h, tenant, store.Actor{UserID: int64(i + 1), Username: "u" + strconv.Itoa(i), Role: role}, 0, zerolog.Nop())
+		c := newClient(h, tenant, store.Actor{UserID: int64(i + 1), Username: "u" + strconv.Itoa(i), Role: role}, 0, uint64(i+1), "")
 		srvEnd, cliEnd := net.Pipe()
 		cr := &countingReader{}
 		go cr.drain(cliEnd)

@@ -30,8 +30,13 @@ type client struct {
 	tenant  store.Tenant
 	actor   store.Actor
 	tokenID int64
-	log     zerolog.Logger
 	opened  time.Time
+	// id and reqID (the upgrade's X-Request-Id) name the session in its
+	// log lines, which carry them field by field: a logger of its own
+	// would cost every session its buffer, and keeping the request's
+	// would keep the request's.
+	id    uint64
+	reqID string
 
 	limiter  *rate.Limiter
 	floods   int // rate-limited messages in a row; only the read goroutine touches it
@@ -52,9 +57,9 @@ type client struct {
 	closed Disconnect       // why the session ended, once it has
 }
 
-func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, log zerolog.Logger) *client {
+func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, id uint64, reqID string) *client {
 	c := &client{
-		hub: h, tenant: t, actor: a, tokenID: tokenID, log: log, opened: time.Now(),
+		hub: h, tenant: t, actor: a, tokenID: tokenID, id: id, reqID: reqID, opened: time.Now(),
 		limiter: rate.NewLimiter(h.cfg.InboundRate, h.cfg.InboundBurst),
 		drained: make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -62,6 +67,23 @@ func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, log zerolog
 	}
 	c.lastSeen.Store(time.Now().UnixNano())
 	return c
+}
+
+// log starts a log line of the session at level; nil (whose methods do
+// nothing) when the hub's logger drops that level.
+func (c *client) log(level zerolog.Level) *zerolog.Event {
+	ev := c.hub.log.WithLevel(level)
+	if ev == nil {
+		return nil
+	}
+	ev = ev.Uint64("session", c.id).Str("tenant", c.tenant.Slug)
+	if c.reqID != "" {
+		ev = ev.Str("request_id", c.reqID)
+	}
+	if !c.actor.Anonymous() {
+		ev = ev.Str("user", c.actor.Username)
+	}
+	return ev
 }
 
 // send hands one frame to melody. melody never blocks: when the queue is
@@ -185,6 +207,20 @@ func (h *Hub) onMessage(s *melody.Session, msg []byte) {
 		return
 	}
 	c.floods = 0
+	// The rest on a goroutine of its own, waited for: decoding a message
+	// and acting on it (JSON, a room check or replay deep in the database
+	// driver) grow a stack that would stay with the session's read
+	// goroutine, idle most of its life.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.handle(c, msg)
+	}()
+	<-done
+}
+
+// handle acts on one client message, in the order they came.
+func (h *Hub) handle(c *client, msg []byte) {
 	in, err := decodeInbound(msg)
 	if err != nil {
 		h.metrics.Rejected.WithLabelValues("bad_request").Inc()
@@ -216,6 +252,6 @@ func (c *client) leaveAll() {
 
 // standingChanged closes a session whose token, role or ban changed.
 func (c *client) standingChanged(d Disconnect) {
-	c.log.Info().Str("reason", d.Reason).Msg("closing session: its standing changed")
+	c.log(zerolog.InfoLevel).Str("reason", d.Reason).Msg("closing session: its standing changed")
 	c.stop(d)
 }

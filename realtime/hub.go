@@ -6,11 +6,14 @@
 package realtime
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -232,9 +235,10 @@ func New(cfg Config) *Hub {
 	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	m.Upgrader.EnableCompression = false
 	m.Upgrader.WriteBufferPool = &sync.Pool{}
-	// 0: reuse the HTTP server's read buffer, which the connection keeps
-	// alive anyway, instead of allocating a second one.
-	m.Upgrader.ReadBufferSize = 0
+	// A small read buffer of the session's own rather than the HTTP
+	// server's 4 KiB one, which it would otherwise keep: client messages
+	// are a few dozen bytes (a larger one takes a few reads).
+	m.Upgrader.ReadBufferSize = 512
 	m.HandleConnect(h.onConnect)
 	m.HandleDisconnect(h.onDisconnect)
 	m.HandleMessage(h.onMessage)
@@ -319,15 +323,93 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenan
 		writeError(w, http.StatusTooManyRequests, codeRateLimited, msg)
 		return
 	}
-	defer h.unreserve(tenant.ID, actor)
-	log := zerolog.Ctx(r.Context())
-	if log.GetLevel() == zerolog.Disabled {
-		log = &h.log
+	c := newClient(h, tenant, actor, tokenID, h.nextID.Add(1), w.Header().Get("X-Request-Id"))
+	// melody's handler blocks for the session's lifetime. Run on this
+	// goroutine, it would keep the whole HTTP server and middleware call
+	// chain alive with it: a deep stack, net/http's per-connection read
+	// and write buffers, the request and its headers. So it runs on a
+	// goroutine of its own, with a request that holds only what the
+	// upgrade reads, and this one returns once the connection is
+	// hijacked (or the upgrade was refused).
+	uw, req, keys := newUpgradeWriter(w), upgradeRequest(r), map[string]any{clientKey: c}
+	done := make(chan struct{})
+	tenantID := tenant.ID
+	started := h.spawn(func() { h.runSession(uw, req, keys, c, tenantID, done) })
+	if !started {
+		h.unreserve(tenant.ID, actor)
+		writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
+		return
 	}
-	c := newClient(h, tenant, actor, tokenID, log.With().Uint64("session", h.nextID.Add(1)).Logger())
-	if err := h.m.HandleRequestWithKeys(w, r, map[string]any{clientKey: c}); err != nil {
-		c.log.Warn().Err(err).Msg("websocket upgrade failed")
+	select {
+	case <-uw.hijacked:
+	case <-done:
 	}
+}
+
+// runSession is melody's handler for one session, on a goroutine that
+// holds nothing else: it returns when the session ends.
+func (h *Hub) runSession(uw *upgradeWriter, req *http.Request, keys map[string]any, c *client, tenantID int64, done chan struct{}) {
+	defer close(done)
+	defer h.unreserve(tenantID, c.actor)
+	if err := h.m.HandleRequestWithKeys(uw, req, keys); err != nil {
+		c.log(zerolog.WarnLevel).Err(err).Msg("websocket upgrade failed")
+	}
+}
+
+// upgradeRequest is what of r the upgrade reads.
+func upgradeRequest(r *http.Request) *http.Request {
+	h := make(http.Header, len(upgradeHeaders))
+	for _, k := range upgradeHeaders {
+		if v, ok := r.Header[k]; ok {
+			h[k] = v
+		}
+	}
+	u := *r.URL
+	u.RawQuery = "" // a ticket may travel there
+	// No context: the request's ends with the handler, and nothing of the
+	// session needs one.
+	return &http.Request{Method: r.Method, URL: &u, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		Header: h, Host: r.Host, RemoteAddr: r.RemoteAddr}
+}
+
+// upgradeHeaders are the request headers gorilla's upgrade reads.
+var upgradeHeaders = []string{"Connection", "Upgrade", "Sec-Websocket-Version", "Sec-Websocket-Key",
+	"Sec-Websocket-Protocol", "Sec-Websocket-Extensions"}
+
+// upgradeWriter is the upgrade's view of the handler's ResponseWriter. Its
+// header is a copy, which the upgrade may still read after the handler
+// returned, and it says when the connection is hijacked: from then on the
+// handler's part is done.
+type upgradeWriter struct {
+	w        http.ResponseWriter
+	header   http.Header
+	hijacked chan struct{}
+}
+
+func newUpgradeWriter(w http.ResponseWriter) *upgradeWriter {
+	return &upgradeWriter{w: w, header: w.Header().Clone(), hijacked: make(chan struct{})}
+}
+
+func (u *upgradeWriter) Header() http.Header { return u.header }
+
+// WriteHeader and Write answer a refused upgrade, while the handler waits.
+func (u *upgradeWriter) WriteHeader(status int) {
+	maps.Copy(u.w.Header(), u.header)
+	u.w.WriteHeader(status)
+}
+
+func (u *upgradeWriter) Write(b []byte) (int, error) { return u.w.Write(b) }
+
+func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := u.w.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the response cannot be hijacked")
+	}
+	conn, brw, err := hj.Hijack()
+	if err == nil {
+		close(u.hijacked)
+	}
+	return conn, brw, err
 }
 
 // quotaRetryAfter is the Retry-After of a refusal over quota, in seconds:
@@ -452,6 +534,8 @@ loop:
 func (h *Hub) onConnect(s *melody.Session) {
 	c := clientOf(s)
 	c.session = s
+	// melody keeps the request for handlers that read it; ours do not.
+	s.Request = nil
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	if h.tenants[c.tenant.ID]++; h.tenants[c.tenant.ID] == 1 {
@@ -464,7 +548,7 @@ func (h *Hub) onConnect(s *melody.Session) {
 		c.stop(disconnects.Shutdown)
 	}
 	h.metrics.Sessions.Inc()
-	c.log.Info().Bool("anonymous", c.actor.Anonymous()).Msg("session open")
+	c.log(zerolog.InfoLevel).Bool("anonymous", c.actor.Anonymous()).Msg("session open")
 }
 
 func (h *Hub) onDisconnect(s *melody.Session) {
@@ -479,7 +563,7 @@ func (h *Hub) onDisconnect(s *melody.Session) {
 	c.leaveAll()
 	h.metrics.Sessions.Dec()
 	d := c.closeReason()
-	c.log.Info().Int("code", d.Code).Str("reason", d.Reason).
+	c.log(zerolog.InfoLevel).Int("code", d.Code).Str("reason", d.Reason).
 		Dur("duration", time.Since(c.opened)).
 		Int64("messages_in", c.msgsIn.Load()).Int64("messages_out", c.msgsOut.Load()).
 		Msg("session closed")

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"agora/store"
 )
 
@@ -164,7 +166,7 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 		var se *store.Error
 		if !errors.As(err, &se) || se.Code != store.CodeNotFound {
 			code, msg = store.CodeUnavailable, "could not check the room, try again"
-			c.log.Warn().Err(err).Str("room", name).Msg("room check failed")
+			c.log(zerolog.WarnLevel).Err(err).Str("room", name).Msg("room check failed")
 		}
 		fail(code, msg)
 		return
@@ -202,15 +204,16 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 	r.subs[c] = s
 	liveFrom := r.lastSeq
 	// Still under the room lock, so no presence or typing frame for the
-	// room can reach the session before these two.
-	c.send(encodeSubscribed(name, liveFrom))
-	c.send(h.presence.state(r.key, c))
+	// room can reach the session before these two; one frame for both.
+	for _, f := range pack([][]byte{encodeSubscribed(name, liveFrom), h.presence.state(r.key, c)}, replayFrame) {
+		c.send(f)
+	}
 	r.mu.Unlock()
 	if since != nil && *since != liveFrom {
 		if err := h.replay(ctx, c, r, *since, liveFrom); err != nil {
 			// The client was told to subscribe again (or is gone): it is
 			// no longer in the room, so nothing piles up for it.
-			c.log.Info().Err(err).Str("room", name).Msg("replay stopped")
+			c.log(zerolog.InfoLevel).Err(err).Str("room", name).Msg("replay stopped")
 			c.mu.Lock()
 			_, still := c.rooms[name]
 			delete(c.rooms, name)
@@ -227,7 +230,7 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 	}
 	s.held, s.replaying = nil, false
 	r.mu.Unlock()
-	c.log.Debug().Str("room", name).Int64("seq", liveFrom).Msg("subscribed")
+	c.log(zerolog.DebugLevel).Str("room", name).Int64("seq", liveFrom).Msg("subscribed")
 }
 
 // checkRoom asks History whether c may subscribe to name, unless the room

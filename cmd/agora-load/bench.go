@@ -70,6 +70,10 @@ func matrix(quick bool) []benchCase {
 		{"join-storm", "join storms of 1,500 and 3,000 distinct users in one room, 3 interleaved pairs", func(o *options) {
 			o.JoinStorm, o.Pairs = fmt.Sprintf("%d,%d", scale(1500), scale(3000)), 3
 		}},
+		{"idle", "10,000 idle connections, Agora and bare melody, 3 interleaved pairs", func(o *options) {
+			o.Idle, o.Subscribers, o.Rooms, o.Pairs = true, scale(10000), 1, 3
+			o.ProfileDir = "profiles"
+		}},
 		{"reconnect", "reconnect storm: 10,000 subscribers over 100 rooms resume on another instance at once, 3 interleaved pairs", func(o *options) {
 			o.Reconnect, o.Subscribers, o.Rooms, o.Pairs = true, scale(10000), 100, 3
 		}},
@@ -203,6 +207,8 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			rep, err = runJoinStorm(ctx, o, e, stderr)
 		} else if o.Reconnect {
 			rep, err = runReconnectStorm(ctx, o, e, stderr)
+		} else if o.Idle {
+			rep, err = runIdle(ctx, o, e, stderr)
 		} else if o.DB {
 			// The write path uses every core, as in production; so do
 			// the REST writers and pgbench.

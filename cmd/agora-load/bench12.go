@@ -14,6 +14,8 @@ const (
 	// (O(rooms)): open the room, fill its recent events, check it, and
 	// a little slack for the live writes during the storm.
 	targetQueriesPerRoom = 5.0
+	targetIdleRatio      = 1.15 // KB per idle connection / bare melody's
+	targetConnectRatio   = 2.0  // time to connect 10,000 / bare melody's
 )
 
 func writeTargets12(w io.Writer, runs []benchRun, micro string) {
@@ -31,6 +33,23 @@ func writeTargets12(w io.Writer, runs []benchRun, micro string) {
 			js.Sizes[0], targetStormKB, kb, kbLo, kbHi, len(js.Pairs), st, join, verdict(kb <= targetStormKB), kb-targetStormKB)
 		p("| Presence traffic of the room, %d joining / %d joining, interleaved pairs | ≤ %.1f× | %.2f× (%.2f to %.2f); %.2f KB per client at %d; server CPU %.2f× (%.2f to %.2f) | %s |\n",
 			js.Sizes[1], js.Sizes[0], targetStormRatio, rt, rtLo, rtHi, kbL, js.Sizes[1], cpu, cpuLo, cpuHi, verdict(rt <= targetStormRatio))
+	}
+	if r := find(runs, "idle"); r != nil && r.Idle != nil && len(r.Idle.Pairs) > 0 {
+		id := r.Idle
+		kr, krLo, krHi := id.stat(func(p IdlePair) float64 { return ratio(p.Agora.KBPerConn, p.Bare.KBPerConn) })
+		ka, _, _ := id.stat(func(p IdlePair) float64 { return p.Agora.KBPerConn })
+		kb, _, _ := id.stat(func(p IdlePair) float64 { return p.Bare.KBPerConn })
+		ha, _, _ := id.stat(func(p IdlePair) float64 { return p.Agora.HeapKBPerConn })
+		sa, _, _ := id.stat(func(p IdlePair) float64 { return p.Agora.StackKBPerConn })
+		hb, _, _ := id.stat(func(p IdlePair) float64 { return p.Bare.HeapKBPerConn })
+		sb, _, _ := id.stat(func(p IdlePair) float64 { return p.Bare.StackKBPerConn })
+		p("| Idle KB per connection, N=%d, against bare melody (queue 16) | ≤ %.2f× | %.2f× (%.2f to %.2f over %d pairs): %.1f KB (heap %.1f, stacks %.1f) vs %.1f KB (heap %.1f, stacks %.1f) | %s |\n",
+			id.Subscribers, targetIdleRatio, kr, krLo, krHi, len(id.Pairs), ka, ha, sa, kb, hb, sb, verdict(kr <= targetIdleRatio))
+		cr, crLo, crHi := id.stat(func(p IdlePair) float64 { return ratio(p.Agora.ConnectSeconds, p.Bare.ConnectSeconds) })
+		ca, _, _ := id.stat(func(p IdlePair) float64 { return p.Agora.ConnectSeconds })
+		cb, _, _ := id.stat(func(p IdlePair) float64 { return p.Bare.ConnectSeconds })
+		p("| Time to connect (and subscribe) %d, against bare melody | ≤ %.1f× | %.2f× (%.2f to %.2f): %.2f s vs %.2f s | %s, by %+.2f× |\n",
+			id.Subscribers, targetConnectRatio, cr, crLo, crHi, ca, cb, verdict(cr <= targetConnectRatio), cr-targetConnectRatio)
 	}
 	if r := find(runs, "reconnect"); r != nil && r.Reconnect != nil && len(r.Reconnect.Pairs) > 0 {
 		rs := r.Reconnect

@@ -110,6 +110,8 @@ func runOne(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 		return runJoinStorm(ctx, o, e, logw)
 	case o.Reconnect:
 		return runReconnectStorm(ctx, o, e, logw)
+	case o.Idle:
+		return runIdle(ctx, o, e, logw)
 	}
 	return runScenario(ctx, o, e, logw)
 }

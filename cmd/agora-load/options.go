@@ -57,6 +57,9 @@ type options struct {
 	// Reconnect: N subscribers over R rooms lose their instance and all
 	// resume on another at once, against one keeping no recent events.
 	Reconnect bool
+	// Idle: connect N to Agora and to bare melody, interleaved over
+	// pairs, for memory per idle connection and connect time.
+	Idle bool
 
 	DB           bool
 	Pgbench      string
@@ -117,6 +120,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ToolProfile, "tool-cpuprofile", o.ToolProfile, "write this tool's own CPU profile here (is the load generator the bottleneck?)")
 	fs.StringVar(&o.JoinStorm, "join-storm", o.JoinStorm, "join storms of `small,large` distinct signed-in users in one room (e.g. 1500,3000): presence bytes per client, interleaved over --pairs")
 	fs.BoolVar(&o.Reconnect, "reconnect-storm", o.Reconnect, "a reconnect storm: the subscribers' instance is killed and they all resume with since on another, against one keeping no recent events in memory, interleaved over --pairs")
+	fs.BoolVar(&o.Idle, "idle", o.Idle, "connect --subscribers to Agora and to bare melody, interleaved over --pairs: memory per idle connection and connect time")
 	fs.IntVar(&o.Pairs, "pairs", o.Pairs, "interleaved pairs of measurements for --join-storm and --reconnect-storm (median and spread)")
 	fs.BoolVar(&o.DB, "db", o.DB, "measure REST comment writes/s (no subscribers) against pgbench on the same cluster")
 	fs.StringVar(&o.Pgbench, "pgbench", o.Pgbench, "pgbench binary (with --db)")
@@ -184,6 +188,9 @@ func (o *options) validate() error {
 			o.SubUsers, maxSocketsPerUser, o.Subscribers, perUserNeed(o.Subscribers)))
 	case o.Pairs < 1 || o.Pairs > 9:
 		return usageError("--pairs must be 1 to 9")
+	}
+	if o.Idle && (o.URL != "" || o.JoinStorm != "" || o.DB || o.Reconnect) {
+		return usageError("--idle needs the servers the tool starts, and goes alone")
 	}
 	if o.Reconnect && (o.URL != "" || o.JoinStorm != "" || o.DB) {
 		return usageError("--reconnect-storm needs the servers the tool starts, and goes alone")
@@ -270,6 +277,16 @@ func (o options) commandLine() string {
 	add := func(name, v string) { fmt.Fprintf(&b, " --%s %s", name, v) }
 	if o.DB {
 		b.WriteString(" --db")
+	}
+	if o.Idle {
+		b.WriteString(" --idle")
+		add("subscribers", strconv.Itoa(o.Subscribers))
+		add("rooms", strconv.Itoa(o.Rooms))
+		add("pairs", strconv.Itoa(o.Pairs))
+		if o.Pin {
+			b.WriteString(" --pin")
+		}
+		return b.String()
 	}
 	if o.Reconnect {
 		b.WriteString(" --reconnect-storm")

@@ -84,6 +84,7 @@ type Phase struct {
 	ServerWindowSeconds    float64 `json:"server_cpu_window_seconds"`
 	Profile                string  `json:"profile,omitempty"`
 	HeapProfile            string  `json:"heap_profile,omitempty"`
+	ConnectProfile         string  `json:"connect_profile,omitempty"`
 
 	// The machine during the write phase: how busy all its CPUs were, and
 	// who used them. Other processes' share is what this run could not
@@ -149,6 +150,8 @@ type Report struct {
 	JoinStorm *JoinStorm `json:"join_storm,omitempty"`
 	// Reconnect is the --reconnect-storm scenario.
 	Reconnect *ReconnectStorm `json:"reconnect_storm,omitempty"`
+	// Idle is the --idle scenario.
+	Idle *Idle `json:"idle,omitempty"`
 }
 
 func (r *Report) failed() bool {
@@ -276,6 +279,10 @@ func printReport(w io.Writer, r *Report) {
 		printReconnect(w, r.Reconnect)
 		return
 	}
+	if r.Idle != nil {
+		printIdle(w, r.Idle)
+		return
+	}
 	o := r.Options
 	fmt.Fprintf(w, "\n%s\n", r.Command)
 	fmt.Fprintf(w, "N=%d subscribers over %d room(s), %d writers at %s comments/s for %s, %d-byte bodies\n\n",
@@ -372,4 +379,22 @@ func printReconnect(w io.Writer, rs *ReconnectStorm) {
 	fmt.Fprintf(w, "time to the last client live, in memory / not: median %.2fx (%.2f to %.2f over %d pairs)\n", med, lo, hi, len(rs.Pairs))
 	med, lo, hi = rs.stat(func(p ReconnectPair) float64 { return ratio(p.Memory.QueriesPerResume, p.NoMemory.QueriesPerResume) })
 	fmt.Fprintf(w, "history queries per resume, in memory / not: median %.3fx (%.3f to %.3f)\n", med, lo, hi)
+}
+
+func printIdle(w io.Writer, id *Idle) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "\npair\tserver\tconnect %d (s)\tKB per connection\theap / stacks (KB)\tgoroutines\n", id.Subscribers)
+	for i, p := range id.Pairs {
+		for _, x := range []struct {
+			n string
+			r IdleResult
+		}{{"agora", p.Agora}, {"bare melody", p.Bare}} {
+			fmt.Fprintf(tw, "%d\t%s\t%.2f\t%.1f\t%.1f / %.1f\t%.1f\n", i+1, x.n, x.r.ConnectSeconds, x.r.KBPerConn, x.r.HeapKBPerConn, x.r.StackKBPerConn, x.r.Goroutines)
+		}
+	}
+	tw.Flush()
+	med, lo, hi := id.stat(func(p IdlePair) float64 { return ratio(p.Agora.KBPerConn, p.Bare.KBPerConn) })
+	fmt.Fprintf(w, "KB per idle connection, agora / bare: median %.2fx (%.2f to %.2f over %d pairs)\n", med, lo, hi, len(id.Pairs))
+	med, lo, hi = id.stat(func(p IdlePair) float64 { return ratio(p.Agora.ConnectSeconds, p.Bare.ConnectSeconds) })
+	fmt.Fprintf(w, "connect time, agora / bare: median %.2fx (%.2f to %.2f)\n", med, lo, hi)
 }

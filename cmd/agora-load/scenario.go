@@ -181,7 +181,19 @@ func measure(ctx context.Context, name string, s *server, spec dialSpec, write w
 	if ips <= 0 {
 		ips = min(max((o.Subscribers+2499)/2500, 1), 254)
 	}
+	var connectProf chan string
+	if o.ProfileDir != "" && s.pprofBase != "" {
+		// The connect phase's own profile: as long as it takes, about.
+		connectProf = make(chan string, 1)
+		go func() {
+			connectProf <- download(ctx, s.pprofBase+"/debug/pprof/profile?seconds=3", time.Minute,
+				filepath.Join(o.ProfileDir, strings.TrimSuffix(profileName(o.Label, name), ".pprof")+".connect.pprof"))
+		}()
+	}
 	set, err := connectAll(ctx, spec, o.Subscribers, o.Rooms, ips, o.ConnectConc, epoch)
+	if connectProf != nil {
+		ph.ConnectProfile = <-connectProf
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect: %w", name, err)
 	}

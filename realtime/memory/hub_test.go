@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,6 +78,8 @@ func (s *setup) event(room, typ, payload string, hidden, ring bool) store.Event 
 type node struct {
 	hub *realtime.Hub
 	url string
+	// handlers counts the HTTP handlers running ServeWS right now.
+	handlers *atomic.Int64
 }
 
 func (s *setup) start(t *testing.T, tune func(*realtime.Config)) *node {
@@ -88,7 +91,10 @@ func (s *setup) start(t *testing.T, tune func(*realtime.Config)) *node {
 	}
 	hub := realtime.New(cfg)
 	hub.Run()
+	handlers := new(atomic.Int64)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Add(-1)
 		q := r.URL.Query()
 		id, _ := strconv.ParseInt(q.Get("user"), 10, 64)
 		tok, _ := strconv.ParseInt(q.Get("token"), 10, 64)
@@ -107,7 +113,7 @@ func (s *setup) start(t *testing.T, tune func(*realtime.Config)) *node {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return &node{hub: hub, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
+	return &node{hub: hub, url: "ws" + strings.TrimPrefix(srv.URL, "http"), handlers: handlers}
 }
 
 type msg = wstest.Msg
@@ -490,4 +496,41 @@ func TestPeerBackFromSilence(t *testing.T) {
 	watcher.next("bob joins from B", joined)
 	watcher.next("bob dropped with silent B", func(m msg) bool { return isPresence(m) && has(m.Leaves, "bob") })
 	watcher.next("bob back with B's next heartbeat", joined)
+}
+
+// TestUpgradeReturnsTheHandler: once a connection is upgraded the HTTP
+// handler returns (its goroutine would otherwise keep the HTTP server's
+// call chain, buffers and request alive for the session's lifetime), and
+// the session lives on; an upgrade the WebSocket library refuses is
+// still answered through the handler.
+func TestUpgradeReturnsTheHandler(t *testing.T) {
+	s := newSetup(t, ann, bob)
+	s.event(room, "post.created", `{"id":"1"}`, false, false)
+	n := s.start(t, nil)
+	a, b := n.dial(t, ann), n.dial(t, bob)
+	a.subscribe(room, nil)
+	b.subscribe(room, nil)
+	if h := n.handlers.Load(); h != 0 {
+		t.Fatalf("%d HTTP handlers still running for two open sessions", h)
+	}
+	s.event(room, "comment.created", comment(7, "still live"), false, true)
+	for _, c := range []*conn{a, b} {
+		if ev := c.events(room, 1)[0]; !strings.Contains(ev.Raw, "still live") {
+			t.Fatalf("after the handler returned: %s", ev.Raw)
+		}
+	}
+
+	// A handshake without its key: refused by the upgrade, 400.
+	req, _ := http.NewRequest(http.MethodGet, "http"+strings.TrimPrefix(n.url, "ws")+"/?user=1&name=ann", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("upgrade without a key: %d, want 400", resp.StatusCode)
+	}
 }
