@@ -237,8 +237,13 @@ func newPipeSessions(tb testing.TB, db *store.DB, tenant store.Tenant, n int, ro
 // idle waits until every session has written out what it was handed.
 func (ps *pipeSessions) idle(tb testing.TB) {
 	deadline := time.Now().Add(time.Minute)
+	busy := func(c *client) bool {
+		c.outMu.Lock()
+		defer c.outMu.Unlock()
+		return c.inflight || len(c.pending) > 0
+	}
 	for _, c := range ps.clients {
-		for c.queued.Load() > 0 {
+		for busy(c) {
 			if time.Now().After(deadline) {
 				tb.Fatal("sessions did not drain within a minute")
 			}

@@ -42,10 +42,18 @@ type client struct {
 	floods   int // rate-limited messages in a row; only the read goroutine touches it
 	lastSeen atomic.Int64
 
-	// queued counts frames handed to melody and not yet written; replay
-	// waits on it so a long history never overflows the send queue.
-	queued  atomic.Int64
-	drained chan struct{}
+	// The way out. One frame at a time is in melody's queue, and only
+	// while the session holds a slot of the hub's write gate; what is sent
+	// meanwhile waits here, and goes out packed into as few frames as it
+	// fits when the session's turn comes: a session that keeps up on a
+	// server that keeps up gets each message at once, one that is behind
+	// gets them many to a frame, for one write.
+	outMu        sync.Mutex
+	inflight     bool     // a frame was handed to melody and not yet written
+	inLine       bool     // waiting for a slot of the gate
+	pending      [][]byte // messages waiting
+	pendingBytes int
+	drained      chan struct{} // a frame was written
 
 	msgsIn, msgsOut atomic.Int64
 
@@ -86,35 +94,124 @@ func (c *client) log(level zerolog.Level) *zerolog.Event {
 	return ev
 }
 
-// send hands one frame to melody. melody never blocks: when the queue is
-// full it drops the frame and reports ErrMessageBufferFull, and onError
-// closes the session with 1013, so nothing is lost silently.
-func (c *client) send(frame []byte) {
+// maxPending is how much may wait for a session's frame in flight before
+// it is a slow consumer (closed with 1013, resumes with since). The bytes
+// are shared by every session of a room; each holds only references.
+const maxPending = 4 << 20
+
+// liveFrame is the largest frame pending messages are packed into.
+const liveFrame = 64 << 10
+
+// send sends one message or frame: at once if nothing is on its way and
+// the gate has a slot, else after what is. melody never blocks: with one
+// frame at a time in its queue it is never full, and a session too far
+// behind is closed as slow, so nothing is lost silently.
+func (c *client) send(msg []byte) {
 	if c.closing.Load() {
 		return
 	}
-	c.queued.Add(1)
 	c.msgsOut.Add(1)
-	c.hub.metrics.BytesOut.Add(float64(len(frame)))
-	if err := c.session.Write(frame); err != nil {
-		c.queued.Add(-1)
+	c.outMu.Lock()
+	if !c.inflight && !c.inLine && len(c.pending) == 0 && c.hub.gate.acquire() {
+		c.inflight = true
+		c.outMu.Unlock()
+		c.write(msg)
+		return
+	}
+	c.pending = append(c.pending, msg)
+	c.pendingBytes += len(msg)
+	over := c.pendingBytes > maxPending
+	queue := !c.inflight && !c.inLine
+	c.inLine = c.inLine || queue
+	c.outMu.Unlock()
+	if queue {
+		c.hub.gate.wait(c)
+	}
+	if over {
+		c.slow()
 	}
 }
 
-// sent is melody's notice that one frame left.
+// turn is the session's slot of the gate: what waits goes out, packed.
+func (c *client) turn() {
+	c.outMu.Lock()
+	c.inLine = false
+	if len(c.pending) == 0 || c.closing.Load() {
+		c.pending, c.pendingBytes = nil, 0
+		c.outMu.Unlock()
+		c.hub.gate.release()
+		return
+	}
+	frames := pack(c.pending, liveFrame)
+	next := frames[0]
+	c.pending = frames[1:]
+	c.pendingBytes -= len(next)
+	if len(c.pending) == 0 {
+		c.pending, c.pendingBytes = nil, 0
+	}
+	c.inflight = true
+	c.outMu.Unlock()
+	c.write(next)
+}
+
+// write hands one frame to melody; the session holds a slot.
+func (c *client) write(frame []byte) {
+	c.hub.metrics.BytesOut.Add(float64(len(frame)))
+	if err := c.session.Write(frame); err != nil {
+		// Closed: nothing more goes out, and no notice of this frame
+		// will come.
+		c.ended()
+	}
+}
+
+// sent is melody's notice that one frame left. The slot goes to the next
+// in line; if more waits here, this session gets in line behind it.
 func (c *client) sent() {
-	c.queued.Add(-1)
+	c.outMu.Lock()
+	if !c.inflight {
+		c.outMu.Unlock() // ended meanwhile: the slot went back then
+		return
+	}
+	c.inflight = false
+	queue := len(c.pending) > 0 && !c.closing.Load()
+	c.inLine = queue
+	c.outMu.Unlock()
+	c.hub.gate.release()
+	if queue {
+		c.hub.gate.wait(c)
+	}
 	select {
 	case c.drained <- struct{}{}:
 	default:
 	}
 }
 
-// waitQueue blocks until at most n frames are queued, for replays.
-func (c *client) waitQueue(n int64) error {
+// ended gives back the slot of a session that ended (or whose write
+// failed) with a frame on its way: melody's notice of it never comes.
+// Whichever of ended and sent sees the frame in flight gives it back.
+func (c *client) ended() {
+	c.outMu.Lock()
+	held := c.inflight
+	c.inflight = false
+	c.pending, c.pendingBytes = nil, 0
+	c.outMu.Unlock()
+	if held {
+		c.hub.gate.release()
+	}
+}
+
+// waitQueue blocks until nothing waits behind the frame in flight, for
+// replays: a long history goes out a frame at a time as the client reads.
+func (c *client) waitQueue() error {
 	timer := time.NewTimer(c.hub.cfg.WriteTimeout)
 	defer timer.Stop()
-	for c.queued.Load() > n {
+	for {
+		c.outMu.Lock()
+		idle := len(c.pending) == 0
+		c.outMu.Unlock()
+		if idle {
+			return nil
+		}
 		select {
 		case <-c.drained:
 		case <-c.done:
@@ -124,7 +221,6 @@ func (c *client) waitQueue(n int64) error {
 			return errors.New("client does not read")
 		}
 	}
-	return nil
 }
 
 // slow closes a session that cannot keep up. Called from fan-out with a

@@ -44,6 +44,10 @@ type Config struct {
 	// SendQueue is melody's per-session queue of frames [32]. A full queue
 	// closes the session with 1013; the client resumes with since.
 	SendQueue int
+	// WriteConcurrency is how many sessions may have a frame being
+	// written at once [128]; the others' messages wait, packed, for their
+	// turn (gate.go).
+	WriteConcurrency int
 	// MaxMessage is the largest client message [4096].
 	MaxMessage int64
 	// MaxRooms per session [100].
@@ -111,6 +115,9 @@ func (c *Config) defaults() {
 	if c.SendQueue <= 0 {
 		c.SendQueue = 32
 	}
+	if c.WriteConcurrency <= 0 {
+		c.WriteConcurrency = 128
+	}
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = 4096
 	}
@@ -160,6 +167,7 @@ type Hub struct {
 	m             *melody.Melody
 	rooms         *index
 	recent        *recent
+	gate          *gate
 	presence      *presence
 	typing        *typingThrottle
 	metrics       *Metrics
@@ -219,6 +227,7 @@ func New(cfg Config) *Hub {
 		typing:        newTypingThrottle(cfg.TypingInterval),
 	}
 	h.rooms = newIndex()
+	h.gate = newGate(cfg.WriteConcurrency)
 	h.recent = &recent{perRoom: max(cfg.HistoryMemoryEvents, 0), budget: cfg.HistoryMemoryBytes, gauge: cfg.Metrics.RecentBytes}
 	h.presence = newPresence(h)
 
@@ -561,6 +570,7 @@ func (h *Hub) onDisconnect(s *melody.Session) {
 	}
 	h.mu.Unlock()
 	c.leaveAll()
+	c.ended()
 	h.metrics.Sessions.Dec()
 	d := c.closeReason()
 	c.log(zerolog.InfoLevel).Int("code", d.Code).Str("reason", d.Reason).

@@ -193,7 +193,7 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 	// A client that pipelines many subscribes (a reconnect in 100 rooms)
 	// gets the same backpressure as a replay: its frames wait for room in
 	// the send queue rather than overflow it and be closed as slow.
-	if err := c.waitQueue(int64(h.cfg.SendQueue / 2)); err != nil {
+	if err := c.waitQueue(); err != nil {
 		return
 	}
 	// Register for live batches before reading history: whatever is
@@ -341,7 +341,7 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 		h.metrics.Replayed.Add(float64(len(kept)))
 		h.metrics.ReplayedFromMemory.Add(float64(len(kept)))
 		for _, f := range pack(kept, replayFrame) {
-			if err := c.waitQueue(int64(h.cfg.SendQueue / 2)); err != nil {
+			if err := c.waitQueue(); err != nil {
 				return err
 			}
 			if !h.live(gen) {
@@ -376,7 +376,7 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 		}
 		h.metrics.Replayed.Add(float64(len(evs)))
 		for _, f := range pack(msgs, replayFrame) {
-			if err := c.waitQueue(int64(h.cfg.SendQueue / 2)); err != nil {
+			if err := c.waitQueue(); err != nil {
 				return err
 			}
 			if !h.live(gen) {

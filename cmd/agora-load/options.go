@@ -43,7 +43,10 @@ type options struct {
 	Settle      time.Duration
 	Drain       time.Duration
 
-	Baseline   bool
+	Baseline bool
+	// Repeat measures Agora and the baseline this many times, in
+	// interleaved pairs (with --baseline).
+	Repeat     int
 	JSON       bool
 	ProfileDir string
 	HeapOnly   bool // with ProfileDir: the idle heap profile, no CPU profile
@@ -115,6 +118,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Settle, "settle", o.Settle, "pause after connecting, before the idle RSS reading")
 	fs.DurationVar(&o.Drain, "drain-timeout", o.Drain, "longest wait for deliveries after the last write")
 	fs.BoolVar(&o.Baseline, "baseline", o.Baseline, "also measure a bare melody broadcast server and print ratios")
+	fs.IntVar(&o.Repeat, "repeat", o.Repeat, "with --baseline: this many interleaved pairs of Agora and bare melody (median and spread in the bench report)")
 	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON")
 	fs.StringVar(&o.ProfileDir, "profile-dir", o.ProfileDir, "save CPU profiles of the write phase here (servers with a pprof endpoint)")
 	fs.StringVar(&o.ToolProfile, "tool-cpuprofile", o.ToolProfile, "write this tool's own CPU profile here (is the load generator the bottleneck?)")
@@ -186,6 +190,8 @@ func (o *options) validate() error {
 	case o.SubUsers > 0 && o.SubUsers < perUserNeed(o.Subscribers):
 		return usageError(fmt.Sprintf("--subscriber-users %d: the server lets a user hold %d WebSockets, so %d subscribers need at least %d users",
 			o.SubUsers, maxSocketsPerUser, o.Subscribers, perUserNeed(o.Subscribers)))
+	case o.Repeat < 0 || o.Repeat > 9:
+		return usageError("--repeat must be 0 to 9")
 	case o.Pairs < 1 || o.Pairs > 9:
 		return usageError("--pairs must be 1 to 9")
 	}
@@ -348,6 +354,9 @@ func (o options) commandLine() string {
 	}
 	if o.Baseline {
 		b.WriteString(" --baseline")
+	}
+	if o.Repeat > 1 {
+		add("repeat", strconv.Itoa(o.Repeat))
 	}
 	return b.String()
 }

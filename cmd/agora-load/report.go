@@ -152,6 +152,24 @@ type Report struct {
 	Reconnect *ReconnectStorm `json:"reconnect_storm,omitempty"`
 	// Idle is the --idle scenario.
 	Idle *Idle `json:"idle,omitempty"`
+	// Pairs are every interleaved pair of a scenario run with --repeat;
+	// Agora and Baseline are the first.
+	Pairs []ScenarioPair `json:"pairs,omitempty"`
+}
+
+// pairStat is the median and spread of f over a repeated scenario's
+// pairs (just the one pair without --repeat).
+func (r *Report) pairStat(f func(ScenarioPair) float64) (med, lo, hi float64, n int) {
+	pairs := r.Pairs
+	if len(pairs) == 0 && r.Agora != nil && r.Baseline != nil {
+		pairs = []ScenarioPair{{Agora: r.Agora, Baseline: r.Baseline, Ratios: r.Ratios}}
+	}
+	var v []float64
+	for _, p := range pairs {
+		v = append(v, f(p))
+	}
+	med, lo, hi = medianSpread(v)
+	return med, lo, hi, len(v)
 }
 
 func (r *Report) failed() bool {

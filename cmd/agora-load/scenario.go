@@ -138,10 +138,68 @@ func runScenario(ctx context.Context, o options, e *env, logw io.Writer) (*Repor
 	if !o.Baseline {
 		return rep, nil
 	}
-	fmt.Fprintf(logw, "[%s] starting the bare melody server (pin=%v)\n", o.Label, o.Pin)
-	bare, err := startBare(ctx, o, logDir, 1)
+	evBytes := ph.AvgEventBytes
+	if evBytes <= 0 {
+		evBytes = o.BodyBytes + 340
+	}
+	bph, err := measureBare(ctx, o, e, logDir, 1, evBytes, epoch, logw)
 	if err != nil {
 		return rep, err
+	}
+	rep.Baseline = bph
+	rep.Ratios = ratios(ph, bph)
+	if o.Repeat <= 1 || e == nil {
+		return rep, nil
+	}
+	// More pairs, the order alternating, each server fresh.
+	rep.Pairs = []ScenarioPair{{Agora: ph, Baseline: bph, Ratios: rep.Ratios}}
+	for i := 1; i < o.Repeat; i++ {
+		oi := o
+		oi.Label = fmt.Sprintf("%s.pair%d", o.Label, i+1)
+		var pair ScenarioPair
+		for _, agora := range []bool{i%2 == 0, i%2 == 1} {
+			var err error
+			if agora {
+				var a *server
+				if a, err = startAgora(ctx, oi, e, logw); err != nil {
+					return rep, err
+				}
+				a.pgPID = e.postmaster()
+				fa := *f
+				fa.base = a.base
+				abase := wsURL(a.base) + "/api/v1/t/" + f.slug + "/ws"
+				aspec := spec
+				aspec.url = func(int) string { return abase }
+				pair.Agora, err = measure(ctx, "agora", a, aspec, agoraWriter(&fa, pool, client), pool.starvedFor, oi, epoch, logw)
+				if serr := a.stop(); serr != nil {
+					fmt.Fprintln(logw, serr)
+				}
+			} else {
+				pair.Baseline, err = measureBare(ctx, oi, e, logDir, i+1, evBytes, epoch, logw)
+			}
+			if err != nil {
+				return rep, err
+			}
+		}
+		pair.Ratios = ratios(pair.Agora, pair.Baseline)
+		rep.Pairs = append(rep.Pairs, pair)
+	}
+	return rep, nil
+}
+
+// ScenarioPair is one interleaved measurement of Agora and its baseline.
+type ScenarioPair struct {
+	Agora    *Phase             `json:"agora"`
+	Baseline *Phase             `json:"baseline"`
+	Ratios   map[string]float64 `json:"ratios"`
+}
+
+// measureBare starts a bare melody server and measures it.
+func measureBare(ctx context.Context, o options, e *env, logDir string, serial, evBytes int, epoch time.Time, logw io.Writer) (*Phase, error) {
+	fmt.Fprintf(logw, "[%s] starting the bare melody server (pin=%v)\n", o.Label, o.Pin)
+	bare, err := startBare(ctx, o, logDir, serial)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err := bare.stop(); err != nil {
@@ -154,20 +212,14 @@ func runScenario(ctx context.Context, o options, e *env, logw io.Writer) (*Repor
 		url:    func(room int) string { return bbase + strconv.Itoa(room) },
 		header: func(int) http.Header { return nil },
 	}
-	evBytes := ph.AvgEventBytes
-	if evBytes <= 0 {
-		evBytes = o.BodyBytes + 340
-	}
 	bclient := httpClient(nil, o.Writers)
 	defer bclient.CloseIdleConnections()
 	bph, err := measure(ctx, "bare melody", bare, bspec, bareWriter(bare.base, bclient, evBytes), nil, o, epoch, logw)
 	if err != nil {
-		return rep, err
+		return nil, err
 	}
 	bph.Dropped = bareStats(ctx, bare.base)
-	rep.Baseline = bph
-	rep.Ratios = ratios(ph, bph)
-	return rep, nil
+	return bph, nil
 }
 
 // measure is one phase against one server: connect, settle, write, drain.
