@@ -132,15 +132,16 @@ func (c *client) send(msg []byte) {
 	}
 }
 
-// turn is the session's slot of the gate: what waits goes out, packed.
-func (c *client) turn() {
+// turn is the session's slot of the gate: what waits goes out, packed. It
+// reports false, taking nothing, if nothing waits any more (the session
+// ended).
+func (c *client) turn() bool {
 	c.outMu.Lock()
 	c.inLine = false
 	if len(c.pending) == 0 || c.closing.Load() {
 		c.pending, c.pendingBytes = nil, 0
 		c.outMu.Unlock()
-		c.hub.gate.release()
-		return
+		return false
 	}
 	frames := pack(c.pending, liveFrame)
 	next := frames[0]
@@ -152,6 +153,7 @@ func (c *client) turn() {
 	c.inflight = true
 	c.outMu.Unlock()
 	c.write(next)
+	return true
 }
 
 // write hands one frame to melody; the session holds a slot.

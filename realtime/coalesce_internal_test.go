@@ -209,4 +209,18 @@ func TestGateTakesTurns(t *testing.T) {
 	if got := b.frame(t); got != `{"b":3}` {
 		t.Fatalf("b's frame after a ended: %q", got)
 	}
+
+	// Sessions that ended while in line are passed over.
+	b.idle(t)
+	gone, last := newPipeClient(t, h), newPipeClient(t, h)
+	b.c.send([]byte(`{"b":4}`))
+	gone.c.send([]byte(`{"gone":1}`))
+	last.c.send([]byte(`{"last":1}`))
+	gone.c.closing.Store(true)
+	if got := b.frame(t); got != `{"b":4}` {
+		t.Fatalf("b's frame %q", got)
+	}
+	if got := last.frame(t); got != `{"last":1}` {
+		t.Fatalf("the last in line got %q", got)
+	}
 }

@@ -36,28 +36,35 @@ func (g *gate) wait(c *client) {
 	if g.free > 0 {
 		g.free--
 		g.mu.Unlock()
-		c.turn()
+		if !c.turn() {
+			g.release()
+		}
 		return
 	}
 	g.waiting = append(g.waiting, c)
 	g.mu.Unlock()
 }
 
-// release gives a slot back, or to the first in line.
+// release gives a slot to the first in line that still wants it, or
+// back.
 func (g *gate) release() {
-	g.mu.Lock()
-	if g.head == len(g.waiting) {
-		g.free++
+	for {
+		g.mu.Lock()
+		if g.head == len(g.waiting) {
+			g.free++
+			g.mu.Unlock()
+			return
+		}
+		c := g.waiting[g.head]
+		g.waiting[g.head] = nil
+		g.head++
+		if g.head == len(g.waiting) {
+			// Empty: start over, so the line's array does not grow forever.
+			g.waiting, g.head = g.waiting[:0], 0
+		}
 		g.mu.Unlock()
-		return
+		if c.turn() {
+			return
+		}
 	}
-	c := g.waiting[g.head]
-	g.waiting[g.head] = nil
-	g.head++
-	if g.head == len(g.waiting) {
-		// Empty: start over, so the line's array does not grow forever.
-		g.waiting, g.head = g.waiting[:0], 0
-	}
-	g.mu.Unlock()
-	c.turn()
 }

@@ -49,11 +49,11 @@ func matrix(quick bool) []benchCase {
 		{"n1k-r1-sat", "N=1,000, 1 room, saturation (200/s offered)", fan(1000, 1, 16, 200)},
 		{"n10k-r1-5", "N=10,000, 1 room, 5 comments/s", func(o *options) {
 			fan(10000, 1, 8, 5)(o)
-			o.ProfileDir, o.HeapOnly = "profiles", true
+			o.ProfileDir, o.HeapOnly, o.Repeat = "profiles", true, 3
 		}},
 		{"n10k-r1-sat", "N=10,000, 1 room, saturation (50/s offered)", func(o *options) {
 			fan(10000, 1, 16, 50)(o)
-			o.ProfileDir = "profiles"
+			o.ProfileDir, o.Repeat = "profiles", 3
 		}},
 		{"n10k-r100-5", "N=10,000 over 100 rooms, 5 comments/s", fan(10000, 100, 8, 5)},
 		{"n10k-r100-sat", "N=10,000 over 100 rooms, saturation (400/s offered)", fan(10000, 100, 32, 400)},

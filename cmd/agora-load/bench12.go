@@ -16,6 +16,8 @@ const (
 	targetQueriesPerRoom = 5.0
 	targetIdleRatio      = 1.15 // KB per idle connection / bare melody's
 	targetConnectRatio   = 2.0  // time to connect 10,000 / bare melody's
+	targetSatCPURatio    = 0.6  // CPU per delivery at saturation / bare melody's
+	targetP99Ratio       = 1.25 // e2e p99 at 5 comments/s / bare melody's
 )
 
 func writeTargets12(w io.Writer, runs []benchRun, micro string) {
@@ -33,6 +35,23 @@ func writeTargets12(w io.Writer, runs []benchRun, micro string) {
 			js.Sizes[0], targetStormKB, kb, kbLo, kbHi, len(js.Pairs), st, join, verdict(kb <= targetStormKB), kb-targetStormKB)
 		p("| Presence traffic of the room, %d joining / %d joining, interleaved pairs | ≤ %.1f× | %.2f× (%.2f to %.2f); %.2f KB per client at %d; server CPU %.2f× (%.2f to %.2f) | %s |\n",
 			js.Sizes[1], js.Sizes[0], targetStormRatio, rt, rtLo, rtHi, kbL, js.Sizes[1], cpu, cpuLo, cpuHi, verdict(rt <= targetStormRatio))
+	}
+	if r := find(runs, "n10k-r1-sat"); r != nil && r.Agora != nil && r.Baseline != nil {
+		cr, lo, hi, n := r.pairStat(func(p ScenarioPair) float64 { return ratio(p.Agora.CPUPerMDeliveries, p.Baseline.CPUPerMDeliveries) })
+		ca, _, _, _ := r.pairStat(func(p ScenarioPair) float64 { return p.Agora.CPUPerMDeliveries })
+		cb, _, _, _ := r.pairStat(func(p ScenarioPair) float64 { return p.Baseline.CPUPerMDeliveries })
+		mpf, mLo, mHi, _ := r.pairStat(func(p ScenarioPair) float64 { return ratio(float64(p.Agora.Messages), float64(p.Agora.Frames)) })
+		wr, _, _, _ := r.pairStat(func(p ScenarioPair) float64 { return p.Agora.WriteRate })
+		wb, _, _, _ := r.pairStat(func(p ScenarioPair) float64 { return p.Baseline.WriteRate })
+		p("| CPU per delivery at saturation, 10,000 in one room, server on one core, against bare melody | ≤ %.1f× | %.2f× (%.2f to %.2f over %d pairs): %.2f vs %.2f CPU-s per million; %.2f messages per frame (%.2f to %.2f); writes achieved %.1f/s (bare melody's publish path %.1f/s) | %s, by %+.2f× |\n",
+			targetSatCPURatio, cr, lo, hi, n, ca, cb, mpf, mLo, mHi, wr, wb, verdict(cr <= targetSatCPURatio), cr-targetSatCPURatio)
+	}
+	if r := find(runs, "n10k-r1-5"); r != nil && r.Agora != nil && r.Baseline != nil {
+		pr, lo, hi, n := r.pairStat(func(p ScenarioPair) float64 { return ratio(p.Agora.E2E.P99, p.Baseline.E2E.P99) })
+		pa, _, _, _ := r.pairStat(func(p ScenarioPair) float64 { return p.Agora.E2E.P99 })
+		pb, _, _, _ := r.pairStat(func(p ScenarioPair) float64 { return p.Baseline.E2E.P99 })
+		p("| End-to-end p99 at 5 comments/s, 10,000 in one room, against bare melody (packing must not make it worse) | ≤ %.2f× | %.2f× (%.2f to %.2f over %d pairs): %.1f ms vs %.1f ms | %s |\n",
+			targetP99Ratio, pr, lo, hi, n, pa, pb, verdict(pr <= targetP99Ratio))
 	}
 	if r := find(runs, "idle"); r != nil && r.Idle != nil && len(r.Idle.Pairs) > 0 {
 		id := r.Idle
