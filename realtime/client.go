@@ -145,10 +145,12 @@ func (c *client) turn() bool {
 	}
 	frames := pack(c.pending, liveFrame)
 	next := frames[0]
-	c.pending = frames[1:]
-	c.pendingBytes -= len(next)
-	if len(c.pending) == 0 {
-		c.pending, c.pendingBytes = nil, 0
+	c.pending, c.pendingBytes = nil, 0
+	if len(frames) > 1 {
+		c.pending = frames[1:]
+		for _, f := range c.pending {
+			c.pendingBytes += len(f)
+		}
 	}
 	c.inflight = true
 	c.outMu.Unlock()
