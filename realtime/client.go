@@ -94,11 +94,6 @@ func (c *client) log(level zerolog.Level) *zerolog.Event {
 	return ev
 }
 
-// maxPending is how much may wait for a session's frame in flight before
-// it is a slow consumer (closed with 1013, resumes with since). The bytes
-// are shared by every session of a room; each holds only references.
-const maxPending = 4 << 20
-
 // liveFrame is the largest frame pending messages are packed into.
 const liveFrame = 64 << 10
 
@@ -120,7 +115,7 @@ func (c *client) send(msg []byte) {
 	}
 	c.pending = append(c.pending, msg)
 	c.pendingBytes += len(msg)
-	over := c.pendingBytes > maxPending
+	over := c.pendingBytes > c.hub.cfg.MaxPending
 	queue := !c.inflight && !c.inLine
 	c.inLine = c.inLine || queue
 	c.outMu.Unlock()

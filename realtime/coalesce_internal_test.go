@@ -163,7 +163,7 @@ func TestSendCoalesces(t *testing.T) {
 	}
 }
 
-// TestSendTooFarBehind: a session whose pending messages pass maxPending
+// TestSendTooFarBehind: a session whose pending messages pass MaxPending
 // is closed as a slow consumer (it resumes with since).
 func TestSendTooFarBehind(t *testing.T) {
 	p := newPipeClient(t, newPipeHub(t, 0))

@@ -41,9 +41,11 @@ type Config struct {
 	PingInterval time.Duration // [20s]
 	PongTimeout  time.Duration // [30s]
 	WriteTimeout time.Duration // [10s]
-	// SendQueue is melody's per-session queue of frames [32]. A full queue
-	// closes the session with 1013; the client resumes with since.
-	SendQueue int
+	// MaxPending is how many bytes of messages may wait for a session's
+	// turn to write before it is a slow consumer, closed with 1013 (it
+	// resumes with since, nothing is lost) [4 MiB]. The bytes are shared
+	// by every session of a room: each holds only references.
+	MaxPending int
 	// WriteConcurrency is how many sessions may have a frame being
 	// written at once [128]; the others' messages wait, packed, for their
 	// turn (gate.go).
@@ -112,8 +114,8 @@ func (c *Config) defaults() {
 	def(&c.HeartbeatTimeout, 3*c.Heartbeat)
 	def(&c.TypingInterval, 2*time.Second)
 	def(&c.Sweep, 2*time.Second)
-	if c.SendQueue <= 0 {
-		c.SendQueue = 32
+	if c.MaxPending <= 0 {
+		c.MaxPending = 4 << 20
 	}
 	if c.WriteConcurrency <= 0 {
 		c.WriteConcurrency = 128
@@ -236,7 +238,9 @@ func New(cfg Config) *Hub {
 	m.Config.PongWait = cfg.PongTimeout
 	m.Config.WriteWait = cfg.WriteTimeout
 	m.Config.MaxMessageSize = cfg.MaxMessage
-	m.Config.MessageBufferSize = cfg.SendQueue
+	// One frame of ours at a time is in a session's queue (client.go),
+	// and room for melody's own close message.
+	m.Config.MessageBufferSize = 2
 	// Origins are checked in ServeWS, where the refusal can be the API's
 	// JSON error; compression stays off (a compressed frame can inflate
 	// past the read limit). Write buffers come from a pool, so an idle
