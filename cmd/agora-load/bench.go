@@ -400,6 +400,7 @@ func writeMarkdown(w io.Writer, m machineInfo, runs []benchRun, micro, stat stri
 	p("```\n\n")
 
 	writeTargets12(w, runs, micro)
+	writeFindings12(w, runs)
 	writeTargets(w, runs, micro)
 	writeFindings(w, runs)
 	writeMatrix(w, runs)
