@@ -99,11 +99,18 @@ func BenchmarkEncodeEvent(b *testing.B) {
 func BenchmarkEncodeBatch(b *testing.B) {
 	for _, n := range []int{1, 50} {
 		evs := benchEvents(n)
+		encode := func() []byte {
+			batch := make([]ringEntry, len(evs))
+			for i, e := range evs {
+				batch[i] = newRingEntry(e)
+			}
+			return joinFrames(batch, false)
+		}
 		b.Run("events="+strconv.Itoa(n), func(b *testing.B) {
 			b.ReportAllocs()
-			b.SetBytes(int64(len(encodeBatch(evs, false))))
+			b.SetBytes(int64(len(encode())))
 			for b.Loop() {
-				encodeBatch(evs, false)
+				encode()
 			}
 		})
 	}
@@ -189,7 +196,7 @@ func newPipeSessions(tb testing.TB, db *store.DB, tenant store.Tenant, n int, ro
 	h.listening.Store(true) // as if the bus were connected
 	ps := &pipeSessions{hub: h}
 	for i := range n {
-		c := newClient(h, tenant, store.Actor{UserID: int64(i + 1), Username: "u" + strconv.Itoa(i), Role: role}, 0, zerolog.Nop())
+		c := newClient(h, tenant, store.Actor{UserID: int64(i + 1), Username: "u" + strconv.Itoa(i), Role: role}, 0, uint64(i+1), "")
 		srvEnd, cliEnd := net.Pipe()
 		cr := &countingReader{}
 		go cr.drain(cliEnd)
@@ -230,8 +237,13 @@ func newPipeSessions(tb testing.TB, db *store.DB, tenant store.Tenant, n int, ro
 // idle waits until every session has written out what it was handed.
 func (ps *pipeSessions) idle(tb testing.TB) {
 	deadline := time.Now().Add(time.Minute)
+	busy := func(c *client) bool {
+		c.outMu.Lock()
+		defer c.outMu.Unlock()
+		return c.inflight || len(c.pending) > 0
+	}
 	for _, c := range ps.clients {
-		for c.queued.Load() > 0 {
+		for busy(c) {
 			if time.Now().After(deadline) {
 				tb.Fatal("sessions did not drain within a minute")
 			}

@@ -30,17 +30,30 @@ type client struct {
 	tenant  store.Tenant
 	actor   store.Actor
 	tokenID int64
-	log     zerolog.Logger
 	opened  time.Time
+	// id and reqID (the upgrade's X-Request-Id) name the session in its
+	// log lines, which carry them field by field: a logger of its own
+	// would cost every session its buffer, and keeping the request's
+	// would keep the request's.
+	id    uint64
+	reqID string
 
 	limiter  *rate.Limiter
 	floods   int // rate-limited messages in a row; only the read goroutine touches it
 	lastSeen atomic.Int64
 
-	// queued counts frames handed to melody and not yet written; replay
-	// waits on it so a long history never overflows the send queue.
-	queued  atomic.Int64
-	drained chan struct{}
+	// The way out. One frame at a time is in melody's queue, and only
+	// while the session holds a slot of the hub's write gate; what is sent
+	// meanwhile waits here, and goes out packed into as few frames as it
+	// fits when the session's turn comes: a session that keeps up on a
+	// server that keeps up gets each message at once, one that is behind
+	// gets them many to a frame, for one write.
+	outMu        sync.Mutex
+	inflight     bool     // a frame was handed to melody and not yet written
+	inLine       bool     // waiting for a slot of the gate
+	pending      [][]byte // messages waiting
+	pendingBytes int
+	drained      chan struct{} // a frame was written
 
 	msgsIn, msgsOut atomic.Int64
 
@@ -52,9 +65,9 @@ type client struct {
 	closed Disconnect       // why the session ended, once it has
 }
 
-func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, log zerolog.Logger) *client {
+func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, id uint64, reqID string) *client {
 	c := &client{
-		hub: h, tenant: t, actor: a, tokenID: tokenID, log: log, opened: time.Now(),
+		hub: h, tenant: t, actor: a, tokenID: tokenID, id: id, reqID: reqID, opened: time.Now(),
 		limiter: rate.NewLimiter(h.cfg.InboundRate, h.cfg.InboundBurst),
 		drained: make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -64,35 +77,140 @@ func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, log zerolog
 	return c
 }
 
-// send hands one frame to melody. melody never blocks: when the queue is
-// full it drops the frame and reports ErrMessageBufferFull, and onError
-// closes the session with 1013, so nothing is lost silently.
-func (c *client) send(frame []byte) {
+// log starts a log line of the session at level; nil (whose methods do
+// nothing) when the hub's logger drops that level.
+func (c *client) log(level zerolog.Level) *zerolog.Event {
+	ev := c.hub.log.WithLevel(level)
+	if ev == nil {
+		return nil
+	}
+	ev = ev.Uint64("session", c.id).Str("tenant", c.tenant.Slug)
+	if c.reqID != "" {
+		ev = ev.Str("request_id", c.reqID)
+	}
+	if !c.actor.Anonymous() {
+		ev = ev.Str("user", c.actor.Username)
+	}
+	return ev
+}
+
+// liveFrame is the largest frame pending messages are packed into.
+const liveFrame = 64 << 10
+
+// send sends one message or frame: at once if nothing is on its way and
+// the gate has a slot, else after what is. melody never blocks: with one
+// frame at a time in its queue it is never full, and a session too far
+// behind is closed as slow, so nothing is lost silently.
+func (c *client) send(msg []byte) {
 	if c.closing.Load() {
 		return
 	}
-	c.queued.Add(1)
 	c.msgsOut.Add(1)
-	c.hub.metrics.BytesOut.Add(float64(len(frame)))
-	if err := c.session.Write(frame); err != nil {
-		c.queued.Add(-1)
+	c.outMu.Lock()
+	if !c.inflight && !c.inLine && len(c.pending) == 0 && c.hub.gate.acquire() {
+		c.inflight = true
+		c.outMu.Unlock()
+		c.write(msg)
+		return
+	}
+	c.pending = append(c.pending, msg)
+	c.pendingBytes += len(msg)
+	over := c.pendingBytes > c.hub.cfg.MaxPending
+	queue := !c.inflight && !c.inLine
+	c.inLine = c.inLine || queue
+	c.outMu.Unlock()
+	if queue {
+		c.hub.gate.wait(c)
+	}
+	if over {
+		c.slow()
 	}
 }
 
-// sent is melody's notice that one frame left.
+// turn is the session's slot of the gate: what waits goes out, packed. It
+// reports false, taking nothing, if nothing waits any more (the session
+// ended).
+func (c *client) turn() bool {
+	c.outMu.Lock()
+	c.inLine = false
+	if len(c.pending) == 0 || c.closing.Load() {
+		c.pending, c.pendingBytes = nil, 0
+		c.outMu.Unlock()
+		return false
+	}
+	frames := pack(c.pending, liveFrame)
+	next := frames[0]
+	c.pending, c.pendingBytes = nil, 0
+	if len(frames) > 1 {
+		c.pending = frames[1:]
+		for _, f := range c.pending {
+			c.pendingBytes += len(f)
+		}
+	}
+	c.inflight = true
+	c.outMu.Unlock()
+	c.write(next)
+	return true
+}
+
+// write hands one frame to melody; the session holds a slot.
+func (c *client) write(frame []byte) {
+	c.hub.metrics.BytesOut.Add(float64(len(frame)))
+	if err := c.session.Write(frame); err != nil {
+		// Closed: nothing more goes out, and no notice of this frame
+		// will come.
+		c.ended()
+	}
+}
+
+// sent is melody's notice that one frame left. The slot goes to the next
+// in line; if more waits here, this session gets in line behind it.
 func (c *client) sent() {
-	c.queued.Add(-1)
+	c.outMu.Lock()
+	if !c.inflight {
+		c.outMu.Unlock() // ended meanwhile: the slot went back then
+		return
+	}
+	c.inflight = false
+	queue := len(c.pending) > 0 && !c.closing.Load()
+	c.inLine = queue
+	c.outMu.Unlock()
+	c.hub.gate.release()
+	if queue {
+		c.hub.gate.wait(c)
+	}
 	select {
 	case c.drained <- struct{}{}:
 	default:
 	}
 }
 
-// waitQueue blocks until at most n frames are queued, for replays.
-func (c *client) waitQueue(n int64) error {
+// ended gives back the slot of a session that ended (or whose write
+// failed) with a frame on its way: melody's notice of it never comes.
+// Whichever of ended and sent sees the frame in flight gives it back.
+func (c *client) ended() {
+	c.outMu.Lock()
+	held := c.inflight
+	c.inflight = false
+	c.pending, c.pendingBytes = nil, 0
+	c.outMu.Unlock()
+	if held {
+		c.hub.gate.release()
+	}
+}
+
+// waitQueue blocks until nothing waits behind the frame in flight, for
+// replays: a long history goes out a frame at a time as the client reads.
+func (c *client) waitQueue() error {
 	timer := time.NewTimer(c.hub.cfg.WriteTimeout)
 	defer timer.Stop()
-	for c.queued.Load() > n {
+	for {
+		c.outMu.Lock()
+		idle := len(c.pending) == 0
+		c.outMu.Unlock()
+		if idle {
+			return nil
+		}
 		select {
 		case <-c.drained:
 		case <-c.done:
@@ -102,7 +220,6 @@ func (c *client) waitQueue(n int64) error {
 			return errors.New("client does not read")
 		}
 	}
-	return nil
 }
 
 // slow closes a session that cannot keep up. Called from fan-out with a
@@ -181,10 +298,24 @@ func (h *Hub) onMessage(s *melody.Session, msg []byte) {
 			c.closeNow(disconnects.Flood)
 			return
 		}
-		c.send(encodeError("rate_limited", "slow down: too many messages", ""))
+		c.send(encodeError(codeRateLimited, "slow down: too many messages", ""))
 		return
 	}
 	c.floods = 0
+	// The rest on a goroutine of its own, waited for: decoding a message
+	// and acting on it (JSON, a room check or replay deep in the database
+	// driver) grow a stack that would stay with the session's read
+	// goroutine, idle most of its life.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.handle(c, msg)
+	}()
+	<-done
+}
+
+// handle acts on one client message, in the order they came.
+func (h *Hub) handle(c *client, msg []byte) {
 	in, err := decodeInbound(msg)
 	if err != nil {
 		h.metrics.Rejected.WithLabelValues("bad_request").Inc()
@@ -218,6 +349,6 @@ func (c *client) leaveAll() {
 
 // standingChanged closes a session whose token, role or ban changed.
 func (c *client) standingChanged(d Disconnect) {
-	c.log.Info().Str("reason", d.Reason).Msg("closing session: its standing changed")
+	c.log(zerolog.InfoLevel).Str("reason", d.Reason).Msg("closing session: its standing changed")
 	c.stop(d)
 }

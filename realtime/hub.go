@@ -6,13 +6,17 @@
 package realtime
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,9 +43,15 @@ type Config struct {
 	PingInterval time.Duration // [20s]
 	PongTimeout  time.Duration // [30s]
 	WriteTimeout time.Duration // [10s]
-	// SendQueue is melody's per-session queue of frames [32]. A full queue
-	// closes the session with 1013; the client resumes with since.
-	SendQueue int
+	// MaxPending is how many bytes of messages may wait for a session's
+	// turn to write before it is a slow consumer, closed with 1013 (it
+	// resumes with since, nothing is lost) [4 MiB]. The bytes are shared
+	// by every session of a room: each holds only references.
+	MaxPending int
+	// WriteConcurrency is how many sessions may have a frame being
+	// written at once [128]; the others' messages wait, packed, for their
+	// turn (gate.go).
+	WriteConcurrency int
 	// MaxMessage is the largest client message [4096].
 	MaxMessage int64
 	// MaxRooms per session [100].
@@ -55,9 +65,18 @@ type Config struct {
 	// AllowedOrigins are origins besides the request's own host that may
 	// open WebSockets ("https://forum.example.com").
 	AllowedOrigins []string
+	// MaxUserSessions is the most WebSockets one user may hold open per
+	// tenant on this instance [20]; MaxTenantSessions the most a tenant
+	// may [10,000]. Past either the upgrade is refused with 429. They hold
+	// whatever the rate limits are.
+	MaxUserSessions   int
+	MaxTenantSessions int
 
 	// PresenceFlush is the coalescing window for join/leave frames [250ms].
 	PresenceFlush time.Duration
+	// PresenceCountEvery is the least time between two presence messages
+	// of a room of more than 100 users [1s] (API.md, "Large rooms").
+	PresenceCountEvery time.Duration
 	// Heartbeat is how often this instance tells the others it lives [5s];
 	// an instance silent for HeartbeatTimeout [3 x Heartbeat] is dead and
 	// its users leave presence.
@@ -66,6 +85,12 @@ type Config struct {
 	// TypingInterval is the least time between two typing relays of one
 	// user in one room [2s].
 	TypingInterval time.Duration
+
+	// HistoryMemoryEvents is how many recent events each room keeps in
+	// memory for resumes [1,000; negative: none]; HistoryMemoryBytes
+	// bounds them all together [64 MiB].
+	HistoryMemoryEvents int
+	HistoryMemoryBytes  int64
 
 	// Sweep is how often local rooms are compared with their seq in
 	// History [2s]: the safety net for a doorbell that never rang (an
@@ -89,12 +114,16 @@ func (c *Config) defaults() {
 	def(&c.PongTimeout, 30*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.PresenceFlush, 250*time.Millisecond)
+	def(&c.PresenceCountEvery, time.Second)
 	def(&c.Heartbeat, 5*time.Second)
 	def(&c.HeartbeatTimeout, 3*c.Heartbeat)
 	def(&c.TypingInterval, 2*time.Second)
 	def(&c.Sweep, 2*time.Second)
-	if c.SendQueue <= 0 {
-		c.SendQueue = 32
+	if c.MaxPending <= 0 {
+		c.MaxPending = 4 << 20
+	}
+	if c.WriteConcurrency <= 0 {
+		c.WriteConcurrency = 128
 	}
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = 4096
@@ -110,6 +139,18 @@ func (c *Config) defaults() {
 	}
 	if c.FloodClose <= 0 {
 		c.FloodClose = 50
+	}
+	if c.HistoryMemoryEvents == 0 {
+		c.HistoryMemoryEvents = 1000
+	}
+	if c.HistoryMemoryBytes <= 0 {
+		c.HistoryMemoryBytes = 64 << 20
+	}
+	if c.MaxUserSessions <= 0 {
+		c.MaxUserSessions = 20
+	}
+	if c.MaxTenantSessions <= 0 {
+		c.MaxTenantSessions = 10000
 	}
 	if c.InstanceID == "" {
 		b := make([]byte, 6)
@@ -127,16 +168,20 @@ func (c *Config) defaults() {
 // Hub is one instance's registry of WebSocket sessions and the rooms they
 // are in. Presence, the bus handler and fan-out are its parts.
 type Hub struct {
-	cfg      Config
-	log      zerolog.Logger
-	history  History
-	bus      Bus
-	m        *melody.Melody
-	rooms    *index
-	presence *presence
-	typing   *typingThrottle
-	metrics  *Metrics
-	tracer   trace.Tracer
+	cfg     Config
+	log     zerolog.Logger
+	history History
+	// replayHistory is History for replays, counted apart from the rest.
+	replayHistory History
+	bus           Bus
+	m             *melody.Melody
+	rooms         *index
+	recent        *recent
+	gate          *gate
+	presence      *presence
+	typing        *typingThrottle
+	metrics       *Metrics
+	tracer        trace.Tracer
 
 	// ctx lives from New until Shutdown; background work stops with it.
 	ctx    context.Context
@@ -157,7 +202,19 @@ type Hub struct {
 	mu      sync.Mutex
 	clients map[*client]struct{}
 	tenants map[int64]int // open sessions per tenant
+
+	// quotaMu guards the quotas' counts: sessions open or being opened,
+	// per tenant and per user. A slot is taken before the upgrade and
+	// given back when the session ends or the upgrade failed.
+	quotaMu   sync.Mutex
+	perTenant map[int64]int
+	perUser   map[userKey]int
+
+	checksMu sync.Mutex
+	checks   map[checkKey]*check // room checks under way
 }
+
+type userKey struct{ tenant, user int64 }
 
 // New builds a hub; call Run to start its background work.
 func New(cfg Config) *Hub {
@@ -166,17 +223,24 @@ func New(cfg Config) *Hub {
 	h := &Hub{
 		cfg:     cfg,
 		log:     cfg.Log.With().Str("component", "realtime").Str("instance", cfg.InstanceID).Logger(),
-		history: cfg.History,
-		bus:     cfg.Bus,
-		metrics: cfg.Metrics,
-		tracer:  cfg.Tracer.Tracer("agora/realtime"),
-		ctx:     ctx,
-		cancel:  cancel,
-		clients: map[*client]struct{}{},
-		tenants: map[int64]int{},
-		typing:  newTypingThrottle(cfg.TypingInterval),
+		history: countingHistory{History: cfg.History, queries: cfg.Metrics.historyQuery},
+		// replayHistory is the same History, counted apart.
+		replayHistory: countingHistory{History: cfg.History, queries: cfg.Metrics.historyQuery, prefix: "replay_"},
+		bus:           cfg.Bus,
+		metrics:       cfg.Metrics,
+		ctx:           ctx,
+		cancel:        cancel,
+		clients:       map[*client]struct{}{},
+		tenants:       map[int64]int{},
+		perTenant:     map[int64]int{},
+		perUser:       map[userKey]int{},
+		checks:        map[checkKey]*check{},
+		typing:        newTypingThrottle(cfg.TypingInterval),
+		tracer:        cfg.Tracer.Tracer("agora/realtime"),
 	}
 	h.rooms = newIndex()
+	h.gate = newGate(cfg.WriteConcurrency)
+	h.recent = &recent{perRoom: max(cfg.HistoryMemoryEvents, 0), budget: cfg.HistoryMemoryBytes, gauge: cfg.Metrics.RecentBytes}
 	h.presence = newPresence(h)
 
 	m := melody.New()
@@ -184,7 +248,9 @@ func New(cfg Config) *Hub {
 	m.Config.PongWait = cfg.PongTimeout
 	m.Config.WriteWait = cfg.WriteTimeout
 	m.Config.MaxMessageSize = cfg.MaxMessage
-	m.Config.MessageBufferSize = cfg.SendQueue
+	// One frame of ours at a time is in a session's queue (client.go),
+	// and room for melody's own close message.
+	m.Config.MessageBufferSize = 2
 	// Origins are checked in ServeWS, where the refusal can be the API's
 	// JSON error; compression stays off (a compressed frame can inflate
 	// past the read limit). Write buffers come from a pool, so an idle
@@ -192,9 +258,10 @@ func New(cfg Config) *Hub {
 	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	m.Upgrader.EnableCompression = false
 	m.Upgrader.WriteBufferPool = &sync.Pool{}
-	// 0: reuse the HTTP server's read buffer, which the connection keeps
-	// alive anyway, instead of allocating a second one.
-	m.Upgrader.ReadBufferSize = 0
+	// A small read buffer of the session's own rather than the HTTP
+	// server's 4 KiB one, which it would otherwise keep: client messages
+	// are a few dozen bytes (a larger one takes a few reads).
+	m.Upgrader.ReadBufferSize = 512
 	m.HandleConnect(h.onConnect)
 	m.HandleDisconnect(h.onDisconnect)
 	m.HandleMessage(h.onMessage)
@@ -274,13 +341,141 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenan
 		writeError(w, http.StatusUnauthorized, store.CodeUnauthorized, "sign in first")
 		return
 	}
-	log := zerolog.Ctx(r.Context())
-	if log.GetLevel() == zerolog.Disabled {
-		log = &h.log
+	if msg := h.reserve(tenant.ID, actor); msg != "" {
+		w.Header().Set("Retry-After", strconv.Itoa(quotaRetryAfter))
+		writeError(w, http.StatusTooManyRequests, codeRateLimited, msg)
+		return
 	}
-	c := newClient(h, tenant, actor, tokenID, log.With().Uint64("session", h.nextID.Add(1)).Logger())
-	if err := h.m.HandleRequestWithKeys(w, r, map[string]any{clientKey: c}); err != nil {
-		c.log.Warn().Err(err).Msg("websocket upgrade failed")
+	c := newClient(h, tenant, actor, tokenID, h.nextID.Add(1), w.Header().Get("X-Request-Id"))
+	// melody's handler blocks for the session's lifetime. Run on this
+	// goroutine, it would keep the whole HTTP server and middleware call
+	// chain alive with it: a deep stack, net/http's per-connection read
+	// and write buffers, the request and its headers. So it runs on a
+	// goroutine of its own, with a request that holds only what the
+	// upgrade reads, and this one returns once the connection is
+	// hijacked (or the upgrade was refused).
+	uw, req, keys := newUpgradeWriter(w), upgradeRequest(r), map[string]any{clientKey: c}
+	done := make(chan struct{})
+	tenantID := tenant.ID
+	started := h.spawn(func() { h.runSession(uw, req, keys, c, tenantID, done) })
+	if !started {
+		h.unreserve(tenant.ID, actor)
+		writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
+		return
+	}
+	select {
+	case <-uw.hijacked:
+	case <-done:
+	}
+}
+
+// runSession is melody's handler for one session, on a goroutine that
+// holds nothing else: it returns when the session ends.
+func (h *Hub) runSession(uw *upgradeWriter, req *http.Request, keys map[string]any, c *client, tenantID int64, done chan struct{}) {
+	defer close(done)
+	defer h.unreserve(tenantID, c.actor)
+	if err := h.m.HandleRequestWithKeys(uw, req, keys); err != nil {
+		c.log(zerolog.WarnLevel).Err(err).Msg("websocket upgrade failed")
+	}
+}
+
+// upgradeRequest is what of r the upgrade reads.
+func upgradeRequest(r *http.Request) *http.Request {
+	h := make(http.Header, len(upgradeHeaders))
+	for _, k := range upgradeHeaders {
+		if v, ok := r.Header[k]; ok {
+			h[k] = v
+		}
+	}
+	u := *r.URL
+	u.RawQuery = "" // a ticket may travel there
+	// No context: the request's ends with the handler, and nothing of the
+	// session needs one.
+	return &http.Request{Method: r.Method, URL: &u, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		Header: h, Host: r.Host, RemoteAddr: r.RemoteAddr}
+}
+
+// upgradeHeaders are the request headers gorilla's upgrade reads.
+var upgradeHeaders = []string{"Connection", "Upgrade", "Sec-Websocket-Version", "Sec-Websocket-Key",
+	"Sec-Websocket-Protocol", "Sec-Websocket-Extensions"}
+
+// upgradeWriter is the upgrade's view of the handler's ResponseWriter. Its
+// header is a copy, which the upgrade may still read after the handler
+// returned, and it says when the connection is hijacked: from then on the
+// handler's part is done.
+type upgradeWriter struct {
+	w        http.ResponseWriter
+	header   http.Header
+	hijacked chan struct{}
+}
+
+func newUpgradeWriter(w http.ResponseWriter) *upgradeWriter {
+	return &upgradeWriter{w: w, header: w.Header().Clone(), hijacked: make(chan struct{})}
+}
+
+func (u *upgradeWriter) Header() http.Header { return u.header }
+
+// WriteHeader and Write answer a refused upgrade, while the handler waits.
+func (u *upgradeWriter) WriteHeader(status int) {
+	maps.Copy(u.w.Header(), u.header)
+	u.w.WriteHeader(status)
+}
+
+func (u *upgradeWriter) Write(b []byte) (int, error) { return u.w.Write(b) }
+
+func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := u.w.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the response cannot be hijacked")
+	}
+	conn, brw, err := hj.Hijack()
+	if err == nil {
+		close(u.hijacked)
+	}
+	return conn, brw, err
+}
+
+// quotaRetryAfter is the Retry-After of a refusal over quota, in seconds:
+// a slot frees up when one of the sessions ends, which nobody can predict.
+const quotaRetryAfter = 5
+
+// codeRateLimited is API.md's code for 429 (store has no error of it).
+const codeRateLimited store.Code = "rate_limited"
+
+// reserve takes a session slot of the tenant and of the user (none for
+// anonymous sessions), or says why it cannot. The slot is held for the
+// whole session: ServeWS returns when melody's handler does, at its end.
+func (h *Hub) reserve(tenantID int64, a store.Actor) (refusal string) {
+	h.quotaMu.Lock()
+	defer h.quotaMu.Unlock()
+	uk := userKey{tenantID, a.UserID}
+	switch {
+	case h.perTenant[tenantID] >= h.cfg.MaxTenantSessions:
+		h.metrics.Rejected.WithLabelValues("tenant_quota").Inc()
+		return "this community has too many open connections, try again later"
+	case !a.Anonymous() && h.perUser[uk] >= h.cfg.MaxUserSessions:
+		h.metrics.Rejected.WithLabelValues("user_quota").Inc()
+		return "too many open connections: at most " + strconv.Itoa(h.cfg.MaxUserSessions) + " per user, close one first"
+	}
+	h.perTenant[tenantID]++
+	if !a.Anonymous() {
+		h.perUser[uk]++
+	}
+	return ""
+}
+
+func (h *Hub) unreserve(tenantID int64, a store.Actor) {
+	h.quotaMu.Lock()
+	defer h.quotaMu.Unlock()
+	if h.perTenant[tenantID]--; h.perTenant[tenantID] <= 0 {
+		delete(h.perTenant, tenantID)
+	}
+	if a.Anonymous() {
+		return
+	}
+	uk := userKey{tenantID, a.UserID}
+	if h.perUser[uk]--; h.perUser[uk] <= 0 {
+		delete(h.perUser, uk)
 	}
 }
 
@@ -362,6 +557,8 @@ loop:
 func (h *Hub) onConnect(s *melody.Session) {
 	c := clientOf(s)
 	c.session = s
+	// melody keeps the request for handlers that read it; ours do not.
+	s.Request = nil
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	if h.tenants[c.tenant.ID]++; h.tenants[c.tenant.ID] == 1 {
@@ -374,7 +571,7 @@ func (h *Hub) onConnect(s *melody.Session) {
 		c.stop(disconnects.Shutdown)
 	}
 	h.metrics.Sessions.Inc()
-	c.log.Info().Bool("anonymous", c.actor.Anonymous()).Msg("session open")
+	c.log(zerolog.InfoLevel).Bool("anonymous", c.actor.Anonymous()).Msg("session open")
 }
 
 func (h *Hub) onDisconnect(s *melody.Session) {
@@ -387,9 +584,10 @@ func (h *Hub) onDisconnect(s *melody.Session) {
 	}
 	h.mu.Unlock()
 	c.leaveAll()
+	c.ended()
 	h.metrics.Sessions.Dec()
 	d := c.closeReason()
-	c.log.Info().Int("code", d.Code).Str("reason", d.Reason).
+	c.log(zerolog.InfoLevel).Int("code", d.Code).Str("reason", d.Reason).
 		Dur("duration", time.Since(c.opened)).
 		Int64("messages_in", c.msgsIn.Load()).Int64("messages_out", c.msgsOut.Load()).
 		Msg("session closed")

@@ -59,8 +59,12 @@ func (l listener) Presence(payload []byte) {
 		}
 		return
 	}
-	if h.presence.receive(w) {
+	snapshot, ask := h.presence.receive(w)
+	if snapshot {
 		h.spawn(func() { h.presence.snapshot(h.ctx) })
+	}
+	if ask {
+		h.spawn(func() { h.presence.publish(h.ctx, wire{K: kindHello}) })
 	}
 }
 

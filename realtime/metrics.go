@@ -19,7 +19,13 @@ type Metrics struct {
 	ListenerReconnects prometheus.Counter
 	CaughtUp           prometheus.Counter
 	Replayed           prometheus.Counter
+	ReplayedFromMemory prometheus.Counter
+	HistoryQueries     *prometheus.CounterVec
+	RecentBytes        prometheus.Gauge
 }
+
+// historyQuery counts one call the hub made to History.
+func (m *Metrics) historyQuery(kind string) { m.HistoryQueries.WithLabelValues(kind).Inc() }
 
 // NewMetrics creates the series and registers them with reg (nil: keep
 // them unregistered, for tests and tools).
@@ -56,10 +62,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "agora_listener_caught_up_events_total", Help: "Events delivered that no notification had announced (found after a reconnect or by the sweep)."}),
 		Replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "agora_ws_replayed_events_total", Help: "Events replayed from history on subscribe with since."}),
+		ReplayedFromMemory: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "agora_ws_replayed_from_memory_events_total", Help: "Of the events replayed, those served from the rooms' recent events in memory."}),
+		HistoryQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_realtime_history_queries_total", Help: "Calls the realtime side made to the database, by kind."}, []string{"kind"}),
+		RecentBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "agora_ws_recent_events_bytes", Help: "Bytes of recent events kept in memory for resumes, all rooms."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Sessions, m.Tenants, m.Rooms, m.Subscriptions, m.PresenceMembers, m.EventsReceived,
-			m.Deliveries, m.BytesOut, m.SlowCloses, m.Rejected, m.FanoutLatency, m.ListenerReconnects, m.CaughtUp, m.Replayed)
+			m.Deliveries, m.BytesOut, m.SlowCloses, m.Rejected, m.FanoutLatency, m.ListenerReconnects, m.CaughtUp, m.Replayed,
+			m.ReplayedFromMemory, m.HistoryQueries, m.RecentBytes)
 	}
 	return m
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -215,67 +214,185 @@ type peer struct {
 
 func newReplica() *replica { return &replica{peers: map[string]*peer{}} }
 
-// apply takes one message from another instance and returns the rooms
-// whose view changed.
-func (r *replica) apply(w wire, now time.Time) []roomKey {
+// apply takes one message from another instance, tells agg what changed,
+// and returns the rooms whose view changed. unknown says the message came
+// from an instance this replica does not know and that is not sending its
+// whole view anyway (a hello, or the snapshots answering someone's): one
+// dropped for silence that spoke again, or one whose hello was missed.
+// Its users are then missing until it sends a snapshot.
+func (r *replica) apply(w wire, now time.Time, agg aggregate) (changed []roomKey, unknown bool) {
 	switch w.K {
 	case kindBye:
-		return r.drop(w.I)
+		return r.drop(w.I, agg), false
 	case kindHello, kindHeartbeat, kindDelta:
 	default:
-		return nil
+		return nil, false
 	}
 	pe := r.peers[w.I]
 	if pe == nil {
 		pe = &peer{rooms: map[roomKey]*roomPresence{}}
 		r.peers[w.I] = pe
+		unknown = w.K == kindHeartbeat || (w.K == kindDelta && !w.Reset)
 	}
 	pe.beat = now
 	if w.K != kindDelta {
-		return nil
+		return nil, unknown
 	}
 	k := w.room()
 	rp := pe.rooms[k]
-	if rp == nil || w.Reset {
+	if rp != nil && w.Reset {
+		agg.removeAll(k, rp)
+		rp = nil
+	}
+	if rp == nil {
 		rp = newRoomPresence()
 		pe.rooms[k] = rp
 	}
 	for _, u := range w.J {
-		rp.users[u.ID] = &member{Name: u.Name, Since: u.Since}
+		if rp.users[u.ID] == nil {
+			m := &member{Name: u.Name, Since: u.Since}
+			rp.users[u.ID] = m
+			agg.add(k, u.ID, m)
+		}
 	}
 	for _, id := range w.L {
-		delete(rp.users, id)
+		if rp.users[id] != nil {
+			delete(rp.users, id)
+			agg.remove(k, id)
+		}
 	}
 	if w.A != nil {
+		agg.anon(k, *w.A-rp.anon)
 		rp.anon = *w.A
 	}
 	if rp.empty() {
 		delete(pe.rooms, k)
 	}
-	return []roomKey{k}
+	return []roomKey{k}, unknown
 }
 
 // expire drops the instances silent since before deadline and returns
 // their ids and the rooms they were in.
-func (r *replica) expire(deadline time.Time) (dropped []string, rooms []roomKey) {
+func (r *replica) expire(deadline time.Time, agg aggregate) (dropped []string, rooms []roomKey) {
 	for id, pe := range r.peers {
 		if pe.beat.Before(deadline) {
 			dropped = append(dropped, id)
-			rooms = append(rooms, r.drop(id)...)
+			rooms = append(rooms, r.drop(id, agg)...)
 		}
 	}
 	return dropped, rooms
 }
 
 // drop forgets an instance and returns the rooms it was in.
-func (r *replica) drop(id string) []roomKey {
+func (r *replica) drop(id string, agg aggregate) []roomKey {
 	pe := r.peers[id]
 	if pe == nil {
 		return nil
 	}
 	delete(r.peers, id)
+	for k, rp := range pe.rooms {
+		agg.removeAll(k, rp)
+	}
 	return slices.Collect(maps.Keys(pe.rooms))
 }
+
+// aggregate is the merged presence of every room across the instances:
+// own's and every peer's, kept up to date as they change, so that what a
+// join costs does not grow with the room. A user present through several
+// sources (tabs, instances) is there once, since their earliest arrival.
+type aggregate map[roomKey]*aggRoom
+
+type aggRoom struct {
+	users map[int64]*aggMember
+	anon  int
+}
+
+type aggMember struct {
+	member
+	sources int    // own and peers that have the user in the room
+	entry   []byte // the user's presence entry, encoded once
+}
+
+func (m *aggMember) presenceEntry(id int64) presenceEntry {
+	e := presenceEntry{User: store.UserRef{ID: id, Username: m.Name}, Since: m.Since}
+	if m.entry == nil {
+		m.entry = appendPresenceEntry(nil, e)
+	}
+	e.raw = m.entry
+	return e
+}
+
+func (a aggregate) room(k roomKey) *aggRoom {
+	ar := a[k]
+	if ar == nil {
+		ar = &aggRoom{users: map[int64]*aggMember{}}
+		a[k] = ar
+	}
+	return ar
+}
+
+func (a aggregate) add(k roomKey, id int64, m *member) {
+	ar := a.room(k)
+	if cur := ar.users[id]; cur != nil {
+		cur.sources++
+		// The user was present without a break since the earlier arrival.
+		if m.Since.Before(cur.Since) {
+			cur.Since, cur.entry = m.Since, nil
+		}
+		return
+	}
+	ar.users[id] = &aggMember{member: member{Name: m.Name, Since: m.Since}, sources: 1}
+}
+
+func (a aggregate) remove(k roomKey, id int64) {
+	ar := a[k]
+	if ar == nil {
+		return
+	}
+	if cur := ar.users[id]; cur != nil {
+		if cur.sources--; cur.sources <= 0 {
+			delete(ar.users, id)
+		}
+	}
+	a.tidy(k, ar)
+}
+
+func (a aggregate) anon(k roomKey, delta int) {
+	if delta == 0 {
+		return
+	}
+	ar := a.room(k)
+	ar.anon += delta
+	a.tidy(k, ar)
+}
+
+// removeAll takes one source's whole view of a room out.
+func (a aggregate) removeAll(k roomKey, rp *roomPresence) {
+	for id := range rp.users {
+		a.remove(k, id)
+	}
+	a.anon(k, -rp.anon)
+}
+
+func (a aggregate) tidy(k roomKey, ar *aggRoom) {
+	if len(ar.users) == 0 && ar.anon <= 0 {
+		delete(a, k)
+	}
+}
+
+// counts is how many signed-in users and anonymous connections are in k.
+func (a aggregate) counts(k roomKey) (users, anon int) {
+	if ar := a[k]; ar != nil {
+		return len(ar.users), ar.anon
+	}
+	return 0, 0
+}
+
+// presenceListMax is the most users a presence message lists (API.md,
+// "Large rooms"). Above it a room's presence is its counts only, at most
+// once per countEvery: what a join storm costs then grows with the room,
+// not with its square.
+const presenceListMax = 100
 
 // presence shows the merged view of own and peers to local subscribers,
 // and sends own's changes to the other instances.
@@ -286,19 +403,32 @@ type presence struct {
 	log              zerolog.Logger
 	metrics          *Metrics
 	flushEvery       time.Duration
+	countEvery       time.Duration
 	heartbeat        time.Duration
 	heartbeatTimeout time.Duration
 
 	mu    sync.Mutex
 	own   *tracker
 	peers *replica
-	// sent is the merged view last shown to local subscribers; dirty rooms
-	// may differ from it.
-	sent  map[roomKey]*roomPresence
+	agg   aggregate
+	// shown is what the local subscribers of each room were last told;
+	// dirty rooms may have changed since.
+	shown map[roomKey]*roomView
 	dirty map[roomKey]bool
-	// force: a new subscriber was told an anonymous count that differs
-	// from sent's; the next flush sends the count even if unchanged.
+	// force: a new subscriber of a small room was told an anonymous count
+	// that differs from shown's; the next flush sends the counts even if
+	// nothing changed.
 	force map[roomKey]bool
+}
+
+// roomView is what a room's local subscribers were last told. A small
+// room's view lists its users, so the next message can be the joins and
+// leaves since; a large room's is its counts, and when they went out.
+type roomView struct {
+	large bool
+	users map[int64]member
+	anon  int
+	at    time.Time
 }
 
 func newPresence(h *Hub) *presence {
@@ -309,11 +439,13 @@ func newPresence(h *Hub) *presence {
 		log:              h.log,
 		metrics:          h.metrics,
 		flushEvery:       h.cfg.PresenceFlush,
+		countEvery:       h.cfg.PresenceCountEvery,
 		heartbeat:        h.cfg.Heartbeat,
 		heartbeatTimeout: h.cfg.HeartbeatTimeout,
 		own:              newTracker(),
 		peers:            newReplica(),
-		sent:             map[roomKey]*roomPresence{},
+		agg:              aggregate{},
+		shown:            map[roomKey]*roomView{},
 		dirty:            map[roomKey]bool{},
 		force:            map[roomKey]bool{},
 	}
@@ -322,8 +454,12 @@ func newPresence(h *Hub) *presence {
 func (p *presence) join(c *client, k roomKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.own.join(k, c.actor, time.Now()) {
+	now := time.Now()
+	if p.own.join(k, c.actor, now) {
 		p.metrics.PresenceMembers.Inc()
+		p.agg.add(k, c.actor.UserID, p.own.local[k].users[c.actor.UserID].clone())
+	} else if c.actor.Anonymous() {
+		p.agg.anon(k, 1)
 	}
 	p.dirty[k] = true
 }
@@ -333,75 +469,110 @@ func (p *presence) leave(c *client, k roomKey) {
 	defer p.mu.Unlock()
 	if p.own.leave(k, c.actor) {
 		p.metrics.PresenceMembers.Dec()
+		p.agg.remove(k, c.actor.UserID)
+	} else if c.actor.Anonymous() {
+		p.agg.anon(k, -1)
 	}
 	p.dirty[k] = true
 }
 
-// merged is the room's presence across every instance; a user on several
-// instances or tabs is there once, since their earliest arrival.
-func (p *presence) merged(k roomKey) *roomPresence {
-	out := newRoomPresence()
-	add := func(rp *roomPresence) {
-		if rp == nil {
-			return
-		}
-		out.anon += rp.anon
-		for id, m := range rp.users {
-			if cur := out.users[id]; cur == nil || m.Since.Before(cur.Since) {
-				out.users[id] = &member{Name: m.Name, Since: m.Since}
-			}
-		}
-	}
-	add(p.own.local[k])
-	for _, pe := range p.peers.peers {
-		add(pe.rooms[k])
-	}
-	return out
-}
-
-func entries(rp *roomPresence, ids []int64) []presenceEntry {
-	out := make([]presenceEntry, 0, len(ids))
-	for _, id := range ids {
-		m := rp.users[id]
-		out = append(out, presenceEntry{User: store.UserRef{ID: id, Username: m.Name}, Since: m.Since})
-	}
-	return out
-}
+func (m *member) clone() *member { return &member{Name: m.Name, Since: m.Since} }
 
 func sortedIDs(rp *roomPresence) []int64 {
 	ids := make([]int64, 0, len(rp.users))
 	for id := range rp.users {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	slices.Sort(ids)
 	return ids
 }
 
-// state is the presence message a new subscriber of c gets at once. Its
-// users are the view the room's subscribers were last sent, plus c's own:
-// the deltas that follow are computed against that view, so a join and a
-// leave that cancel out within one flush window cannot leave the newcomer
-// with someone who is gone (or without someone who is there). The
-// anonymous count is today's; when it differs from the one last sent the
-// next flush sends the count even if nothing else changed.
+// listed is the users a state message names: all of them, sorted, in a
+// room of at most presenceListMax; else presenceListMax of them, the
+// receiver (self, 0: anonymous) first when present.
+func (ar *aggRoom) listed(self int64) (entries []presenceEntry, truncated bool) {
+	if ar == nil {
+		return []presenceEntry{}, false
+	}
+	ids := make([]int64, 0, min(len(ar.users), presenceListMax))
+	truncated = len(ar.users) > presenceListMax
+	if truncated && ar.users[self] != nil {
+		ids = append(ids, self)
+	}
+	for id := range ar.users {
+		if len(ids) == presenceListMax {
+			break
+		}
+		if !truncated || id != self {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	entries = make([]presenceEntry, len(ids))
+	for i, id := range ids {
+		entries[i] = ar.users[id].presenceEntry(id)
+	}
+	return entries, truncated
+}
+
+// view is what the subscribers of a room are told now.
+func (ar *aggRoom) view(now time.Time) *roomView {
+	v := &roomView{at: now}
+	if ar == nil {
+		return v
+	}
+	v.anon = ar.anon
+	if len(ar.users) > presenceListMax {
+		v.large = true
+		return v
+	}
+	v.users = make(map[int64]member, len(ar.users))
+	for id, m := range ar.users {
+		v.users[id] = m.member
+	}
+	return v
+}
+
+// state is the presence message a new subscriber c of room k gets at once.
+// In a small room its users are the view the room's subscribers were last
+// told, plus c's own: the joins and leaves that follow are computed against
+// that view, so a join and a leave that cancel out within one flush window
+// cannot leave the newcomer with someone who is gone (or without someone
+// who is there). The anonymous count is today's; when it differs from the
+// one last told, the next flush sends the counts even if nothing else
+// changed. A large room's state is as it is now: the count messages that
+// follow carry whole numbers.
 func (p *presence) state(k roomKey, c *client) []byte {
 	p.mu.Lock()
-	cur := p.merged(k)
-	view := newRoomPresence()
-	view.anon = cur.anon
-	sent := p.sent[k]
-	if sent != nil {
-		maps.Copy(view.users, sent.users)
+	defer p.mu.Unlock()
+	ar := p.agg[k]
+	users, anon := p.agg.counts(k)
+	v := p.shown[k]
+	if v == nil {
+		v = &roomView{} // the first local subscriber
 	}
-	if m := cur.users[c.actor.UserID]; m != nil && !c.actor.Anonymous() {
-		view.users[c.actor.UserID] = m
+	if v.large || users > presenceListMax {
+		entries, truncated := ar.listed(c.actor.UserID)
+		return encodePresenceState(k.name, entries, truncated, users, anon)
 	}
-	if sent == nil || sent.anon != cur.anon {
+	ids := make([]int64, 0, len(v.users)+1)
+	for id := range v.users {
+		ids = append(ids, id)
+	}
+	view := v
+	if _, told := v.users[c.actor.UserID]; !told && !c.actor.Anonymous() && len(ids) < presenceListMax {
+		if m := ar.users[c.actor.UserID]; m != nil {
+			ids = append(ids, c.actor.UserID)
+			view = &roomView{users: make(map[int64]member, len(v.users)+1)}
+			maps.Copy(view.users, v.users)
+			view.users[c.actor.UserID] = m.member
+		}
+	}
+	slices.Sort(ids)
+	if v.anon != anon {
 		p.force[k], p.dirty[k] = true, true
 	}
-	p.mu.Unlock()
-	b, _ := json.Marshal(presenceState{Op: "presence", Room: k.name, State: entries(view, sortedIDs(view)), Anonymous: view.anon})
-	return b
+	return encodePresenceState(k.name, viewEntries(view, ids), false, len(ids), anon)
 }
 
 // run flushes presence every flush window (at most one presence frame per
@@ -419,14 +590,14 @@ func (p *presence) run(ctx context.Context) {
 		case <-beat.C:
 			p.publish(ctx, wire{K: kindHeartbeat})
 			p.expire()
-		case <-flush.C:
+		case now := <-flush.C:
 			p.mu.Lock()
 			msgs := p.own.changes()
 			p.mu.Unlock()
 			for _, w := range msgs {
 				p.publish(ctx, w)
 			}
-			p.flushLocal()
+			p.flushLocal(now)
 		}
 	}
 }
@@ -439,9 +610,59 @@ func (p *presence) publish(ctx context.Context, w wire) {
 	}
 }
 
-// flushLocal sends each changed room's joins and leaves to local
-// subscribers.
-func (p *presence) flushLocal() {
+// message is the presence message that brings room k's subscribers from
+// what they were told (old) to now, with ok false when it must wait
+// (large rooms get at most one per countEvery) or there is nothing to
+// tell.
+func (p *presence) message(k roomKey, old *roomView, now time.Time) (frame []byte, next *roomView, ok bool) {
+	ar := p.agg[k]
+	users, anon := p.agg.counts(k)
+	cur := ar.view(now)
+	if old == nil {
+		old = &roomView{}
+	}
+	switch {
+	case old.large && now.Sub(old.at) < p.countEvery:
+		return nil, nil, false
+	case cur.large:
+		// Also when the counts are what they were: someone came or went.
+		return encodePresenceCount(k.name, users, anon), cur, true
+	case old.large:
+		// Back to a room whose users can be listed: the whole list again,
+		// as their new base.
+		entries, _ := ar.listed(0)
+		return encodePresenceState(k.name, entries, false, users, anon), cur, true
+	}
+	var joins, leaves []int64
+	for id := range cur.users {
+		if _, ok := old.users[id]; !ok {
+			joins = append(joins, id)
+		}
+	}
+	for id := range old.users {
+		if _, ok := cur.users[id]; !ok {
+			leaves = append(leaves, id)
+		}
+	}
+	if len(joins) == 0 && len(leaves) == 0 && cur.anon == old.anon && !p.force[k] {
+		return nil, cur, false
+	}
+	slices.Sort(joins)
+	slices.Sort(leaves)
+	return encodePresenceDelta(k.name, viewEntries(cur, joins), viewEntries(old, leaves), users, anon), cur, true
+}
+
+func viewEntries(v *roomView, ids []int64) []presenceEntry {
+	out := make([]presenceEntry, 0, len(ids))
+	for _, id := range ids {
+		m := v.users[id]
+		out = append(out, presenceEntry{User: store.UserRef{ID: id, Username: m.Name}, Since: m.Since})
+	}
+	return out
+}
+
+// flushLocal sends each changed room's presence to its local subscribers.
+func (p *presence) flushLocal(now time.Time) {
 	type out struct {
 		k     roomKey
 		frame []byte
@@ -449,38 +670,24 @@ func (p *presence) flushLocal() {
 	var outs []out
 	p.mu.Lock()
 	for k := range p.dirty {
-		cur := p.merged(k)
-		old := p.sent[k]
-		if old == nil {
-			old = newRoomPresence()
-		}
-		var joins, leaves []int64
-		for id := range cur.users {
-			if old.users[id] == nil {
-				joins = append(joins, id)
-			}
-		}
-		for id := range old.users {
-			if cur.users[id] == nil {
-				leaves = append(leaves, id)
-			}
-		}
-		if cur.empty() {
-			delete(p.sent, k)
-		} else {
-			p.sent[k] = cur
-		}
-		if len(joins) == 0 && len(leaves) == 0 && cur.anon == old.anon && !p.force[k] {
+		if p.rooms.get(k) == nil {
+			// No local subscriber to tell; the next one gets a state.
+			delete(p.dirty, k)
+			delete(p.shown, k)
+			delete(p.force, k)
 			continue
 		}
-		sort.Slice(joins, func(i, j int) bool { return joins[i] < joins[j] })
-		sort.Slice(leaves, func(i, j int) bool { return leaves[i] < leaves[j] })
-		b, _ := json.Marshal(presenceDelta{Op: "presence", Room: k.name,
-			Joins: entries(cur, joins), Leaves: entries(old, leaves), Anonymous: cur.anon})
-		outs = append(outs, out{k, b})
+		frame, next, ok := p.message(k, p.shown[k], now)
+		if !ok && next == nil {
+			continue // a large room's next message is not due yet
+		}
+		delete(p.dirty, k)
+		delete(p.force, k)
+		p.shown[k] = next
+		if ok {
+			outs = append(outs, out{k, frame})
+		}
 	}
-	clear(p.dirty)
-	clear(p.force)
 	p.mu.Unlock()
 	// One flush can touch every room a session is in (up to MaxRooms):
 	// a frame per room would overflow its send queue in one burst and
@@ -509,7 +716,7 @@ func (p *presence) flushLocal() {
 func (p *presence) expire() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	dropped, rooms := p.peers.expire(time.Now().Add(-p.heartbeatTimeout))
+	dropped, rooms := p.peers.expire(time.Now().Add(-p.heartbeatTimeout), p.agg)
 	for _, id := range dropped {
 		p.log.Warn().Str("peer", id).Msg("instance silent: dropping its presence")
 	}
@@ -541,11 +748,15 @@ func (p *presence) snapshot(ctx context.Context) {
 // goodbye lets the others drop this instance's users at once.
 func (p *presence) goodbye(ctx context.Context) { p.publish(ctx, wire{K: kindBye}) }
 
-// receive applies another instance's presence message; hello says it
-// asked for a snapshot.
-func (p *presence) receive(w wire) (hello bool) {
+// receive applies another instance's presence message. snapshot says it
+// asked for ours; ask, that we need its (and say hello to get it).
+func (p *presence) receive(w wire) (snapshot, ask bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.markDirty(p.peers.apply(w, time.Now()))
-	return w.K == kindHello
+	changed, unknown := p.peers.apply(w, time.Now(), p.agg)
+	p.markDirty(changed)
+	if unknown {
+		p.log.Info().Str("peer", w.I).Msg("an instance this one does not know spoke: asking for snapshots")
+	}
+	return w.K == kindHello, unknown
 }

@@ -66,9 +66,18 @@ func decodeInbound(b []byte) (inbound, error) {
 // Server messages are built by hand from parts that are already JSON, so
 // an event's payload is never decoded and re-encoded on the hot path.
 
+// appendString appends s as a JSON string, exactly as json.Marshal writes
+// it, without its allocation for the plain ASCII of names and rooms.
 func appendString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // encodeEvent renders one event message; the same bytes go to every
@@ -118,21 +127,74 @@ func encodeError(code store.Code, msg, room string) []byte {
 type presenceEntry struct {
 	User  store.UserRef `json:"user"`
 	Since time.Time     `json:"since"`
+	// raw is the entry already encoded, when it was kept.
+	raw []byte
 }
 
-type presenceState struct {
-	Op        string          `json:"op"`
-	Room      string          `json:"room"`
-	State     []presenceEntry `json:"state"`
-	Anonymous int             `json:"anonymous"`
+func appendPresenceEntry(b []byte, e presenceEntry) []byte {
+	if e.raw != nil {
+		return append(b, e.raw...)
+	}
+	b = append(b, `{"user":{"id":"`...)
+	b = strconv.AppendInt(b, e.User.ID, 10)
+	b = append(b, `","username":`...)
+	b = appendString(b, e.User.Username)
+	b = append(b, `},"since":"`...)
+	b = e.Since.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
 }
 
-type presenceDelta struct {
-	Op        string          `json:"op"`
-	Room      string          `json:"room"`
-	Joins     []presenceEntry `json:"joins"`
-	Leaves    []presenceEntry `json:"leaves"`
-	Anonymous int             `json:"anonymous"`
+// Presence messages are built by hand too: a state lists up to 100 users
+// and goes to every newcomer of a room.
+
+func appendPresenceEntries(b []byte, es []presenceEntry) []byte {
+	b = append(b, '[')
+	for i, e := range es {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendPresenceEntry(b, e)
+	}
+	return append(b, ']')
+}
+
+func appendPresenceHead(b []byte, room string) []byte {
+	b = append(b, `{"op":"presence","room":`...)
+	return appendString(b, room)
+}
+
+func appendPresenceCounts(b []byte, count, anon int) []byte {
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, int64(count), 10)
+	b = append(b, `,"anonymous":`...)
+	b = strconv.AppendInt(b, int64(anon), 10)
+	return append(b, '}')
+}
+
+func encodePresenceState(room string, state []presenceEntry, truncated bool, count, anon int) []byte {
+	b := make([]byte, 0, 96+len(state)*96)
+	b = appendPresenceHead(b, room)
+	b = append(b, `,"state":`...)
+	b = appendPresenceEntries(b, state)
+	if truncated {
+		b = append(b, `,"truncated":true`...)
+	}
+	return appendPresenceCounts(b, count, anon)
+}
+
+func encodePresenceDelta(room string, joins, leaves []presenceEntry, count, anon int) []byte {
+	b := make([]byte, 0, 112+(len(joins)+len(leaves))*96)
+	b = appendPresenceHead(b, room)
+	b = append(b, `,"joins":`...)
+	b = appendPresenceEntries(b, joins)
+	b = append(b, `,"leaves":`...)
+	b = appendPresenceEntries(b, leaves)
+	return appendPresenceCounts(b, count, anon)
+}
+
+// encodePresenceCount is a large room's presence: its numbers only.
+func encodePresenceCount(room string, count, anon int) []byte {
+	return appendPresenceCounts(appendPresenceHead(make([]byte, 0, 80), room), count, anon)
 }
 
 type typingMsg struct {
@@ -146,19 +208,27 @@ type typingMsg struct {
 // protocol allows.
 func pack(msgs [][]byte, maxFrame int) [][]byte {
 	var frames [][]byte
-	var cur []byte
-	for _, m := range msgs {
-		if len(cur) > 0 && len(cur)+1+len(m) > maxFrame {
-			frames = append(frames, cur)
-			cur = nil
+	for i := 0; i < len(msgs); {
+		// The frame's messages first, so it is allocated once.
+		j, size := i+1, len(msgs[i])
+		for j < len(msgs) && size+1+len(msgs[j]) <= maxFrame {
+			size += 1 + len(msgs[j])
+			j++
 		}
-		if len(cur) > 0 {
-			cur = append(cur, '\n')
+		if j == i+1 {
+			frames = append(frames, msgs[i])
+			i = j
+			continue
 		}
-		cur = append(cur, m...)
-	}
-	if len(cur) > 0 {
-		frames = append(frames, cur)
+		f := make([]byte, 0, size)
+		for k := i; k < j; k++ {
+			if k > i {
+				f = append(f, '\n')
+			}
+			f = append(f, msgs[k]...)
+		}
+		frames = append(frames, f)
+		i = j
 	}
 	return frames
 }

@@ -276,7 +276,7 @@ func TestConfigDefaults(t *testing.T) {
 	c.defaults()
 	if c.MaxMessage != 4096 || c.MaxRooms != 100 || c.TypingInterval != 2*time.Second ||
 		c.InboundRate != 20 || c.InboundBurst != 40 || c.PresenceFlush != 250*time.Millisecond ||
-		c.SendQueue > 32 || c.SendQueue < 16 || c.PingInterval != 20*time.Second || c.PongTimeout != 30*time.Second {
+		c.MaxPending != 4<<20 || c.PingInterval != 20*time.Second || c.PongTimeout != 30*time.Second {
 		t.Fatalf("defaults = %+v", c)
 	}
 }

@@ -190,7 +190,7 @@ func (c *wsClient) subscribeAnswer(room string, since *int64, again bool) (sub, 
 	if state.Op != "presence" {
 		c.t.Fatalf("message after subscribed = %s, want the presence state", state.Raw)
 	}
-	exactKeys(c.t, state.Raw, "op", "room", "state", "anonymous")
+	exactKeys(c.t, state.Raw, "op", "room", "state", "count", "anonymous")
 	return sub, state
 }
 

@@ -91,7 +91,7 @@ func bulkEvents(t *testing.T, db *store.DB, tenantID int64, room string, n, body
 func TestSlowConsumerIsClosedAndResumesFully(t *testing.T) {
 	metrics := realtime.NewMetrics(nil)
 	s := startInstance(t, "", func(c *realtime.Config) {
-		c.SendQueue = 4
+		c.MaxPending = 64 << 10
 		c.Metrics = metrics
 	})
 	f := newForum(t, s, "acme")

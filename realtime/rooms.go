@@ -6,9 +6,11 @@ import (
 	"errors"
 	"hash/maphash"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -67,7 +69,7 @@ func (ix *index) acquire(k roomKey) (r *room, created bool) {
 	defer s.mu.Unlock()
 	r = s.rooms[k]
 	if r == nil {
-		r = &room{key: k, subs: map[*client]*sub{}, ready: make(chan struct{})}
+		r = &room{key: k, subs: map[*client]*sub{}, ready: make(chan struct{}), cacheable: cacheableRoom(k.name)}
 		s.rooms[k] = r
 		created = true
 	}
@@ -117,6 +119,27 @@ type room struct {
 	started bool  // lastSeq is set: drains may run
 	running bool  // a drain goroutine is at work
 	recheck bool  // read events even without a newer notification
+	dropped bool  // the last subscriber left: nothing more is kept
+
+	// cacheable: a room whose events are about boards, posts and
+	// comments, which keeps its recent events (recent.go) and remembers
+	// who may subscribe.
+	cacheable bool
+	ring      ring
+	filling   chan struct{} // a fill from History is under way; closed when done
+	hideGen   uint64        // counts the changes of hidden delivered
+	// visible: a member's (0) or moderator's (1) check that the room
+	// exists passed while it was open here, and no event since hid or
+	// deleted its post (visGen counts those).
+	visible [2]bool
+	visGen  uint64
+}
+
+// cacheableRoom: tenant, board:{id} and post:{id}. Other kinds (a user's
+// own room) are authorised and replayed by History every time.
+func cacheableRoom(name string) bool {
+	kind, _, err := store.ParseRoom(name)
+	return err == nil && (kind == store.RoomTenant || kind == "board" || kind == "post")
 }
 
 type sub struct {
@@ -140,12 +163,12 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 		fail(store.CodeBadRequest, "too many rooms: at most "+strconv.Itoa(h.cfg.MaxRooms)+" per connection")
 		return
 	}
-	if err := h.history.RoomExists(ctx, c.tenant.ID, c.actor, name); err != nil {
+	if err := h.checkRoom(ctx, c, name); err != nil {
 		code, msg := store.CodeNotFound, "room not found"
 		var se *store.Error
 		if !errors.As(err, &se) || se.Code != store.CodeNotFound {
 			code, msg = store.CodeUnavailable, "could not check the room, try again"
-			c.log.Warn().Err(err).Str("room", name).Msg("room check failed")
+			c.log(zerolog.WarnLevel).Err(err).Str("room", name).Msg("room check failed")
 		}
 		fail(code, msg)
 		return
@@ -172,7 +195,7 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 	// A client that pipelines many subscribes (a reconnect in 100 rooms)
 	// gets the same backpressure as a replay: its frames wait for room in
 	// the send queue rather than overflow it and be closed as slow.
-	if err := c.waitQueue(int64(h.cfg.SendQueue / 2)); err != nil {
+	if err := c.waitQueue(); err != nil {
 		return
 	}
 	// Register for live batches before reading history: whatever is
@@ -183,15 +206,16 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 	r.subs[c] = s
 	liveFrom := r.lastSeq
 	// Still under the room lock, so no presence or typing frame for the
-	// room can reach the session before these two.
-	c.send(encodeSubscribed(name, liveFrom))
-	c.send(h.presence.state(r.key, c))
+	// room can reach the session before these two; one frame for both.
+	for _, f := range pack([][]byte{encodeSubscribed(name, liveFrom), h.presence.state(r.key, c)}, replayFrame) {
+		c.send(f)
+	}
 	r.mu.Unlock()
 	if since != nil && *since != liveFrom {
 		if err := h.replay(ctx, c, r, *since, liveFrom); err != nil {
 			// The client was told to subscribe again (or is gone): it is
 			// no longer in the room, so nothing piles up for it.
-			c.log.Info().Err(err).Str("room", name).Msg("replay stopped")
+			c.log(zerolog.InfoLevel).Err(err).Str("room", name).Msg("replay stopped")
 			c.mu.Lock()
 			_, still := c.rooms[name]
 			delete(c.rooms, name)
@@ -208,11 +232,84 @@ func (h *Hub) subscribe(ctx context.Context, c *client, name string, since *int6
 	}
 	s.held, s.replaying = nil, false
 	r.mu.Unlock()
-	c.log.Debug().Str("room", name).Int64("seq", liveFrom).Msg("subscribed")
+	c.log(zerolog.DebugLevel).Str("room", name).Int64("seq", liveFrom).Msg("subscribed")
+}
+
+// checkRoom asks History whether c may subscribe to name, unless the room
+// is open here and remembers that someone of c's kind (member or
+// moderator) passed since its post was last hidden or deleted; checks of
+// the same room by the same kind at the same time share one question. A
+// reconnect storm so checks each room about once, not each client.
+func (h *Hub) checkRoom(ctx context.Context, c *client, name string) error {
+	if !cacheableRoom(name) {
+		return h.history.RoomExists(ctx, c.tenant.ID, c.actor, name)
+	}
+	k := roomKey{c.tenant.ID, name}
+	who := 0
+	if c.actor.Moderates() {
+		who = 1
+	}
+	r := h.rooms.get(k)
+	var gen uint64
+	if r != nil {
+		r.mu.Lock()
+		ok := r.visible[who]
+		gen = r.visGen
+		r.mu.Unlock()
+		if ok {
+			return nil
+		}
+	}
+	ck := checkKey{k, who}
+	h.checksMu.Lock()
+	f := h.checks[ck]
+	leader := f == nil
+	if leader {
+		f = &check{done: make(chan struct{})}
+		h.checks[ck] = f
+	}
+	h.checksMu.Unlock()
+	if leader {
+		f.err = h.history.RoomExists(ctx, c.tenant.ID, c.actor, name)
+		h.checksMu.Lock()
+		delete(h.checks, ck)
+		h.checksMu.Unlock()
+		close(f.done)
+	} else {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if f.err == nil && r != nil {
+		r.mu.Lock()
+		if r.visGen == gen {
+			r.visible[who] = true
+		}
+		r.mu.Unlock()
+	}
+	return f.err
+}
+
+// checkKey names the checks that may share one question: the room, and
+// whether the asker moderates (the only thing of the asker that counts
+// for these rooms).
+type checkKey struct {
+	room roomKey
+	who  int
+}
+
+// check is one question to History about a room, shared by its waiters.
+type check struct {
+	done chan struct{}
+	err  error
 }
 
 // replay sends the events in (since, upTo], or reset when history no
-// longer reaches back to since.
+// longer reaches back to since: from the room's recent events when they
+// reach back that far (after filling them once for everyone resuming
+// here), else from History.
 func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64) error {
 	name := r.key.name
 	if since > upTo {
@@ -229,7 +326,34 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 	if !h.live(gen) {
 		return unavailable(errors.New("listener not connected"))
 	}
-	st, err := h.history.RoomState(ctx, r.key.tenant, name)
+	if err := h.fill(ctx, r, since, upTo); errors.Is(err, errTooOld) {
+		c.send(encodeReset(name, upTo))
+		return nil
+	} else if err != nil {
+		return unavailable(err)
+	}
+	r.mu.Lock()
+	var kept [][]byte
+	inMemory := r.ring.covers(since, upTo)
+	if inMemory {
+		kept = r.ring.span(since, upTo, c.actor.Moderates())
+	}
+	r.mu.Unlock()
+	if inMemory {
+		h.metrics.Replayed.Add(float64(len(kept)))
+		h.metrics.ReplayedFromMemory.Add(float64(len(kept)))
+		for _, f := range pack(kept, replayFrame) {
+			if err := c.waitQueue(); err != nil {
+				return err
+			}
+			if !h.live(gen) {
+				return unavailable(errors.New("listener lost during the replay"))
+			}
+			c.send(f)
+		}
+		return nil
+	}
+	st, err := h.replayHistory.RoomState(ctx, r.key.tenant, name)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -240,7 +364,7 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 	const page = 1000
 	after := since
 	for after < upTo {
-		evs, err := h.history.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
+		evs, err := h.replayHistory.EventsAfter(ctx, r.key.tenant, name, after, min(page, int(upTo-after)))
 		if err != nil {
 			return unavailable(err)
 		}
@@ -254,7 +378,7 @@ func (h *Hub) replay(ctx context.Context, c *client, r *room, since, upTo int64)
 		}
 		h.metrics.Replayed.Add(float64(len(evs)))
 		for _, f := range pack(msgs, replayFrame) {
-			if err := c.waitQueue(int64(h.cfg.SendQueue / 2)); err != nil {
+			if err := c.waitQueue(); err != nil {
 				return err
 			}
 			if !h.live(gen) {
@@ -291,6 +415,10 @@ func (h *Hub) leave(c *client, r *room) {
 	h.metrics.Subscriptions.Dec()
 	if h.rooms.release(r) {
 		h.metrics.Rooms.Dec()
+		r.mu.Lock()
+		r.dropped = true
+		h.recent.clear(&r.ring)
+		r.mu.Unlock()
 	}
 }
 
@@ -420,31 +548,45 @@ func (h *Hub) drain(r *room) {
 // are not delivered: they are read again after the standing check.
 func (h *Hub) deliver(r *room, after int64, evs []store.Event, gen uint64) {
 	gap := evs[0].Seq != after+1
-	var member, moderator []byte
-	frame := func(mod bool) []byte {
-		if mod {
-			if moderator == nil {
-				moderator = encodeBatch(evs, true)
-			}
-			return moderator
+	batch := make([]ringEntry, len(evs))
+	hides, hidesPost, redacted := false, false, false
+	for i, e := range evs {
+		batch[i] = newRingEntry(e)
+		redacted = redacted || e.Hidden
+		if hiddenChange(e) {
+			hides = true
+			hidesPost = hidesPost || e.Type == "post.updated"
 		}
-		if member == nil {
-			member = encodeBatch(evs, false)
-		}
-		return member
+		hidesPost = hidesPost || e.Type == "post.deleted"
+	}
+	member := joinFrames(batch, false)
+	moderator := member
+	if redacted {
+		moderator = joinFrames(batch, true)
 	}
 	last := evs[len(evs)-1].Seq
 	now := time.Now()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if after != r.lastSeq {
+		r.mu.Unlock()
 		return // someone else delivered meanwhile
 	}
 	if !h.live(gen) {
 		r.recheck = true
+		r.mu.Unlock()
 		return
 	}
 	r.lastSeq = last
+	if hides {
+		// Kept entries may show what is hidden now (or hide what is not):
+		// forget them. This batch was read after the change.
+		r.hideGen++
+		h.recent.clear(&r.ring)
+	}
+	if hidesPost && strings.HasPrefix(r.key.name, "post:") {
+		r.visible, r.visGen = [2]bool{}, r.visGen+1
+	}
+	over := h.recent.appendTo(r, batch)
 	// Counted before the sends, so a client never sees an event that the
 	// metrics have not counted yet.
 	h.metrics.Deliveries.Add(float64(len(evs) * len(r.subs)))
@@ -453,7 +595,10 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event, gen uint64) {
 	}
 	defer h.traceFanout(r, evs)()
 	for c, s := range r.subs {
-		f := frame(c.actor.Moderates())
+		f := member
+		if c.actor.Moderates() {
+			f = moderator
+		}
 		if gap {
 			// History was pruned under a live subscriber: it cannot be
 			// gap free any more, so tell it to reload.
@@ -468,6 +613,10 @@ func (h *Hub) deliver(r *room, after int64, evs []store.Event, gen uint64) {
 			continue
 		}
 		c.send(f)
+	}
+	r.mu.Unlock()
+	if over {
+		h.spawn(func() { h.recent.shrink(h.rooms.all()) })
 	}
 }
 
@@ -498,13 +647,21 @@ func (h *Hub) traceFanout(r *room, evs []store.Event) (end func()) {
 	}
 }
 
-func encodeBatch(evs []store.Event, moderator bool) []byte {
-	var b []byte
-	for i, e := range evs {
+// joinFrames is a batch as one frame, its messages newline-separated.
+func joinFrames(batch []ringEntry, moderator bool) []byte {
+	if len(batch) == 1 {
+		return batch[0].frame(moderator)
+	}
+	n := len(batch) - 1
+	for _, en := range batch {
+		n += len(en.frame(moderator))
+	}
+	b := make([]byte, 0, n)
+	for i, en := range batch {
 		if i > 0 {
 			b = append(b, '\n')
 		}
-		b = append(b, encodeFor(e, moderator)...)
+		b = append(b, en.frame(moderator)...)
 	}
 	return b
 }

@@ -49,11 +49,11 @@ func matrix(quick bool) []benchCase {
 		{"n1k-r1-sat", "N=1,000, 1 room, saturation (200/s offered)", fan(1000, 1, 16, 200)},
 		{"n10k-r1-5", "N=10,000, 1 room, 5 comments/s", func(o *options) {
 			fan(10000, 1, 8, 5)(o)
-			o.ProfileDir, o.HeapOnly = "profiles", true
+			o.ProfileDir, o.HeapOnly, o.Repeat = "profiles", true, 3
 		}},
 		{"n10k-r1-sat", "N=10,000, 1 room, saturation (50/s offered)", func(o *options) {
 			fan(10000, 1, 16, 50)(o)
-			o.ProfileDir = "profiles"
+			o.ProfileDir, o.Repeat = "profiles", 3
 		}},
 		{"n10k-r100-5", "N=10,000 over 100 rooms, 5 comments/s", fan(10000, 100, 8, 5)},
 		{"n10k-r100-sat", "N=10,000 over 100 rooms, saturation (400/s offered)", fan(10000, 100, 32, 400)},
@@ -66,6 +66,16 @@ func matrix(quick bool) []benchCase {
 		{"iso-10k", "1 written room of 100, 9,900 bystanders, 50/s", func(o *options) {
 			o.Subscribers, o.Rooms, o.WriteRooms, o.Writers, o.Rate = scale(10000), 100, 1, 8, 50
 			o.ProfileDir = "profiles"
+		}},
+		{"join-storm", "join storms of 1,500 and 3,000 distinct users in one room, 3 interleaved pairs", func(o *options) {
+			o.JoinStorm, o.Pairs = fmt.Sprintf("%d,%d", scale(1500), scale(3000)), 3
+		}},
+		{"idle", "10,000 idle connections, Agora and bare melody, 3 interleaved pairs", func(o *options) {
+			o.Idle, o.Subscribers, o.Rooms, o.Pairs = true, scale(10000), 1, 3
+			o.ProfileDir = "profiles"
+		}},
+		{"reconnect", "reconnect storm: 10,000 subscribers over 100 rooms resume on another instance at once, 3 interleaved pairs", func(o *options) {
+			o.Reconnect, o.Subscribers, o.Rooms, o.Pairs = true, scale(10000), 100, 3
 		}},
 		{"db", "REST writes, 32 writers over 100 posts, vs pgbench", func(o *options) {
 			o.DB, o.Subscribers, o.Rooms, o.Writers, o.Rate = true, 0, 100, 32, 0
@@ -196,6 +206,12 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		var rep *Report
 		if o.Tenants {
 			rep, err = benchTenants(ctx, o, e, stderr)
+		} else if o.JoinStorm != "" {
+			rep, err = runJoinStorm(ctx, o, e, stderr)
+		} else if o.Reconnect {
+			rep, err = runReconnectStorm(ctx, o, e, stderr)
+		} else if o.Idle {
+			rep, err = runIdle(ctx, o, e, stderr)
 		} else if o.DB {
 			// The write path uses every core, as in production; so do
 			// the REST writers and pgbench.
@@ -390,9 +406,10 @@ func writeMarkdown(w io.Writer, m machineInfo, runs []benchRun, micro, stat stri
 	p("## How\n\n")
 	p("`task bench` builds `agora` and `agora-load`, runs the realtime microbenchmarks (`go test -run XXX -bench . -benchmem -count 5 ./realtime/`, summarised with benchstat), then `agora-load bench`, which starts one private PostgreSQL cluster (initialised fresh in a temporary directory, unpinned) and runs each scenario below as the command shown, sharing that cluster:\n\n")
 	p("- each scenario starts its own `agora serve` pinned to CPU 0 (`taskset -c 0`), with the load tool pinned to the other CPU and PostgreSQL on both; a first `agora serve` registers the users (argon2id) and creates the posts, then a fresh one is started for the measurement, so none of that garbage is in its RSS;\n")
-	p("- N WebSocket subscribers (authenticated, 50 distinct users, from source addresses 127.0.0.1..k) subscribe to `post:{id}` rooms round-robin; W writers post 300-byte comments through REST at a fixed total rate for 10 s; each body carries its REST call start time, and every subscriber checks every event on receipt (frames split on newlines);\n")
+	p("- N WebSocket subscribers (authenticated as at least 50 distinct users and as many as the server's quota of 20 WebSockets per user needs (500 for 10,000), from source addresses 127.0.0.1..k) subscribe to `post:{id}` rooms round-robin; W writers post 300-byte comments through REST at a fixed total rate for 10 s; each body carries its REST call start time, and every subscriber checks every event on receipt (frames split on newlines);\n")
 	p("- **lost** = Σ over rooms of subscribers × comments committed − unique receipts; **duplicated** = receipts − unique receipts; **deliveries/s** = unique receipts / (last receipt − first write); **idle KB per connection** = (RSS after connecting and a forced GC − RSS before) / N; **server CPU** = utime+stime of the server process (`/proc/<pid>/stat`) from the first write to the last receipt; **CPU s per M deliveries** = that / deliveries × 10⁶;\n")
-	p("- the baseline (`--baseline`) is a bare melody v1.4.0 server, this binary run as `agora-load --bare-server`, pinned the same way, with melody's defaults except `MessageBufferSize: 16`, broadcasting each message POSTed to it to the sessions of its room (a room's session list, each `Session.Write`, which is what `BroadcastMultiple` does); it gets the same N, rooms, rate and writers, and messages shaped like Agora's events and padded to Agora's mean event size in the same run. A full queue makes melody drop the message: that is counted as lost for the baseline.\n\n")
+	p("- the baseline (`--baseline`) is a bare melody v1.4.0 server, this binary run as `agora-load --bare-server`, pinned the same way, with melody's defaults except `MessageBufferSize: 16`, broadcasting each message POSTed to it to the sessions of its room (a room's session list, each `Session.Write`, which is what `BroadcastMultiple` does); it gets the same N, rooms, rate and writers, and messages shaped like Agora's events and padded to Agora's mean event size in the same run. A full queue makes melody drop the message: that is counted as lost for the baseline;\n")
+	p("- scenarios with several interleaved pairs (`--repeat`, `--pairs`: Agora then the baseline, then the baseline then Agora, ...) report the median and the spread (lowest to highest) over the pairs, each measurement on a fresh server: `--idle` connects N to Agora and to bare melody and reads memory per idle connection and connect time; `--join-storm` joins distinct signed-in users to one room at once, the smaller crowd against the larger; `--reconnect-storm` kills the instance N subscribers over R rooms are on, writes comments through a second instance meanwhile, and has them all resume on it at once with `since`, against a second instance keeping no recent events in memory (`--history-memory-events=0`), counting its History queries from its `/metrics`.\n\n")
 	p("Commands (each is also a standalone run that starts its own cluster):\n\n```sh\n")
 	p("go tool task bench          # everything below, writes BENCHMARKS.md\n")
 	for _, r := range runs {
@@ -400,6 +417,8 @@ func writeMarkdown(w io.Writer, m machineInfo, runs []benchRun, micro, stat stri
 	}
 	p("```\n\n")
 
+	writeTargets12(w, runs, micro)
+	writeFindings12(w, runs)
 	writeTargets(w, runs, micro)
 	writeFindings(w, runs)
 	writeMatrix(w, runs)
@@ -652,7 +671,7 @@ func writeMicro(w io.Writer, micro, stat string) {
 	}
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("## Microbenchmarks (`realtime/bench_test.go`)\n\n")
-	p("`go test -run XXX -bench . -benchmem -count 5 ./realtime/`, summarised by `benchstat -confidence 0.9` (medians; five runs are too few for benchstat's default 95%% ranges). `BenchmarkDeliver` hands one batch to every session of a room through real melody sessions over in-memory pipes (melody's queue, write pump and WebSocket framing; no kernel); `BenchmarkReplay10k` reads 10,000 events from PostgreSQL and writes them to one session.\n\n")
+	p("`go test -run XXX -bench . -benchmem -count 5 ./realtime/`, summarised by `benchstat -confidence 0.9` (medians; five runs are too few for benchstat's default 95%% ranges). `BenchmarkDeliver` hands one batch to every session of a room through real melody sessions over in-memory pipes (melody's queue, write pump and WebSocket framing; no kernel); `BenchmarkReplay10k` reads 10,000 events from PostgreSQL and writes them to one session; `BenchmarkPresenceJoinStorm` is a join storm's presence work in one room without sockets (every joiner's state, a flush window every 100 joins), with the presence bytes each client received; `BenchmarkRing` keeps a delivered event in a room's recent events (at the bound of 1,000) and reads a resume's 100 missed events from them.\n\n")
 	text := stat
 	if text == "" {
 		text = micro

@@ -139,6 +139,9 @@ func startAgora(ctx context.Context, o options, e *env, logw io.Writer) (*server
 		"AGORA_LOG_LEVEL=warn",
 		"AGORA_LOG_FORMAT=json",
 		"AGORA_RATE_LIMITS="+strconv.FormatBool(o.RateLimits),
+		// The tenant's WebSocket quota is 10,000 per instance: larger runs
+		// raise it (quotas are not what they measure).
+		"AGORA_TENANT_MAX_SESSIONS="+strconv.Itoa(max(10000, o.Subscribers)),
 	)
 	args := append([]string{"serve"}, o.ServerFlags...)
 	logPath := filepath.Join(e.dir, fmt.Sprintf("agora-%d.log", e.serial))

@@ -109,8 +109,15 @@ func runOne(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 	if o.Pin {
 		pinSelf(logw)
 	}
-	if o.DB {
+	switch {
+	case o.DB:
 		return runDB(ctx, o, e, logw)
+	case o.JoinStorm != "":
+		return runJoinStorm(ctx, o, e, logw)
+	case o.Reconnect:
+		return runReconnectStorm(ctx, o, e, logw)
+	case o.Idle:
+		return runIdle(ctx, o, e, logw)
 	}
 	return runScenario(ctx, o, e, logw)
 }

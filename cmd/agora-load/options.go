@@ -43,12 +43,26 @@ type options struct {
 	Settle      time.Duration
 	Drain       time.Duration
 
-	Baseline   bool
+	Baseline bool
+	// Repeat measures Agora and the baseline this many times, in
+	// interleaved pairs (with --baseline).
+	Repeat     int
 	JSON       bool
 	ProfileDir string
 	HeapOnly   bool // with ProfileDir: the idle heap profile, no CPU profile
 
 	ToolProfile string
+
+	// JoinStorm is "small,large": distinct users joining one room at once,
+	// each size Pairs times, interleaved.
+	JoinStorm string
+	Pairs     int
+	// Reconnect: N subscribers over R rooms lose their instance and all
+	// resume on another at once, against one keeping no recent events.
+	Reconnect bool
+	// Idle: connect N to Agora and to bare melody, interleaved over
+	// pairs, for memory per idle connection and connect time.
+	Idle bool
 
 	DB           bool
 	Pgbench      string
@@ -74,13 +88,13 @@ func defaultOptions() options {
 		Duration:     10 * time.Second,
 		MaxComments:  20000,
 		BodyBytes:    300,
-		SubUsers:     50,
 		ConnectConc:  64,
 		Settle:       2 * time.Second,
 		Drain:        15 * time.Second,
 		Pgbench:      "/usr/lib/postgresql/15/bin/pgbench",
 		PgbenchTime:  10 * time.Second,
 		PgbenchConns: 32,
+		Pairs:        3,
 	}
 }
 
@@ -101,15 +115,20 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxComments, "max-comments", o.MaxComments, "most comments the write phase posts")
 	fs.IntVar(&o.BodyBytes, "body-bytes", o.BodyBytes, "comment body size in bytes")
 	fs.IntVar(&o.Users, "users", o.Users, "users to register (0: enough for the writers' rate limits and the rooms)")
-	fs.IntVar(&o.SubUsers, "subscriber-users", o.SubUsers, "distinct users the subscribers sign in as")
+	fs.IntVar(&o.SubUsers, "subscriber-users", o.SubUsers, "distinct users the subscribers sign in as (0: 50, or enough for the server's 20 WebSockets per user)")
 	fs.IntVar(&o.SourceIPs, "source-ips", o.SourceIPs, "loopback source addresses 127.0.0.1..k for the subscribers (0: one per 2,500)")
 	fs.IntVar(&o.ConnectConc, "connect-concurrency", o.ConnectConc, "WebSocket handshakes in flight at once")
 	fs.DurationVar(&o.Settle, "settle", o.Settle, "pause after connecting, before the idle RSS reading")
 	fs.DurationVar(&o.Drain, "drain-timeout", o.Drain, "longest wait for deliveries after the last write")
 	fs.BoolVar(&o.Baseline, "baseline", o.Baseline, "also measure a bare melody broadcast server and print ratios")
+	fs.IntVar(&o.Repeat, "repeat", o.Repeat, "with --baseline: this many interleaved pairs of Agora and bare melody (median and spread in the bench report)")
 	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON")
 	fs.StringVar(&o.ProfileDir, "profile-dir", o.ProfileDir, "save CPU profiles of the write phase here (servers with a pprof endpoint)")
 	fs.StringVar(&o.ToolProfile, "tool-cpuprofile", o.ToolProfile, "write this tool's own CPU profile here (is the load generator the bottleneck?)")
+	fs.StringVar(&o.JoinStorm, "join-storm", o.JoinStorm, "join storms of `small,large` distinct signed-in users in one room (e.g. 1500,3000): presence bytes per client, interleaved over --pairs")
+	fs.BoolVar(&o.Reconnect, "reconnect-storm", o.Reconnect, "a reconnect storm: the subscribers' instance is killed and they all resume with since on another, against one keeping no recent events in memory, interleaved over --pairs")
+	fs.BoolVar(&o.Idle, "idle", o.Idle, "connect --subscribers to Agora and to bare melody, interleaved over --pairs: memory per idle connection and connect time")
+	fs.IntVar(&o.Pairs, "pairs", o.Pairs, "interleaved pairs of measurements for --join-storm and --reconnect-storm (median and spread)")
 	fs.BoolVar(&o.DB, "db", o.DB, "measure REST comment writes/s (no subscribers) against pgbench on the same cluster")
 	fs.StringVar(&o.Pgbench, "pgbench", o.Pgbench, "pgbench binary (with --db)")
 	fs.DurationVar(&o.PgbenchTime, "pgbench-duration", o.PgbenchTime, "pgbench run length (with --db, at most 20s)")
@@ -169,8 +188,30 @@ func (o *options) validate() error {
 		return usageError("--connect-concurrency must be positive")
 	case o.PgbenchTime <= 0 || o.PgbenchTime > 20*time.Second:
 		return usageError("--pgbench-duration must be positive and at most 20s")
-	case o.SubUsers < 1:
-		return usageError("--subscriber-users must be positive")
+	case o.SubUsers < 0:
+		return usageError("--subscriber-users must not be negative")
+	case o.SubUsers > 0 && o.SubUsers < perUserNeed(o.Subscribers):
+		return usageError(fmt.Sprintf("--subscriber-users %d: the server lets a user hold %d WebSockets, so %d subscribers need at least %d users",
+			o.SubUsers, maxSocketsPerUser, o.Subscribers, perUserNeed(o.Subscribers)))
+	case o.Repeat < 0 || o.Repeat > 9:
+		return usageError("--repeat must be 0 to 9")
+	case o.Pairs < 1 || o.Pairs > 9:
+		return usageError("--pairs must be 1 to 9")
+	}
+	if o.Idle && (o.URL != "" || o.JoinStorm != "" || o.DB || o.Reconnect) {
+		return usageError("--idle needs the servers the tool starts, and goes alone")
+	}
+	if o.Reconnect && (o.URL != "" || o.JoinStorm != "" || o.DB) {
+		return usageError("--reconnect-storm needs the servers the tool starts, and goes alone")
+	}
+	if o.JoinStorm != "" {
+		sizes := o.stormSizes()
+		if len(sizes) != 2 || sizes[0] < 1 || sizes[1] <= sizes[0] || sizes[1] > min(maxSubscribers(), 20000) {
+			return usageError(fmt.Sprintf("--join-storm %q: want small,large with 0 < small < large <= %d", o.JoinStorm, min(maxSubscribers(), 20000)))
+		}
+		if o.URL != "" {
+			return usageError("--join-storm needs the server the tool starts; it does not take --url")
+		}
 	}
 	if o.URL != "" {
 		o.RateLimits = true
@@ -189,6 +230,35 @@ func (o *options) validate() error {
 			o.Subscribers, fileLimit(), maxSubscribers()))
 	}
 	return nil
+}
+
+// maxSocketsPerUser is the server's quota of WebSockets per user and
+// tenant (API.md).
+const maxSocketsPerUser = 20
+
+func perUserNeed(subscribers int) int {
+	return (subscribers + maxSocketsPerUser - 1) / maxSocketsPerUser
+}
+
+// subUsers is how many distinct users the subscribers sign in as.
+func (o options) subUsers() int {
+	if o.SubUsers > 0 {
+		return o.SubUsers
+	}
+	return max(50, perUserNeed(o.Subscribers))
+}
+
+// stormSizes parses --join-storm; nil if it does not parse.
+func (o options) stormSizes() []int {
+	var out []int
+	for _, f := range strings.Split(o.JoinStorm, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // checkLoopbackURL refuses anything but http(s) to 127.0.0.0/8 or localhost.
@@ -216,6 +286,34 @@ func (o options) commandLine() string {
 	add := func(name, v string) { fmt.Fprintf(&b, " --%s %s", name, v) }
 	if o.DB {
 		b.WriteString(" --db")
+	}
+	if o.Idle {
+		b.WriteString(" --idle")
+		add("subscribers", strconv.Itoa(o.Subscribers))
+		add("rooms", strconv.Itoa(o.Rooms))
+		add("pairs", strconv.Itoa(o.Pairs))
+		if o.Pin {
+			b.WriteString(" --pin")
+		}
+		return b.String()
+	}
+	if o.Reconnect {
+		b.WriteString(" --reconnect-storm")
+		add("subscribers", strconv.Itoa(o.Subscribers))
+		add("rooms", strconv.Itoa(o.Rooms))
+		add("pairs", strconv.Itoa(o.Pairs))
+		if o.Pin {
+			b.WriteString(" --pin")
+		}
+		return b.String()
+	}
+	if o.JoinStorm != "" {
+		add("join-storm", o.JoinStorm)
+		add("pairs", strconv.Itoa(o.Pairs))
+		if o.Pin {
+			b.WriteString(" --pin")
+		}
+		return b.String()
 	}
 	if o.URL != "" {
 		// The token is a secret: the command names it, never shows it.
@@ -259,6 +357,9 @@ func (o options) commandLine() string {
 	}
 	if o.Baseline {
 		b.WriteString(" --baseline")
+	}
+	if o.Repeat > 1 {
+		add("repeat", strconv.Itoa(o.Repeat))
 	}
 	return b.String()
 }

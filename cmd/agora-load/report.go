@@ -84,6 +84,7 @@ type Phase struct {
 	ServerWindowSeconds    float64 `json:"server_cpu_window_seconds"`
 	Profile                string  `json:"profile,omitempty"`
 	HeapProfile            string  `json:"heap_profile,omitempty"`
+	ConnectProfile         string  `json:"connect_profile,omitempty"`
 
 	// The machine during the write phase: how busy all its CPUs were, and
 	// who used them. Other processes' share is what this run could not
@@ -146,9 +147,44 @@ type Report struct {
 	Ratios   map[string]float64 `json:"ratios_agora_to_baseline,omitempty"`
 	DB       *DBResult          `json:"db,omitempty"`
 	Tenants  *TenantsReport     `json:"tenants,omitempty"`
+	// JoinStorm is the --join-storm scenario.
+	JoinStorm *JoinStorm `json:"join_storm,omitempty"`
+	// Reconnect is the --reconnect-storm scenario.
+	Reconnect *ReconnectStorm `json:"reconnect_storm,omitempty"`
+	// Idle is the --idle scenario.
+	Idle *Idle `json:"idle,omitempty"`
+	// Pairs are every interleaved pair of a scenario run with --repeat;
+	// Agora and Baseline are the first.
+	Pairs []ScenarioPair `json:"pairs,omitempty"`
 }
 
-func (r *Report) failed() bool { return r.Agora != nil && !r.Agora.ok() }
+// pairStat is the median and spread of f over a repeated scenario's
+// pairs (just the one pair without --repeat).
+func (r *Report) pairStat(f func(ScenarioPair) float64) (med, lo, hi float64, n int) {
+	pairs := r.Pairs
+	if len(pairs) == 0 && r.Agora != nil && r.Baseline != nil {
+		pairs = []ScenarioPair{{Agora: r.Agora, Baseline: r.Baseline, Ratios: r.Ratios}}
+	}
+	var v []float64
+	for _, p := range pairs {
+		v = append(v, f(p))
+	}
+	med, lo, hi = medianSpread(v)
+	return med, lo, hi, len(v)
+}
+
+func (r *Report) failed() bool {
+	if r.Reconnect != nil {
+		for _, p := range r.Reconnect.Pairs {
+			for _, x := range []ReconnectResult{p.Memory, p.NoMemory} {
+				if x.Lost != 0 || x.Duplicated != 0 || x.SeqGaps != 0 || x.Failed != 0 || x.LiveSeconds < 0 {
+					return true
+				}
+			}
+		}
+	}
+	return r.Agora != nil && !r.Agora.ok()
+}
 
 func ratio(a, b float64) float64 {
 	if b == 0 {
@@ -258,6 +294,18 @@ func printReport(w io.Writer, r *Report) {
 		printDB(w, r.DB)
 		return
 	}
+	if r.JoinStorm != nil {
+		printJoinStorm(w, r.JoinStorm)
+		return
+	}
+	if r.Reconnect != nil {
+		printReconnect(w, r.Reconnect)
+		return
+	}
+	if r.Idle != nil {
+		printIdle(w, r.Idle)
+		return
+	}
 	o := r.Options
 	fmt.Fprintf(w, "\n%s\n", r.Command)
 	fmt.Fprintf(w, "N=%d subscribers over %d room(s), %d writers at %s comments/s for %s, %d-byte bodies\n\n",
@@ -321,4 +369,55 @@ func printDB(w io.Writer, d *DBResult) {
 	if d.Starved > 0.5 {
 		fmt.Fprintf(w, "note: writers waited %.1fs in total for a user under the comment rate limit; more --users would raise the figure\n", d.Starved)
 	}
+}
+
+func printJoinStorm(w io.Writer, js *JoinStorm) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "\npair\tusers\tjoined (s)\tsettled (s)\tpresence KB per client (state)\tmessages per client\tserver CPU (s)\n")
+	for i, p := range js.Pairs {
+		for _, r := range []StormResult{p.Small, p.Large} {
+			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.2f%s\t%.2f (%.2f)\t%.1f\t%.2f\n", i+1, r.Users, r.JoinSeconds, r.SettleSeconds,
+				map[bool]string{true: "", false: " (not settled)"}[r.Settled], r.KBPerClient, r.StateKBPerClient,
+				ratio(float64(r.PresenceMessages), float64(r.Users-r.Failed)), r.ServerCPUSeconds)
+		}
+	}
+	tw.Flush()
+	med, lo, hi := js.stat(func(p StormPair) float64 { return p.BytesRatio })
+	fmt.Fprintf(w, "presence bytes, %d users / %d users: median %.2fx (%.2f to %.2f over %d pairs)\n", js.Sizes[1], js.Sizes[0], med, lo, hi, len(js.Pairs))
+	med, lo, hi = js.stat(func(p StormPair) float64 { return p.CPURatio })
+	fmt.Fprintf(w, "server CPU, %d users / %d users: median %.2fx (%.2f to %.2f)\n", js.Sizes[1], js.Sizes[0], med, lo, hi)
+}
+
+func printReconnect(w io.Writer, rs *ReconnectStorm) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "\npair\tin memory\tresumed (failed)\tlast live (s)\tmedian live (s)\tlost / dup / gaps / resets\thistory queries per resume\tby kind\tserver CPU (s)\n")
+	for i, p := range rs.Pairs {
+		for _, r := range []ReconnectResult{p.Memory, p.NoMemory} {
+			fmt.Fprintf(tw, "%d\t%v\t%d (%d)\t%.2f\t%.2f\t%d / %d / %d / %d\t%.3f\t%v\t%.2f\n", i+1, r.Memory, r.Resumed, r.Failed,
+				r.LiveSeconds, r.LiveP50, r.Lost, r.Duplicated, r.SeqGaps, r.Resets, r.QueriesPerResume, r.Queries, r.ServerCPUSeconds)
+		}
+	}
+	tw.Flush()
+	med, lo, hi := rs.stat(func(p ReconnectPair) float64 { return ratio(p.Memory.LiveSeconds, p.NoMemory.LiveSeconds) })
+	fmt.Fprintf(w, "time to the last client live, in memory / not: median %.2fx (%.2f to %.2f over %d pairs)\n", med, lo, hi, len(rs.Pairs))
+	med, lo, hi = rs.stat(func(p ReconnectPair) float64 { return ratio(p.Memory.QueriesPerResume, p.NoMemory.QueriesPerResume) })
+	fmt.Fprintf(w, "history queries per resume, in memory / not: median %.3fx (%.3f to %.3f)\n", med, lo, hi)
+}
+
+func printIdle(w io.Writer, id *Idle) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "\npair\tserver\tconnect %d (s)\tKB per connection\theap / stacks (KB)\tgoroutines\n", id.Subscribers)
+	for i, p := range id.Pairs {
+		for _, x := range []struct {
+			n string
+			r IdleResult
+		}{{"agora", p.Agora}, {"bare melody", p.Bare}} {
+			fmt.Fprintf(tw, "%d\t%s\t%.2f\t%.1f\t%.1f / %.1f\t%.1f\n", i+1, x.n, x.r.ConnectSeconds, x.r.KBPerConn, x.r.HeapKBPerConn, x.r.StackKBPerConn, x.r.Goroutines)
+		}
+	}
+	tw.Flush()
+	med, lo, hi := id.stat(func(p IdlePair) float64 { return ratio(p.Agora.KBPerConn, p.Bare.KBPerConn) })
+	fmt.Fprintf(w, "KB per idle connection, agora / bare: median %.2fx (%.2f to %.2f over %d pairs)\n", med, lo, hi, len(id.Pairs))
+	med, lo, hi = id.stat(func(p IdlePair) float64 { return ratio(p.Agora.ConnectSeconds, p.Bare.ConnectSeconds) })
+	fmt.Fprintf(w, "connect time, agora / bare: median %.2fx (%.2f to %.2f)\n", med, lo, hi)
 }

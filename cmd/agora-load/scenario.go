@@ -32,7 +32,7 @@ func userCount(o options) int {
 	if o.Users > 0 {
 		return o.Users
 	}
-	n := 1 + min(o.SubUsers, max(o.Subscribers, 1))
+	n := 1 + min(o.subUsers(), max(o.Subscribers, 1))
 	if !o.RateLimits {
 		return n
 	}
@@ -114,7 +114,7 @@ func runScenario(ctx context.Context, o options, e *env, logw io.Writer) (*Repor
 	if len(subTokens) == 0 {
 		subTokens = f.users
 	}
-	subTokens = subTokens[:min(len(subTokens), o.SubUsers)]
+	subTokens = subTokens[:min(len(subTokens), o.subUsers())]
 	base := wsURL(srv.base) + "/api/v1/t/" + f.slug + "/ws"
 	spec := dialSpec{
 		url: func(int) string { return base },
@@ -138,10 +138,68 @@ func runScenario(ctx context.Context, o options, e *env, logw io.Writer) (*Repor
 	if !o.Baseline {
 		return rep, nil
 	}
-	fmt.Fprintf(logw, "[%s] starting the bare melody server (pin=%v)\n", o.Label, o.Pin)
-	bare, err := startBare(ctx, o, logDir, 1)
+	evBytes := ph.AvgEventBytes
+	if evBytes <= 0 {
+		evBytes = o.BodyBytes + 340
+	}
+	bph, err := measureBare(ctx, o, e, logDir, 1, evBytes, epoch, logw)
 	if err != nil {
 		return rep, err
+	}
+	rep.Baseline = bph
+	rep.Ratios = ratios(ph, bph)
+	if o.Repeat <= 1 || e == nil {
+		return rep, nil
+	}
+	// More pairs, the order alternating, each server fresh.
+	rep.Pairs = []ScenarioPair{{Agora: ph, Baseline: bph, Ratios: rep.Ratios}}
+	for i := 1; i < o.Repeat; i++ {
+		oi := o
+		oi.Label = fmt.Sprintf("%s.pair%d", o.Label, i+1)
+		var pair ScenarioPair
+		for _, agora := range []bool{i%2 == 0, i%2 == 1} {
+			var err error
+			if agora {
+				var a *server
+				if a, err = startAgora(ctx, oi, e, logw); err != nil {
+					return rep, err
+				}
+				a.pgPID = e.postmaster()
+				fa := *f
+				fa.base = a.base
+				abase := wsURL(a.base) + "/api/v1/t/" + f.slug + "/ws"
+				aspec := spec
+				aspec.url = func(int) string { return abase }
+				pair.Agora, err = measure(ctx, "agora", a, aspec, agoraWriter(&fa, pool, client), pool.starvedFor, oi, epoch, logw)
+				if serr := a.stop(); serr != nil {
+					fmt.Fprintln(logw, serr)
+				}
+			} else {
+				pair.Baseline, err = measureBare(ctx, oi, e, logDir, i+1, evBytes, epoch, logw)
+			}
+			if err != nil {
+				return rep, err
+			}
+		}
+		pair.Ratios = ratios(pair.Agora, pair.Baseline)
+		rep.Pairs = append(rep.Pairs, pair)
+	}
+	return rep, nil
+}
+
+// ScenarioPair is one interleaved measurement of Agora and its baseline.
+type ScenarioPair struct {
+	Agora    *Phase             `json:"agora"`
+	Baseline *Phase             `json:"baseline"`
+	Ratios   map[string]float64 `json:"ratios"`
+}
+
+// measureBare starts a bare melody server and measures it.
+func measureBare(ctx context.Context, o options, e *env, logDir string, serial, evBytes int, epoch time.Time, logw io.Writer) (*Phase, error) {
+	fmt.Fprintf(logw, "[%s] starting the bare melody server (pin=%v)\n", o.Label, o.Pin)
+	bare, err := startBare(ctx, o, logDir, serial)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err := bare.stop(); err != nil {
@@ -154,20 +212,14 @@ func runScenario(ctx context.Context, o options, e *env, logw io.Writer) (*Repor
 		url:    func(room int) string { return bbase + strconv.Itoa(room) },
 		header: func(int) http.Header { return nil },
 	}
-	evBytes := ph.AvgEventBytes
-	if evBytes <= 0 {
-		evBytes = o.BodyBytes + 340
-	}
 	bclient := httpClient(nil, o.Writers)
 	defer bclient.CloseIdleConnections()
 	bph, err := measure(ctx, "bare melody", bare, bspec, bareWriter(bare.base, bclient, evBytes), nil, o, epoch, logw)
 	if err != nil {
-		return rep, err
+		return nil, err
 	}
 	bph.Dropped = bareStats(ctx, bare.base)
-	rep.Baseline = bph
-	rep.Ratios = ratios(ph, bph)
-	return rep, nil
+	return bph, nil
 }
 
 // measure is one phase against one server: connect, settle, write, drain.
@@ -181,7 +233,19 @@ func measure(ctx context.Context, name string, s *server, spec dialSpec, write w
 	if ips <= 0 {
 		ips = min(max((o.Subscribers+2499)/2500, 1), 254)
 	}
+	var connectProf chan string
+	if o.ProfileDir != "" && s.pprofBase != "" {
+		// The connect phase's own profile: as long as it takes, about.
+		connectProf = make(chan string, 1)
+		go func() {
+			connectProf <- download(ctx, s.pprofBase+"/debug/pprof/profile?seconds=3", time.Minute,
+				filepath.Join(o.ProfileDir, strings.TrimSuffix(profileName(o.Label, name), ".pprof")+".connect.pprof"))
+		}()
+	}
 	set, err := connectAll(ctx, spec, o.Subscribers, o.Rooms, ips, o.ConnectConc, epoch)
+	if connectProf != nil {
+		ph.ConnectProfile = <-connectProf
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect: %w", name, err)
 	}

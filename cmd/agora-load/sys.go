@@ -131,6 +131,14 @@ func (p *proc) exited() bool {
 	}
 }
 
+// kill ends the process at once, as a crash would, and waits for it.
+func (p *proc) kill() {
+	if !p.exited() {
+		_ = p.cmd.Process.Kill()
+	}
+	<-p.done
+}
+
 // stop sends SIGTERM, then SIGKILL after grace.
 func (p *proc) stop(grace time.Duration) error {
 	if p.exited() {

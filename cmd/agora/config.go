@@ -46,8 +46,14 @@ type config struct {
 	DBMaxConns     int
 	DBAcquireWait  time.Duration
 	HashSlots      int
-	SeedDemo       bool
-	AutoMigrate    bool
+	// TenantMaxSessions is each tenant's WebSocket quota on an instance.
+	TenantMaxSessions int
+	// HistoryMemoryEvents and HistoryMemoryMB bound the recent events each
+	// instance keeps in memory for resumes, per room and in all.
+	HistoryMemoryEvents int
+	HistoryMemoryMB     int
+	SeedDemo            bool
+	AutoMigrate         bool
 }
 
 // parseConfig reads the flags of one subcommand, each defaulting to its
@@ -78,7 +84,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	fs.IntVar(&c.HashSlots, "hash-concurrency", env.integer("AGORA_HASH_CONCURRENCY", runtime.NumCPU()), "password hashes (19 MiB each) running at once; more wait up to 3 s, then 503 (AGORA_HASH_CONCURRENCY)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", env.duration("AGORA_HEARTBEAT", 5*time.Second), "how often this instance tells the others it is alive; three missed ones and its users leave presence everywhere (AGORA_HEARTBEAT)")
 	fs.Int64Var(&c.HistoryEvents, "history-events", int64(env.integer("AGORA_HISTORY_EVENTS", 10000)), "events kept per room for resume (AGORA_HISTORY_EVENTS)")
+	fs.IntVar(&c.HistoryMemoryEvents, "history-memory-events", env.integer("AGORA_HISTORY_MEMORY_EVENTS", 1000), "recent events each room keeps in memory, so that most resumes need no query; 0: none (AGORA_HISTORY_MEMORY_EVENTS)")
+	fs.IntVar(&c.HistoryMemoryMB, "history-memory-mb", env.integer("AGORA_HISTORY_MEMORY_MB", 64), "MiB of recent events all rooms keep in memory together (AGORA_HISTORY_MEMORY_MB)")
 	fs.DurationVar(&c.HistoryAge, "history-age", env.duration("AGORA_HISTORY_AGE", 7*24*time.Hour), "oldest event kept for resume (AGORA_HISTORY_AGE)")
+	fs.IntVar(&c.TenantMaxSessions, "tenant-max-sessions", env.integer("AGORA_TENANT_MAX_SESSIONS", 10000), "most WebSockets one tenant may hold open on this instance; past it upgrades get 429, with or without rate limits (AGORA_TENANT_MAX_SESSIONS)")
 	fs.BoolVar(&c.RateLimits, "rate-limits", env.boolean("AGORA_RATE_LIMITS", true), "limit writes, logins and registrations per user and address; off only for load tests (AGORA_RATE_LIMITS)")
 	fs.BoolVar(&c.SplitLimits, "split-rate-limits", env.boolean("AGORA_SPLIT_RATE_LIMITS", true), "divide each per-user and per-address limit by the number of live instances, so it holds across a load balancer that spreads a client's requests; false behind one that keeps each client on one instance (AGORA_SPLIT_RATE_LIMITS)")
 	fs.IntVar(&c.TenantWrites, "tenant-write-rate", env.integer("AGORA_TENANT_WRITE_RATE", 100), "writes per second one tenant may make across all instances, whatever its users' own limits; past it 429; 0: no limit (AGORA_TENANT_WRITE_RATE)")
@@ -101,6 +110,12 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	}
 	if c.AdminToken == "" {
 		c.AdminToken = getenv("AGORA_ADMIN_TOKEN")
+	}
+	if c.HistoryMemoryEvents < 0 || c.HistoryMemoryMB < 1 {
+		return c, nil, usageError("the recent events kept in memory must be 0 or more per room and at least 1 MiB in all")
+	}
+	if c.TenantMaxSessions < 1 {
+		return c, nil, usageError("the tenant session quota must be at least 1")
 	}
 	if c.PingInterval <= 0 || c.PongTimeout <= c.PingInterval {
 		return c, nil, usageError("the WebSocket pong timeout must be longer than the ping interval, both positive")

@@ -12,12 +12,14 @@ import (
 // instead of running with a default the operator did not ask for.
 func TestBadEnvironmentIsAUsageError(t *testing.T) {
 	for key, value := range map[string]string{
-		"AGORA_WS_PING_INTERVAL": "abc",
-		"AGORA_WS_PONG_TIMEOUT":  "30",
-		"AGORA_DB_MAX_CONNS":     "sixteen",
-		"AGORA_HISTORY_EVENTS":   "1e4",
-		"AGORA_RATE_LIMITS":      "maybe",
-		"AGORA_HEARTBEAT":        "5 s",
+		"AGORA_WS_PING_INTERVAL":    "abc",
+		"AGORA_WS_PONG_TIMEOUT":     "30",
+		"AGORA_DB_MAX_CONNS":        "sixteen",
+		"AGORA_HISTORY_EVENTS":      "1e4",
+		"AGORA_RATE_LIMITS":         "maybe",
+		"AGORA_HEARTBEAT":           "5 s",
+		"AGORA_TENANT_MAX_SESSIONS": "lots",
+		"AGORA_HISTORY_MEMORY_MB":   "64MB",
 	} {
 		t.Run(key, func(t *testing.T) {
 			_, _, err := parseConfig("serve", nil, envOf(map[string]string{key: value}), io.Discard)
@@ -33,11 +35,12 @@ func TestBadEnvironmentIsAUsageError(t *testing.T) {
 	t.Run("good values", func(t *testing.T) {
 		c, _, err := parseConfig("serve", nil, envOf(map[string]string{
 			"AGORA_WS_PING_INTERVAL": "5s", "AGORA_WS_PONG_TIMEOUT": "9s", "AGORA_RATE_LIMITS": "false",
+			"AGORA_TENANT_MAX_SESSIONS": "250",
 		}), io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.PingInterval.Seconds() != 5 || c.PongTimeout.Seconds() != 9 || c.RateLimits {
+		if c.PingInterval.Seconds() != 5 || c.PongTimeout.Seconds() != 9 || c.RateLimits || c.TenantMaxSessions != 250 {
 			t.Errorf("parsed %+v", c)
 		}
 	})

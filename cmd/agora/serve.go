@@ -126,6 +126,10 @@ func start(ctx context.Context, cfg config, log zerolog.Logger, dbs databases, t
 		Heartbeat:      cfg.Heartbeat,
 		Metrics:        realtime.NewMetrics(reg),
 		Tracer:         tracer,
+
+		MaxTenantSessions:   cfg.TenantMaxSessions,
+		HistoryMemoryEvents: memoryEvents(cfg.HistoryMemoryEvents),
+		HistoryMemoryBytes:  int64(cfg.HistoryMemoryMB) << 20,
 	})
 	hub.Run()
 	stopPruner := store.Pruner{DB: db, Log: log,
@@ -311,6 +315,14 @@ func seedDemo(ctx context.Context, db *store.DB, dataDir, url string, stdout io.
 	}
 	fmt.Fprintf(stdout, "\nAgora is up: %s/t/%s/\n  demo admin: %s / %s\n\n", url, t.Slug, user, pass)
 	return nil
+}
+
+// memoryEvents maps the setting's 0 (none) to the hub's negative.
+func memoryEvents(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func splitList(s string) []string {

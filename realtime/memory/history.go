@@ -64,6 +64,21 @@ func (h *History) Prune(tenantID int64, room string, keep int) {
 	}
 }
 
+// SetHidden sets the hidden state of the room's events that match, as
+// hiding a post or comment does to History's answers: Hidden is the
+// object's state now, not when its events were written.
+func (h *History) SetHidden(tenantID int64, room string, match func(store.Event) bool, hidden bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l := h.rooms[roomRef{tenantID, room}]; l != nil {
+		for i := range l.events {
+			if match(l.events[i]) {
+				l.events[i].Hidden = hidden
+			}
+		}
+	}
+}
+
 // SetStanding says how a session token stands from now on.
 func (h *History) SetStanding(tenantID, tokenID int64, s store.Standing) {
 	h.mu.Lock()

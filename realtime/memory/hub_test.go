@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,6 +78,8 @@ func (s *setup) event(room, typ, payload string, hidden, ring bool) store.Event 
 type node struct {
 	hub *realtime.Hub
 	url string
+	// handlers counts the HTTP handlers running ServeWS right now.
+	handlers *atomic.Int64
 }
 
 func (s *setup) start(t *testing.T, tune func(*realtime.Config)) *node {
@@ -88,7 +91,10 @@ func (s *setup) start(t *testing.T, tune func(*realtime.Config)) *node {
 	}
 	hub := realtime.New(cfg)
 	hub.Run()
+	handlers := new(atomic.Int64)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Add(-1)
 		q := r.URL.Query()
 		id, _ := strconv.ParseInt(q.Get("user"), 10, 64)
 		tok, _ := strconv.ParseInt(q.Get("token"), 10, 64)
@@ -107,7 +113,7 @@ func (s *setup) start(t *testing.T, tune func(*realtime.Config)) *node {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return &node{hub: hub, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
+	return &node{hub: hub, url: "ws" + strings.TrimPrefix(srv.URL, "http"), handlers: handlers}
 }
 
 type msg = wstest.Msg
@@ -373,5 +379,158 @@ func TestReconnectRechecksStanding(t *testing.T) {
 		if m := <-conns[moe].Msgs; m.Op == "event" {
 			t.Fatalf("the demoted moderator got %s", m.Raw)
 		}
+	}
+}
+
+// TestLargeRoomPresence: API.md's "Large rooms" over real sockets and two
+// hubs. Past 100 users the room gets counts, never lists; a newcomer's
+// state lists 100 with truncated; back at 100 or fewer the room gets the
+// whole list again, then joins and leaves one by one.
+func TestLargeRoomPresence(t *testing.T) {
+	s := newSetup(t)
+	s.event(room, "post.created", `{"id":"1"}`, false, false)
+	tune := func(c *realtime.Config) { c.PresenceCountEvery = 100 * time.Millisecond }
+	a, b := s.start(t, tune), s.start(t, tune)
+	member := func(id int64) user { return user{id: id, name: fmt.Sprintf("u%d", id), role: store.RoleMember} }
+
+	watcher := a.dial(t, member(1000))
+	watcher.subscribe(room, nil)
+	if st := watcher.next("state", wstest.Op("presence")); st.Count != 1 || st.Truncated || len(st.State) != 1 {
+		t.Fatalf("first state: %s", st.Raw)
+	}
+	// Every presence message the watcher gets from now on must obey the
+	// rule: lists only while at most 100 are present.
+	var seen []msg
+	watch := func(what string, done func(msg) bool) msg {
+		t.Helper()
+		return watcher.next(what, func(m msg) bool {
+			if m.Op != "presence" {
+				return false
+			}
+			seen = append(seen, m)
+			listed := m.Joins != nil || m.Leaves != nil || m.State != nil
+			if m.Count > 100 && listed {
+				t.Fatalf("a room of %d lists users: %s", m.Count, m.Raw)
+			}
+			if !strings.Contains(m.Raw, `"count":`) || !strings.Contains(m.Raw, `"anonymous":`) {
+				t.Fatalf("presence without count and anonymous: %s", m.Raw)
+			}
+			return done(m)
+		})
+	}
+
+	var users []*conn
+	for id := int64(1); id <= 120; id++ {
+		n := a
+		if id%2 == 0 {
+			n = b
+		}
+		c := n.dial(t, member(id))
+		c.subscribe(room, nil)
+		users = append(users, c)
+	}
+	m := watch("count 121", func(m msg) bool { return m.Count == 121 })
+	if m.Joins != nil || m.Anonymous != 0 {
+		t.Fatalf("large room message %s", m.Raw)
+	}
+
+	// A newcomer: 100 listed, itself among them, counted.
+	late := b.dial(t, member(2000))
+	late.subscribe(room, nil)
+	st := late.next("late state", wstest.Op("presence"))
+	if len(st.State) != 100 || !st.Truncated || st.Count != 122 || !has(st.State, "u2000") {
+		t.Fatalf("late state: %d listed, truncated %v, count %d, self listed %v", len(st.State), st.Truncated, st.Count, has(st.State, "u2000"))
+	}
+	watch("count 122", func(m msg) bool { return m.Count == 122 })
+	anon := a.dial(t, user{})
+	anon.subscribe(room, nil)
+	if st := anon.next("anonymous state", wstest.Op("presence")); st.Anonymous != 1 || st.Count != 122 {
+		t.Fatalf("anonymous state: %s", st.Raw)
+	}
+	watch("count 122, one anonymous", func(m msg) bool { return m.Count == 122 && m.Anonymous == 1 })
+
+	// Down to 100 and below: the whole list, then one by one.
+	for _, c := range users[:21] {
+		_ = c.Conn.Close()
+	}
+	_ = late.Conn.Close()
+	m = watch("the whole list again", func(m msg) bool { return m.State != nil })
+	if len(m.State) != m.Count || m.Count > 100 || m.Truncated {
+		t.Fatalf("list after the room shrank: %d listed, count %d, truncated %v", len(m.State), m.Count, m.Truncated)
+	}
+	view := map[string]bool{}
+	for _, e := range m.State {
+		view[e.User.Username] = true
+	}
+	for m.Count != 100 {
+		m = watch("count 100", func(msg) bool { return true })
+		for _, e := range m.Leaves {
+			delete(view, e.User.Username)
+		}
+	}
+	_ = users[21].Conn.Close()
+	m = watch("a leave listed", func(m msg) bool { return m.Leaves != nil })
+	if len(m.Leaves) != 1 || m.Leaves[0].User.Username != "u22" || m.Count != 99 || m.Anonymous != 1 {
+		t.Fatalf("leave at 99: %s", m.Raw)
+	}
+	delete(view, "u22")
+	if len(view) != 99 || !view["u1000"] || view["u1"] {
+		t.Fatalf("watcher's view has %d users", len(view))
+	}
+}
+
+// TestPeerBackFromSilence: an instance dropped for missing heartbeats
+// that speaks again (a long pause, a slow bus) is asked for its whole
+// view: its users come back instead of staying gone until they move.
+func TestPeerBackFromSilence(t *testing.T) {
+	s := newSetup(t, ann, bob)
+	s.event(room, "post.created", `{"id":"1"}`, false, false)
+	// A drops B after 100 ms of silence; B beats every 400 ms.
+	a := s.start(t, func(c *realtime.Config) { c.Heartbeat, c.HeartbeatTimeout = 20*time.Millisecond, 100*time.Millisecond })
+	b := s.start(t, func(c *realtime.Config) { c.Heartbeat = 400 * time.Millisecond })
+	watcher := a.dial(t, ann)
+	watcher.subscribe(room, nil)
+	b.dial(t, bob).subscribe(room, nil)
+	isPresence := func(m msg) bool { return m.Op == "presence" }
+	joined := func(m msg) bool { return isPresence(m) && (has(m.Joins, "bob") || has(m.State, "bob")) }
+	watcher.next("bob joins from B", joined)
+	watcher.next("bob dropped with silent B", func(m msg) bool { return isPresence(m) && has(m.Leaves, "bob") })
+	watcher.next("bob back with B's next heartbeat", joined)
+}
+
+// TestUpgradeReturnsTheHandler: once a connection is upgraded the HTTP
+// handler returns (its goroutine would otherwise keep the HTTP server's
+// call chain, buffers and request alive for the session's lifetime), and
+// the session lives on; an upgrade the WebSocket library refuses is
+// still answered through the handler.
+func TestUpgradeReturnsTheHandler(t *testing.T) {
+	s := newSetup(t, ann, bob)
+	s.event(room, "post.created", `{"id":"1"}`, false, false)
+	n := s.start(t, nil)
+	a, b := n.dial(t, ann), n.dial(t, bob)
+	a.subscribe(room, nil)
+	b.subscribe(room, nil)
+	if h := n.handlers.Load(); h != 0 {
+		t.Fatalf("%d HTTP handlers still running for two open sessions", h)
+	}
+	s.event(room, "comment.created", comment(7, "still live"), false, true)
+	for _, c := range []*conn{a, b} {
+		if ev := c.events(room, 1)[0]; !strings.Contains(ev.Raw, "still live") {
+			t.Fatalf("after the handler returned: %s", ev.Raw)
+		}
+	}
+
+	// A handshake without its key: refused by the upgrade, 400.
+	req, _ := http.NewRequest(http.MethodGet, "http"+strings.TrimPrefix(n.url, "ws")+"/?user=1&name=ann", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("upgrade without a key: %d, want 400", resp.StatusCode)
 	}
 }

@@ -29,6 +29,8 @@ type Msg struct {
 	State     []PresenceEntry `json:"state"`
 	Joins     []PresenceEntry `json:"joins"`
 	Leaves    []PresenceEntry `json:"leaves"`
+	Truncated bool            `json:"truncated"`
+	Count     int             `json:"count"`
 	Anonymous int             `json:"anonymous"`
 	User      *store.UserRef  `json:"user"`
 	// Raw is the message as it came.
