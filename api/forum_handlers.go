@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -41,19 +42,7 @@ func (s *Server) createBoard(c echo.Context) error {
 }
 
 func (s *Server) listPosts(c echo.Context) error {
-	boardID, err := pathID(c, "board")
-	if err != nil {
-		return err
-	}
-	p, err := pageParams(c)
-	if err != nil {
-		return err
-	}
-	page, err := s.cfg.Store.ListPosts(c.Request().Context(), tenantOf(c).ID, actorOf(c), boardID, p)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, page)
+	return listOf(c, "board", s.cfg.Store.ListPosts)
 }
 
 type postRequest struct {
@@ -119,19 +108,7 @@ func (s *Server) deletePost(c echo.Context) error {
 }
 
 func (s *Server) listComments(c echo.Context) error {
-	postID, err := pathID(c, "post")
-	if err != nil {
-		return err
-	}
-	p, err := pageParams(c)
-	if err != nil {
-		return err
-	}
-	page, err := s.cfg.Store.ListComments(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID, p)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, page)
+	return listOf(c, "post", s.cfg.Store.ListComments)
 }
 
 type commentRequest struct {
@@ -208,35 +185,11 @@ func (s *Server) deleteComment(c echo.Context) error {
 // its author and the moderators; for anyone else (anonymous readers too)
 // it is a 404, as for a post that does not exist.
 func (s *Server) listPostRevisions(c echo.Context) error {
-	postID, err := pathID(c, "post")
-	if err != nil {
-		return err
-	}
-	p, err := pageParams(c)
-	if err != nil {
-		return err
-	}
-	page, err := s.cfg.Store.PostRevisions(c.Request().Context(), tenantOf(c).ID, actorOf(c), postID, p)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, page)
+	return listOf(c, "post", s.cfg.Store.PostRevisions)
 }
 
 func (s *Server) listCommentRevisions(c echo.Context) error {
-	commentID, err := pathID(c, "comment")
-	if err != nil {
-		return err
-	}
-	p, err := pageParams(c)
-	if err != nil {
-		return err
-	}
-	page, err := s.cfg.Store.CommentRevisions(c.Request().Context(), tenantOf(c).ID, actorOf(c), commentID, p)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, page)
+	return listOf(c, "comment", s.cfg.Store.CommentRevisions)
 }
 
 func deref(s *string) string {
@@ -244,4 +197,23 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// listOf answers one keyset page of what belongs to the object that the
+// path parameter param names (a board's posts, a post's comments, ...).
+func listOf[T any](c echo.Context, param string,
+	list func(ctx context.Context, tenantID int64, actor store.Actor, id int64, p store.PageParams) (store.Page[T], error)) error {
+	id, err := pathID(c, param)
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	page, err := list(c.Request().Context(), tenantOf(c).ID, actorOf(c), id, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
 }
