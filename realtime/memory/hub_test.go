@@ -85,7 +85,10 @@ type node struct {
 func (s *setup) start(t *testing.T, tune func(*realtime.Config)) *node {
 	t.Helper()
 	cfg := realtime.Config{History: s.hist, Bus: s.bus, Log: zerolog.Nop(),
-		PresenceFlush: 20 * time.Millisecond, Heartbeat: 100 * time.Millisecond}
+		PresenceFlush: 20 * time.Millisecond, Heartbeat: 100 * time.Millisecond,
+		// Generous, so that a loaded machine never drops a live peer; the
+		// tests of dead peers set their own.
+		HeartbeatTimeout: 10 * time.Second}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -389,7 +392,12 @@ func TestReconnectRechecksStanding(t *testing.T) {
 func TestLargeRoomPresence(t *testing.T) {
 	s := newSetup(t)
 	s.event(room, "post.created", `{"id":"1"}`, false, false)
-	tune := func(c *realtime.Config) { c.PresenceCountEvery = 100 * time.Millisecond }
+	// No peer may be dropped for a late heartbeat while 120 sockets come
+	// and go on a busy machine: that would make half the room leave.
+	tune := func(c *realtime.Config) {
+		c.PresenceCountEvery = 100 * time.Millisecond
+		c.HeartbeatTimeout = time.Minute
+	}
 	a, b := s.start(t, tune), s.start(t, tune)
 	member := func(id int64) user { return user{id: id, name: fmt.Sprintf("u%d", id), role: store.RoleMember} }
 
