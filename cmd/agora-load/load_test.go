@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -170,11 +171,31 @@ func TestOptionsStayOnLoopbackAndBounded(t *testing.T) {
 		{"--pgbench-duration", "21s"},
 		{"--body-bytes", "10"},
 		{"stray"},
+		// The server's 20 WebSockets per user: 10,000 need 500 users.
+		{"--subscribers", "10000", "--subscriber-users", "499"},
+		{"--join-storm", "3000,1500"},
+		{"--join-storm", "1500"},
+		{"--join-storm", "1500,x"},
+		{"--join-storm", "10,20", "--url", "http://127.0.0.1:1", "--admin-token", "x"},
+		{"--reconnect-storm", "--url", "http://127.0.0.1:1", "--admin-token", "x"},
+		{"--idle", "--reconnect-storm"},
+		{"--pairs", "0"},
+		{"--repeat", "10"},
 	}
 	for _, args := range bad {
 		if _, err := parse(args...); err == nil {
 			t.Errorf("%v accepted", args)
 		}
+	}
+	if o, err := parse("--subscribers", "10000"); err != nil || o.subUsers() != 500 {
+		t.Fatalf("10,000 subscribers sign in as %d users (%v), want 500", o.subUsers(), err)
+	}
+	if o, _ := parse("--subscribers", "100"); o.subUsers() != 50 {
+		t.Fatalf("100 subscribers sign in as %d users, want 50", o.subUsers())
+	}
+	if o, err := parse("--join-storm", "1500,3000", "--pairs", "3"); err != nil || !slices.Equal(o.stormSizes(), []int{1500, 3000}) ||
+		!strings.Contains(o.commandLine(), "--join-storm 1500,3000 --pairs 3") {
+		t.Fatalf("--join-storm: %v, sizes %v, command line %q", err, o.stormSizes(), o.commandLine())
 	}
 	o, err := parse("--db")
 	if err != nil {
@@ -351,5 +372,33 @@ func TestBenchReportVerdictsAndRender(t *testing.T) {
 	writeMarkdown(&md2, m, again, "BenchmarkReplay10k-2 \t 5\t 200000000 ns/op\t 200.0 ms/replay\n", "", false)
 	if md2.String() != text {
 		t.Fatal("the saved run renders another report")
+	}
+}
+
+// A resuming client's accounting: seqs must follow one another across the
+// reconnect; a repeat is a duplicate, a jump a gap; it is live once it has
+// what it subscribed at.
+func TestReconnectAccounting(t *testing.T) {
+	c := &rclient{}
+	ev := func(seq int64, k int) []byte {
+		return []byte(`{"op":"event","room":"post:1","seq":` + strconv.FormatInt(seq, 10) + `,"data":{"body":"` + string(body(0, k, 1, 80)) + `"}}`)
+	}
+	c.account([]byte(`{"op":"subscribed","room":"post:1","seq":5}`), 0)
+	c.account(ev(6, 0), 0)
+	c.account(ev(7, 1), 0)
+	c.resubscribe = true
+	c.account([]byte(`{"op":"subscribed","room":"post:1","seq":9}`), time.Second)
+	if c.liveAt != 0 {
+		t.Fatal("live before the replay reached the subscribed seq")
+	}
+	c.account(ev(7, 1), time.Second) // replayed twice
+	c.account(ev(8, 2), 2*time.Second)
+	c.account(ev(10, 4), 3*time.Second) // 9 missing
+	c.account([]byte(`{"op":"reset","room":"post:1","seq":10}`), 3*time.Second)
+	if c.dups != 1 || c.gaps != 1 || c.resets != 1 || c.got.count() != 4 || c.liveAt != 3*time.Second {
+		t.Fatalf("dups %d, gaps %d, resets %d, comments %d, live at %v", c.dups, c.gaps, c.resets, c.got.count(), c.liveAt)
+	}
+	if med, lo, hi := medianSpread([]float64{3, 1, 2, 10}); med != 2.5 || lo != 1 || hi != 10 {
+		t.Fatalf("medianSpread = %v %v %v", med, lo, hi)
 	}
 }
