@@ -16,17 +16,8 @@ const markdownMigration = 3
 func TestMarkdownMigrationWithData(t *testing.T) {
 	ctx := testCtx(t)
 	url := pgtest.NewDatabase(t)
-	var before uint
-	for _, v := range migrationVersions(t) {
-		if v < markdownMigration {
-			before = v
-		}
-	}
-	mg, err := NewMigrator(pgtest.OwnerURL(pgtest.DBName(t, url)), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mg.Close()
+	before := versionBefore(t, markdownMigration)
+	mg := ownerMigrator(t, url)
 	if err := mg.m.Migrate(before); err != nil {
 		t.Fatalf("down to %d: %v", before, err)
 	}
@@ -37,7 +28,7 @@ func TestMarkdownMigrationWithData(t *testing.T) {
 	const body = "Hello <b>world</b> & \"friends\"\n\nIt's  me\r\nat https://example.com\n\n\n  third  "
 	const wantHTML = "<p>Hello &lt;b&gt;world&lt;/b&gt; &amp; &#34;friends&#34;</p>\n<p>It&#39;s  me\nat https://example.com</p>\n<p>third</p>"
 	var tenantID, postID, commentID int64
-	err = super.QueryRow(ctx, `
+	err := super.QueryRow(ctx, `
 		WITH t AS (INSERT INTO tenants (slug, name) VALUES ('old-data', 'Old data') RETURNING id),
 		u AS (INSERT INTO users (tenant_id, username, password_hash) SELECT id, 'old_user', 'x' FROM t RETURNING tenant_id, id),
 		b AS (INSERT INTO boards (tenant_id, slug, name) SELECT tenant_id, 'general', 'General' FROM u RETURNING tenant_id, id),

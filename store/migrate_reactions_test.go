@@ -17,17 +17,8 @@ const reactionsMigration = 8
 func TestReactionsMigrationWithData(t *testing.T) {
 	ctx := testCtx(t)
 	url := pgtest.NewDatabase(t)
-	var before uint
-	for _, v := range migrationVersions(t) {
-		if v < reactionsMigration {
-			before = v
-		}
-	}
-	mg, err := NewMigrator(pgtest.OwnerURL(pgtest.DBName(t, url)), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mg.Close()
+	before := versionBefore(t, reactionsMigration)
+	mg := ownerMigrator(t, url)
 	if err := mg.m.Migrate(before); err != nil {
 		t.Fatalf("down to %d: %v", before, err)
 	}
@@ -36,7 +27,7 @@ func TestReactionsMigrationWithData(t *testing.T) {
 	// two users; and a post nobody commented on. Written as the superuser.
 	super := superConn(t, url)
 	var tenantID, postID, quietID, aliceID, bobID, aliceLast int64
-	err = super.QueryRow(ctx, `
+	err := super.QueryRow(ctx, `
 		WITH t AS (INSERT INTO tenants (slug, name) VALUES ('old-counts', 'Old counts') RETURNING id),
 		a AS (INSERT INTO users (tenant_id, username, password_hash) SELECT id, 'alice', 'x' FROM t RETURNING tenant_id, id),
 		b AS (INSERT INTO users (tenant_id, username, password_hash) SELECT id, 'bob', 'x' FROM t RETURNING tenant_id, id),

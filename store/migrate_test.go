@@ -23,6 +23,30 @@ func latestMigrations(t *testing.T) (latest, previous uint) {
 	return v[len(v)-1], previous
 }
 
+// versionBefore is the embedded migration just below version (0 if none),
+// whatever its number: the schema as it was before that migration.
+func versionBefore(t *testing.T, version uint) uint {
+	t.Helper()
+	var before uint
+	for _, v := range migrationVersions(t) {
+		if v < version {
+			before = v
+		}
+	}
+	return before
+}
+
+// ownerMigrator migrates the database of url as its owner.
+func ownerMigrator(t *testing.T, url string) *Migrator {
+	t.Helper()
+	mg, err := NewMigrator(pgtest.OwnerURL(pgtest.DBName(t, url)), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mg.Close() })
+	return mg
+}
+
 // migrationVersions are the versions of the embedded files in order.
 // Numbers are handed out ahead of time, so they may have gaps.
 func migrationVersions(t *testing.T) []uint {

@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-
-	"agora/store/pgtest"
 )
 
 // searchAll pages through every result of a search with the given page
@@ -395,19 +393,9 @@ func TestSearchMigrationBackfill(t *testing.T) {
 	m := ActorOf(c.member)
 	p := mustPost(t, db, c, m, "Old kingfisher", "written before search existed")
 	cm := mustComment(t, db, c, m, p.ID, "我喜欢翠鸟 kingfisher")
-	mg, err := NewMigrator(pgtest.OwnerURL(pgtest.DBName(t, url)), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mg.Close()
+	mg := ownerMigrator(t, url)
 	// Down to the version before search, through whatever came after it.
-	steps := 0
-	for _, v := range migrationVersions(t) {
-		if v >= searchMigration {
-			steps++
-		}
-	}
-	if err := mg.Down(steps); err != nil {
+	if err := mg.m.Migrate(versionBefore(t, searchMigration)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Search(testCtx(t), c.tenant.ID, m, SearchParams{Query: "kingfisher", PageParams: PageParams{Limit: 10}}); err == nil {
