@@ -24,17 +24,6 @@ func publishActivity(ctx context.Context, tx *Tx, tenantID int64, a activity) er
 	return err
 }
 
-// afterCommentCreated finishes a new comment's write: the board hears of
-// the post's new count, and the author has read the post up to their own
-// comment, so it never counts as unread to them. act is what the write's
-// count update returned.
-func afterCommentCreated(ctx context.Context, tx *Tx, tenantID int64, act activity, c Comment) error {
-	if err := publishActivity(ctx, tx, tenantID, act); err != nil {
-		return err
-	}
-	return advanceRead(ctx, tx, tenantID, c.Author.ID, c.PostID, c.ID)
-}
-
 // countVisible moves a post's comment_count by one when one of its
 // comments becomes visible to members (unhidden) or stops being so
 // (hidden, or deleted while visible), and tells the board. The caller

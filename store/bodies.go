@@ -18,15 +18,45 @@ func renderBody(ctx context.Context, tx *Tx, tenantID int64, doc *markdown.Doc) 
 	if len(names) == 0 {
 		return doc.HTML("", nil), nil
 	}
+	return renderMentions(doc, tx.QueryRow(ctx, mentionedSQL, tenantID, names))
+}
+
+// renderBodyAhead renders a body before its write is sent, for writes of
+// one round trip (see inOneTrip): a body that mentions someone costs one
+// read of its own first. A user who signs up in between is not linked,
+// as if they had signed up just after the write.
+func (db *DB) renderBodyAhead(ctx context.Context, tenantID int64, doc *markdown.Doc) (string, error) {
+	names := doc.Mentions()
+	if len(names) == 0 {
+		return doc.HTML("", nil), nil
+	}
+	rows, err := db.queryTenant(ctx, tenantID, mentionedSQL, tenantID, names)
+	if err != nil {
+		return "", mapErr(err, "mentioned users")
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return "", mapErr(err, "mentioned users")
+		}
+		return "", mapErr(pgx.ErrNoRows, "tenant")
+	}
+	return renderMentions(doc, rows)
+}
+
+// mentionedSQL answers the tenant's slug and which of the lower-cased
+// names $2 are its users, spelled as they are.
+const mentionedSQL = `
+	SELECT t.slug, coalesce(array_agg(u.username) FILTER (WHERE u.id IS NOT NULL), '{}')
+	FROM tenants t
+	LEFT JOIN users u ON u.tenant_id = t.id AND lower(u.username) = ANY($2)
+	WHERE t.id = $1
+	GROUP BY t.slug`
+
+func renderMentions(doc *markdown.Doc, row pgx.Row) (string, error) {
 	var slug string
 	var usernames []string
-	err := tx.QueryRow(ctx, `
-		SELECT t.slug, coalesce(array_agg(u.username) FILTER (WHERE u.id IS NOT NULL), '{}')
-		FROM tenants t
-		LEFT JOIN users u ON u.tenant_id = t.id AND lower(u.username) = ANY($2)
-		WHERE t.id = $1
-		GROUP BY t.slug`, tenantID, names).Scan(&slug, &usernames)
-	if err != nil {
+	if err := row.Scan(&slug, &usernames); err != nil {
 		return "", mapErr(err, "mentioned users")
 	}
 	users := make(map[string]string, len(usernames))

@@ -2,8 +2,12 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"agora/store/markdown"
 )
@@ -41,6 +45,10 @@ func (db *DB) CreateComment(ctx context.Context, tenantID int64, actor Actor, po
 
 // CreateReply adds a comment to a post that answers comment replyTo of the
 // same post (0: the post itself), and notifies the people it concerns.
+//
+// The whole write is the create_comment function (migration 0010), sent
+// with the tenant setting in one round trip; a body that mentions someone
+// costs one read before it, to link the names.
 func (db *DB) CreateReply(ctx context.Context, tenantID int64, actor Actor, postID, replyTo int64, body string) (Comment, error) {
 	if err := canWrite(actor); err != nil {
 		return Comment{}, err
@@ -51,54 +59,47 @@ func (db *DB) CreateReply(ctx context.Context, tenantID int64, actor Actor, post
 		return Comment{}, Invalid(fields)
 	}
 	doc := markdown.Parse(body)
-	return inTenant(ctx, db, tenantID, func(tx *Tx) (Comment, error) {
-		var c Comment
-		// Rendered before the post's row lock is taken, so that the lock
-		// is held no longer than it was without formatting.
-		bodyHTML, err := renderBody(ctx, tx, tenantID, doc)
-		if err != nil {
-			return c, err
+	bodyHTML, err := db.renderBodyAhead(ctx, tenantID, doc)
+	if err != nil {
+		return Comment{}, err
+	}
+	var c Comment
+	err = inOneTrip(ctx, db, tenantID, func(t tripArgs) (string, []any) {
+		return `SELECT comment, event_rooms, event_seqs FROM create_comment($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			[]any{tenantID, postID, nullID(replyTo), actor.UserID, actor.Moderates(), body, bodyHTML, doc.Mentions(), t.trace, t.channel}
+	}, func(row pgx.Row) ([]Notification, error) {
+		var payload []byte
+		var rooms []string
+		var seqs []int64
+		if err := row.Scan(&payload, &rooms, &seqs); err != nil {
+			return nil, createCommentErr(err)
 		}
-		answered, err := lockAnswered(ctx, tx, actor, postID, replyTo)
-		if err != nil {
-			return c, err
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return nil, fmt.Errorf("read created comment: %w", err)
 		}
-		// Counting the comment first takes the post's row lock, so the
-		// lock state read here cannot change before this commits; a
-		// locked post rolls the count back with the transaction.
-		var locked bool
-		var act activity
-		err = tx.QueryRow(ctx, `
-			UPDATE posts SET comment_count = comment_count + 1, last_activity_at = now()
-			WHERE id = $1 AND (NOT hidden OR $2)
-			RETURNING locked, id, board_id, comment_count, last_activity_at`, postID, actor.Moderates()).
-			Scan(&locked, &act.ID, &act.BoardID, &act.CommentCount, &act.LastActivityAt)
-		if err != nil {
-			return c, mapErr(err, "post")
+		rung := make([]Notification, len(rooms))
+		for i := range rooms {
+			rung[i] = Notification{TenantID: tenantID, Room: rooms[i], Seq: seqs[i]}
 		}
-		if replyTo != 0 && answered == nil {
-			return c, errReplyTo
-		}
-		if locked && !actor.Moderates() {
-			return c, errLocked
-		}
-		c, err = collectComment(tx.Query(ctx, `
-			WITH c AS (
-				INSERT INTO comments (tenant_id, post_id, author_id, body, body_html, reply_to)
-				VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
-			)
-			SELECT `+commentColumns+` FROM c`+commentFrom, tenantID, postID, actor.UserID, body, bodyHTML, nullID(replyTo)))
-		if err != nil {
-			return c, err
-		}
-		if _, err = publish(ctx, tx, tenantID, PostRoom(postID), "comment.created", c); err != nil {
-			return c, err
-		}
-		if err := afterCommentCreated(ctx, tx, tenantID, act, c); err != nil {
-			return c, err
-		}
-		return c, notifyComment(ctx, tx, tenantID, actor, c, answered, doc)
+		return rung, nil
 	})
+	return c, err
+}
+
+// createCommentErr maps what create_comment raises to the store's errors.
+func createCommentErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "P0002":
+			return Errorf(CodeNotFound, "post not found")
+		case "AGRPL":
+			return errReplyTo
+		case "AGLCK":
+			return errLocked
+		}
+	}
+	return mapErr(err, "comment")
 }
 
 // ListComments lists a post's comments, oldest first.
@@ -264,4 +265,14 @@ func (db *DB) RoomExists(ctx context.Context, tenantID int64, actor Actor, room 
 			return err
 		}
 	})
+}
+
+var errReplyTo = Invalid(map[string]string{"reply_to": "must be a comment of this post"})
+
+// nullID is an optional id as SQL sees it: 0 is NULL.
+func nullID(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
 }

@@ -65,15 +65,26 @@ func WithIdempotencyClaim(ctx context.Context, tenantID int64, k IdempotencyKey)
 // markClaimApplied is the part of a tenant transaction that a keyed
 // request adds (see WithIdempotencyClaim).
 func markClaimApplied(ctx context.Context, tx *Tx, tenantID int64) error {
-	c, ok := ctx.Value(idempotencyClaimKey{}).(heldClaim)
-	if !ok || c.tenantID != tenantID {
+	k, ok := claimOf(ctx, tenantID)
+	if !ok {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `
-		UPDATE idempotency_keys SET applied = true
-		WHERE tenant_id = $1 AND key_hash = $2 AND claim = $3`, tenantID, c.key.Hash, c.key.Claim)
+	_, err := tx.Exec(ctx, claimAppliedSQL, tenantID, k.Hash, k.Claim)
 	return mapErr(err, "idempotency key")
 }
+
+// claimOf is the key ctx holds a claim of for this tenant, if any.
+func claimOf(ctx context.Context, tenantID int64) (IdempotencyKey, bool) {
+	c, ok := ctx.Value(idempotencyClaimKey{}).(heldClaim)
+	if !ok || c.tenantID != tenantID {
+		return IdempotencyKey{}, false
+	}
+	return c.key, true
+}
+
+const claimAppliedSQL = `
+	UPDATE idempotency_keys SET applied = true
+	WHERE tenant_id = $1 AND key_hash = $2 AND claim = $3`
 
 // pruneBatch is how many expired keys of its tenant each claim deletes.
 // Every claim adds at most one row and removes up to this many expired

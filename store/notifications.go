@@ -56,13 +56,8 @@ type UserNotification struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// The payloads of the user room's notification events. The count is the
+// notificationRead is the payload of notification.read: the count is the
 // recipient's unread count as of the event's own commit.
-type notificationCreated struct {
-	Notification UserNotification `json:"notification"`
-	UnreadCount  int64            `json:"unread_count"`
-}
-
 type notificationRead struct {
 	IDs         []string `json:"ids,omitempty"`
 	All         bool     `json:"all,omitempty"`
@@ -139,64 +134,10 @@ type notice struct {
 	always bool
 }
 
-// notifyStatement writes the notifications of one cause and bumps each
-// recipient's unread count, in one statement, and answers each one as its
-// recipient sees it, with the new count. Everything it reads is found by
-// key or by parameter (the post, the comment and the actor are the same
-// for every row), so its cached plan stays a handful of index lookups
-// whatever the tables' statistics were when it was planned. Recipients are deduplicated (the
-// first reason wins, so a reply that also mentions is a reply), never the
-// actor, capped at maxNotified, and locked in user id order (the counters
-// here, the user rooms by the caller), so that two writes that notify the
-// same people cannot deadlock.
-var notifyStatement = `
-	WITH cand AS (
-		SELECT p.author_id AS user_id, 0::bigint AS ord FROM posts p WHERE p.id = $5 AND $10
-		UNION ALL
-		SELECT d.user_id, d.ord FROM unnest($2::bigint[]) WITH ORDINALITY AS d(user_id, ord)
-		UNION ALL
-		SELECT u.id, 1000 + array_position($4::text[], lower(u.username)) FROM users u
-		WHERE lower(u.username) = ANY($4::text[])
-	), target AS (
-		SELECT coalesce(p.hidden, false) OR coalesce(cm.hidden, false) AS hidden,
-		       coalesce(cm.body, p.body) AS body
-		FROM (SELECT) one
-		LEFT JOIN posts p ON p.id = $5
-		LEFT JOIN comments cm ON cm.id = $6
-	), who AS (
-		-- A subquery per candidate: a key lookup each, never a scan of
-		-- the tenant's users.
-		SELECT c.user_id, c.ord,
-		       (SELECT u.role IN ('moderator', 'admin') FROM users u WHERE u.id = c.user_id) AS moderates
-		FROM cand c WHERE c.user_id <> $9
-	), pick AS (
-		SELECT DISTINCT ON (w.user_id) w.user_id, w.ord, w.moderates
-		FROM who w, target t
-		WHERE ($11 AND w.ord < 1000) OR NOT t.hidden OR w.moderates
-		ORDER BY w.user_id, w.ord
-	), ins AS (
-		INSERT INTO notifications (tenant_id, user_id, kind, actor_id, post_id, comment_id, excerpt, detail)
-		SELECT $1, k.user_id, CASE WHEN k.ord < 1000 THEN $3::text ELSE 'mention' END, $9, $5, $6,
-		       coalesce(body_excerpt(t.body), body_excerpt($7::text)), $8::text
-		FROM (SELECT * FROM pick ORDER BY ord LIMIT ` + strconv.Itoa(maxNotified) + `) k, target t
-		ORDER BY k.user_id
-		RETURNING *
-	), cnt AS (
-		INSERT INTO notification_counts AS nc (tenant_id, user_id, unread)
-		SELECT tenant_id, user_id, 1 FROM ins ORDER BY user_id
-		ON CONFLICT (tenant_id, user_id) DO UPDATE SET unread = nc.unread + 1
-		RETURNING user_id, unread
-	)
-	SELECT ` + notificationSelect("k.moderates") + `, cnt.unread, n.user_id
-	FROM ins n JOIN cnt ON cnt.user_id = n.user_id JOIN pick k ON k.user_id = n.user_id
-	JOIN users a ON a.id = $9
-	LEFT JOIN posts p ON p.id = $5
-	LEFT JOIN comments cm ON cm.id = $6
-	ORDER BY n.user_id`
-
 // notify writes the notifications of one cause inside the transaction of
 // that cause, and sends each recipient its notification.created through
-// the outbox: a rolled-back write notifies nobody, a committed one cannot
+// the outbox, in one statement (notify_cause, migration 0010, says who is
+// notified): a rolled-back write notifies nobody, a committed one cannot
 // lose its notifications.
 func notify(ctx context.Context, tx *Tx, tenantID int64, actor Actor, nt notice) error {
 	if len(nt.to) == 0 && len(nt.mentions) == 0 && !nt.postAuthor {
@@ -206,66 +147,26 @@ func notify(ctx context.Context, tx *Tx, tenantID int64, actor Actor, nt notice)
 	if nt.detail != "" {
 		detail = &nt.detail
 	}
-	// Postgres would plan the statement afresh for every write (its
-	// estimates for the parameter arrays make each custom plan look
-	// cheaper than the cached one), which costs several times what running
-	// the cached plan does: it is told to keep the cached plan, for this
-	// one statement, in the same round trip.
-	b := &pgx.Batch{}
-	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
-	b.Queue(notifyStatement, tenantID, nt.to, nt.kind, nt.mentions,
-		nullID(nt.postID), nullID(nt.commentID), nt.excerpt, detail, actor.UserID, nt.postAuthor, nt.always)
-	b.Queue(`SET LOCAL plan_cache_mode TO DEFAULT`)
-	type created struct {
-		userID int64
-		ev     notificationCreated
-	}
-	out, err := func() ([]created, error) {
-		br := tx.SendBatch(ctx, b)
-		defer br.Close()
-		if _, err := br.Exec(); err != nil {
-			return nil, err
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return nil, err
-		}
-		out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (created, error) {
-			var c created
-			var err error
-			c.ev.Notification, err = scanNotification(row, &c.ev.UnreadCount, &c.userID)
-			return c, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		_, err = br.Exec()
-		return out, err
-	}()
+	rows, err := tx.Query(ctx, `SELECT event_room, event_seq FROM notify_cause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		tenantID, nt.to, nt.kind, nt.mentions, nullID(nt.postID), nullID(nt.commentID), nt.excerpt, detail,
+		actor.UserID, nt.postAuthor, nt.always, tx.traceArg(), tx.channelArg())
 	if err != nil {
 		return mapErr(err, "notifications")
 	}
-	for _, c := range out {
-		if _, err := publish(ctx, tx, tenantID, UserRoom(c.userID), "notification.created", c.ev); err != nil {
-			return err
-		}
+	rung, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Notification, error) {
+		n := Notification{TenantID: tenantID}
+		return n, row.Scan(&n.Room, &n.Seq)
+	})
+	if err != nil {
+		return mapErr(err, "notifications")
 	}
+	tx.rang(rung...)
 	return nil
 }
 
 // notifyPost notifies the people a new post mentions.
 func notifyPost(ctx context.Context, tx *Tx, tenantID int64, actor Actor, p Post, doc *markdown.Doc) error {
 	return notify(ctx, tx, tenantID, actor, notice{kind: KindMention, mentions: doc.Mentions(), postID: p.ID})
-}
-
-// notifyComment notifies the author of the post, the author of the
-// answered comment (nil: none) and the people a new comment mentions.
-func notifyComment(ctx context.Context, tx *Tx, tenantID int64, actor Actor, c Comment, a *answered, doc *markdown.Doc) error {
-	nt := notice{kind: KindReply, postAuthor: true, mentions: doc.Mentions(), postID: c.PostID, commentID: c.ID}
-	if a != nil {
-		nt.to = []int64{a.authorID}
-	}
-	return notify(ctx, tx, tenantID, actor, nt)
 }
 
 // notifyModerated tells an author that a moderator hid, unhid or locked

@@ -55,6 +55,13 @@ func asJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
+// notificationCreated is the payload of notification.created, as
+// notify_cause (migration 0010) writes it.
+type notificationCreated struct {
+	Notification UserNotification `json:"notification"`
+	UnreadCount  int64            `json:"unread_count"`
+}
+
 func createdPayload(t *testing.T, e Event) notificationCreated {
 	t.Helper()
 	if e.Type != "notification.created" {

@@ -21,50 +21,56 @@ func BoardRoom(id int64) string { return "board:" + strconv.FormatInt(id, 10) }
 func PostRoom(id int64) string  { return "post:" + strconv.FormatInt(id, 10) }
 
 // publish appends one event to a room's outbox inside the caller's write
-// transaction: it bumps the room's seq (the row lock orders concurrent
-// writers of one room, so seq follows commit order with no gaps), stores the
-// event, and rings the doorbell, which carries only "tenant room seq":
-// listeners read the body from events, so the 8000-byte NOTIFY limit never
-// matters. Postgres delivers a NOTIFY only after COMMIT, and the batched
-// doorbell rings only after a successful commit: a rollback announces
-// nothing.
+// transaction, through the publish_event function (migration 0010): it
+// bumps the room's seq (the row lock orders concurrent writers of one room,
+// so seq follows commit order with no gaps) and stores the event. The
+// doorbell carries only "tenant room seq": listeners read the body from
+// events, so the 8000-byte NOTIFY limit never matters. Postgres delivers a
+// NOTIFY only after COMMIT, and the batched doorbell rings only after a
+// successful commit: a rollback announces nothing.
 //
-// Every event of the system goes through here.
+// Every event of the system goes through publish_event.
 func publish(ctx context.Context, tx *Tx, tenantID int64, room, typ string, data any) (int64, error) {
 	payload, err := json.Marshal(data)
 	if err != nil {
 		return 0, fmt.Errorf("encode %s event: %w", typ, err)
 	}
-	batched := tx.batched
-	var traceParent *string
-	if tx.trace != "" {
-		traceParent = &tx.trace
-	}
-	const outbox = `
-		WITH r AS (
-			INSERT INTO rooms (tenant_id, name, seq) VALUES ($1, $2, 1)
-			ON CONFLICT (tenant_id, name) DO UPDATE SET seq = rooms.seq + 1
-			RETURNING seq
-		), e AS (
-			INSERT INTO events (tenant_id, room, seq, type, payload, trace_parent)
-			SELECT $1, $2, r.seq, $3, $4, $5 FROM r
-			RETURNING seq
-		)`
 	var seq int64
-	if batched {
-		err = tx.QueryRow(ctx, outbox+` SELECT e.seq FROM e`, tenantID, room, typ, payload, traceParent).Scan(&seq)
-	} else {
-		err = tx.QueryRow(ctx, outbox+`
-			SELECT e.seq, pg_notify($6, $1::text || ' ' || $2 || ' ' || e.seq) FROM e`,
-			tenantID, room, typ, payload, traceParent, NotifyChannel).Scan(&seq, nil)
-	}
+	err = tx.QueryRow(ctx, `SELECT publish_event($1, $2, $3, $4, $5, $6)`,
+		tenantID, room, typ, payload, tx.traceArg(), tx.channelArg()).Scan(&seq)
 	if err != nil {
 		return 0, mapErr(err, typ+" event")
 	}
-	if batched {
-		tx.rung = append(tx.rung, Notification{TenantID: tenantID, Room: room, Seq: seq})
-	}
+	tx.rang(Notification{TenantID: tenantID, Room: room, Seq: seq})
 	return seq, nil
+}
+
+// traceArg is the transaction's traceparent as the outbox functions take
+// it (NULL: not traced).
+func (tx *Tx) traceArg() *string {
+	if tx.trace == "" {
+		return nil
+	}
+	return &tx.trace
+}
+
+// channelArg is the channel the outbox functions NOTIFY inside the
+// transaction: NULL with the batched doorbell, which rings after the
+// commit instead.
+func (tx *Tx) channelArg() *string {
+	if tx.batched {
+		return nil
+	}
+	ch := NotifyChannel
+	return &ch
+}
+
+// rang notes events written inside the transaction for the batched
+// doorbell to announce once the commit succeeded.
+func (tx *Tx) rang(ns ...Notification) {
+	if tx.batched {
+		tx.rung = append(tx.rung, ns...)
+	}
 }
 
 // Notification is a parsed doorbell payload.

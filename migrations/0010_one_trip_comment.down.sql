@@ -1,0 +1,4 @@
+DROP FUNCTION create_comment(bigint, bigint, bigint, bigint, boolean, text, text, text[], text, text);
+DROP FUNCTION notify_cause(bigint, bigint[], text, text[], bigint, bigint, text, text, bigint, boolean, boolean, text, text);
+DROP FUNCTION publish_event(bigint, text, text, jsonb, text, text);
+DROP FUNCTION json_time(timestamptz);
