@@ -325,7 +325,7 @@ func (h *Hub) Ready(context.Context) error {
 // as plain API errors.
 func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenant, actor store.Actor, tokenID int64) {
 	if h.closing.Load() {
-		writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
+		shuttingDown(w)
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
@@ -360,7 +360,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenan
 	started := h.spawn(func() { h.runSession(uw, req, keys, c, tenantID, done) })
 	if !started {
 		h.unreserve(tenant.ID, actor)
-		writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
+		shuttingDown(w)
 		return
 	}
 	select {
@@ -499,6 +499,14 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// shuttingDown refuses an upgrade while this instance stops. Like every
+// 503 of the API it carries Retry-After; the load balancer will have
+// another instance by then.
+func shuttingDown(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
 }
 
 func writeError(w http.ResponseWriter, status int, code store.Code, msg string) {
