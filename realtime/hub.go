@@ -346,7 +346,8 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenan
 		writeError(w, http.StatusTooManyRequests, codeRateLimited, msg)
 		return
 	}
-	c := newClient(h, tenant, actor, tokenID, h.nextID.Add(1), w.Header().Get("X-Request-Id"))
+	c := newClient(h, tenant, actor, tokenID, h.nextID.Add(1), w.Header().Get("X-Request-Id"),
+		trace.SpanContextFromContext(r.Context()).TraceID())
 	// melody's handler blocks for the session's lifetime. Run on this
 	// goroutine, it would keep the whole HTTP server and middleware call
 	// chain alive with it: a deep stack, net/http's per-connection read
