@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bufio"
+	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -84,6 +87,30 @@ func (s *Server) websocket(c echo.Context) error {
 		}
 		s.setUser(c, sess.User, sess.TokenID)
 	}
-	s.cfg.WebSocket.ServeWS(c.Response(), c.Request(), tenantOf(c), actorOf(c), tokenIDOf(c))
+	res := c.Response()
+	hj := &hijackWatch{ResponseWriter: res.Writer}
+	res.Writer = hj
+	s.cfg.WebSocket.ServeWS(res, c.Request(), tenantOf(c), actorOf(c), tokenIDOf(c))
+	if hj.hijacked.Load() {
+		// The 101 went out over the hijacked connection, past Echo: say so
+		// to the access log and the metrics, which read the status here.
+		res.Status = http.StatusSwitchingProtocols
+	}
 	return nil
 }
+
+// hijackWatch notes whether the upgrade took the connection over.
+type hijackWatch struct {
+	http.ResponseWriter
+	hijacked atomic.Bool
+}
+
+func (w *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked.Store(true)
+	}
+	return conn, brw, err
+}
+
+func (w *hijackWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -8,8 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-const wsRoute = "/api/v1/t/:tenant/ws"
-
 // HTTPMetrics counts requests by route (the pattern, never the raw path,
 // so ids do not explode the label set), method and status.
 type HTTPMetrics struct {
@@ -32,9 +30,11 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 	return m
 }
 
-// Middleware observes every request. WebSocket upgrades are counted when
-// the connection ends, so their latency is the session's lifetime and is
-// left out of the histogram.
+// Middleware observes every request. A WebSocket upgrade's handler
+// returns as soon as the connection is hijacked (the session runs on
+// without it), so an upgrade is counted and timed like any request: its
+// latency is the handshake's, authentication and quotas included, and its
+// status the 101 (or the refusal).
 func (m *HTTPMetrics) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -48,9 +48,7 @@ func (m *HTTPMetrics) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		method := c.Request().Method
 		m.requests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
-		if route != wsRoute {
-			m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-		}
+		m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		return nil
 	}
 }

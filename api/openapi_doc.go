@@ -99,9 +99,11 @@ func operations() []operation {
 	add(operation{method: "GET", path: t + "/ws", id: "websocket", tag: "realtime", auth: authOptional,
 		summary: "The realtime WebSocket (see API.md for the protocol).",
 		query:   []param{{"ticket", "A ticket from ws/ticket, for clients that cannot send headers.", map[string]any{"type": "string"}}},
-		status:  101, errors: []int{403},
+		status:  101, errors: []int{400, 403, 429},
 		description: "Authenticate with a bearer token or ?ticket=; with neither the connection is anonymous and read only. " +
-			"A bad token or ticket is 401 and a foreign Origin 403, both before the upgrade."})
+			"All before the upgrade: a request that is not a WebSocket upgrade is 400, a bad token or ticket 401, " +
+			"a foreign Origin 403; past the quotas of open WebSockets (20 per user per tenant, the tenant's per instance) " +
+			"it is 429 with Retry-After, and while the server shuts down 503 with Retry-After."})
 
 	// Forum.
 	add(operation{method: "GET", path: t + "/boards", id: "listBoards", tag: "forum", auth: authOptional,

@@ -1,16 +1,24 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"agora/api"
+	"agora/api/apitest"
+	"agora/realtime"
 	"agora/store"
+	"agora/store/pgtest"
 )
 
 type nopWebSocket struct{}
@@ -129,5 +137,96 @@ func checkOperation(t *testing.T, key, path string, op map[string]any) {
 	}
 	if !ok {
 		t.Errorf("%s: no success response", key)
+	}
+}
+
+// TestOpenAPIWebSocketStatuses: every status the WebSocket route answers
+// before the upgrade, driven out of the real hub one by one, is a response
+// of GET /api/v1/t/{tenant}/ws in the document, and the document lists no
+// refusal the route cannot give (but 500, which no client can provoke).
+// 429 and 503 carry the Retry-After their responses document.
+func TestOpenAPIWebSocketStatuses(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	var hub *realtime.Hub
+	s := apitest.Start(t, apitest.Options{DatabaseURL: dbURL, Hasher: fastHasher, Configure: func(tb testing.TB, db *store.DB, cfg *api.Config) {
+		hub = realtime.New(realtime.Config{History: db, Bus: store.NewBus(db, dbURL), Log: cfg.Log, MaxTenantSessions: 1})
+		hub.Run()
+		cfg.WebSocket = hub
+		tb.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = hub.Shutdown(ctx)
+		})
+	}})
+	s.NewTenant(t, "acme")
+	ws := "ws" + strings.TrimPrefix(s.URL, "http") + "/api/v1/t/"
+	got := map[int]http.Header{}
+	refusal := func(what, url string, header http.Header, want int) {
+		t.Helper()
+		conn, resp, err := websocket.DefaultDialer.Dial(url, header)
+		if err == nil {
+			_ = conn.Close()
+			t.Fatalf("%s: upgraded, want %d", what, want)
+		}
+		if resp == nil || resp.StatusCode != want {
+			t.Fatalf("%s: %v (response %v), want %d", what, err, resp, want)
+		}
+		got[want] = resp.Header
+	}
+
+	resp, err := http.Get(s.URL + "/api/v1/t/acme/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("GET without an upgrade: %d, want 400", resp.StatusCode)
+	}
+	got[400] = resp.Header
+	refusal("a bad token", ws+"acme/ws", http.Header{"Authorization": {"Bearer nope"}}, 401)
+	refusal("a used-up ticket", ws+"acme/ws?ticket=nope", nil, 401)
+	refusal("a foreign Origin", ws+"acme/ws", http.Header{"Origin": {"https://elsewhere.example"}}, 403)
+	refusal("an unknown tenant", ws+"nobody/ws", nil, 404)
+	first, _, err := websocket.DefaultDialer.Dial(ws+"acme/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	refusal("past the tenant's session quota", ws+"acme/ws", nil, 429)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hub.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refusal("while shutting down", ws+"acme/ws", nil, 503)
+
+	var doc struct {
+		Paths      map[string]map[string]struct{ Responses map[string]map[string]any }
+		Components struct{ Responses map[string]map[string]any }
+	}
+	s.MustDo(t, "GET", "/api/v1/openapi.json", "", nil, 200, &doc)
+	documented := doc.Paths["/api/v1/t/{tenant}/ws"]["get"].Responses
+	if documented["101"] == nil {
+		t.Error("101 is not documented")
+	}
+	for status, header := range got {
+		r := documented[strconv.Itoa(status)]
+		if r == nil {
+			t.Errorf("the route answers %d, which is not documented", status)
+			continue
+		}
+		ref, _ := r["$ref"].(string)
+		component := doc.Components.Responses[strings.TrimPrefix(ref, "#/components/responses/")]
+		headers, _ := component["headers"].(map[string]any)
+		_, retry := headers["Retry-After"]
+		if sent := header.Get("Retry-After") != ""; sent != retry {
+			t.Errorf("%d: Retry-After sent %v, documented %v", status, sent, retry)
+		}
+	}
+	for code := range documented {
+		status, _ := strconv.Atoi(code)
+		if _, seen := got[status]; status >= 400 && status != 500 && !seen {
+			t.Errorf("%d is documented, but the test does not provoke it: provoke it, or remove it from the document", status)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"agora/store"
 	"agora/store/pgtest"
@@ -196,7 +197,7 @@ func newPipeSessions(tb testing.TB, db *store.DB, tenant store.Tenant, n int, ro
 	h.listening.Store(true) // as if the bus were connected
 	ps := &pipeSessions{hub: h}
 	for i := range n {
-		c := newClient(h, tenant, store.Actor{UserID: int64(i + 1), Username: "u" + strconv.Itoa(i), Role: role}, 0, uint64(i+1), "")
+		c := newClient(h, tenant, store.Actor{UserID: int64(i + 1), Username: "u" + strconv.Itoa(i), Role: role}, 0, uint64(i+1), "", trace.TraceID{})
 		srvEnd, cliEnd := net.Pipe()
 		cr := &countingReader{}
 		go cr.drain(cliEnd)

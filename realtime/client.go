@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"agora/store"
@@ -31,16 +32,22 @@ type client struct {
 	actor   store.Actor
 	tokenID int64
 	opened  time.Time
-	// id and reqID (the upgrade's X-Request-Id) name the session in its
-	// log lines, which carry them field by field: a logger of its own
-	// would cost every session its buffer, and keeping the request's
-	// would keep the request's.
-	id    uint64
-	reqID string
+	// id, reqID (the upgrade's X-Request-Id) and traceID (the upgrade's
+	// trace; zero without tracing) name the session in its log lines,
+	// which carry them field by field: a logger of its own would cost
+	// every session its buffer, and keeping the request's would keep the
+	// request's.
+	id      uint64
+	reqID   string
+	traceID trace.TraceID
 
 	limiter  *rate.Limiter
 	floods   int // rate-limited messages in a row; only the read goroutine touches it
 	lastSeen atomic.Int64
+	// closing: the session is ending. It sits here rather than next to
+	// done because it packs with outMu and the two flags below into one
+	// word, which keeps a client in the same allocation size class.
+	closing atomic.Bool
 
 	// The way out. One frame at a time is in melody's queue, and only
 	// while the session holds a slot of the hub's write gate; what is sent
@@ -57,17 +64,16 @@ type client struct {
 
 	msgsIn, msgsOut atomic.Int64
 
-	closing atomic.Bool
-	done    chan struct{}
+	done chan struct{}
 
 	mu     sync.Mutex
 	rooms  map[string]*room // rooms this session is subscribed to
 	closed Disconnect       // why the session ended, once it has
 }
 
-func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, id uint64, reqID string) *client {
+func newClient(h *Hub, t store.Tenant, a store.Actor, tokenID int64, id uint64, reqID string, traceID trace.TraceID) *client {
 	c := &client{
-		hub: h, tenant: t, actor: a, tokenID: tokenID, id: id, reqID: reqID, opened: time.Now(),
+		hub: h, tenant: t, actor: a, tokenID: tokenID, id: id, reqID: reqID, traceID: traceID, opened: time.Now(),
 		limiter: rate.NewLimiter(h.cfg.InboundRate, h.cfg.InboundBurst),
 		drained: make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -87,6 +93,9 @@ func (c *client) log(level zerolog.Level) *zerolog.Event {
 	ev = ev.Uint64("session", c.id).Str("tenant", c.tenant.Slug)
 	if c.reqID != "" {
 		ev = ev.Str("request_id", c.reqID)
+	}
+	if c.traceID.IsValid() {
+		ev = ev.Str("trace_id", c.traceID.String())
 	}
 	if !c.actor.Anonymous() {
 		ev = ev.Str("user", c.actor.Username)

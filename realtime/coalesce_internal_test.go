@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"agora/store"
 )
@@ -36,7 +37,7 @@ func newPipeClient(t *testing.T, h *Hub) *pipeClient {
 	h.mu.Lock()
 	before := len(h.clients)
 	h.mu.Unlock()
-	c := newClient(h, store.Tenant{ID: 1}, store.Actor{UserID: int64(before + 1), Username: "ann"}, 0, uint64(before+1), "")
+	c := newClient(h, store.Tenant{ID: 1}, store.Actor{UserID: int64(before + 1), Username: "ann"}, 0, uint64(before+1), "", trace.TraceID{})
 	srvEnd, cliEnd := net.Pipe()
 	t.Cleanup(func() { cliEnd.Close() })
 	req := httptest.NewRequest(http.MethodGet, "/ws", nil)

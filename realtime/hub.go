@@ -325,7 +325,7 @@ func (h *Hub) Ready(context.Context) error {
 // as plain API errors.
 func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenant, actor store.Actor, tokenID int64) {
 	if h.closing.Load() {
-		writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
+		shuttingDown(w)
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
@@ -346,7 +346,8 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenan
 		writeError(w, http.StatusTooManyRequests, codeRateLimited, msg)
 		return
 	}
-	c := newClient(h, tenant, actor, tokenID, h.nextID.Add(1), w.Header().Get("X-Request-Id"))
+	c := newClient(h, tenant, actor, tokenID, h.nextID.Add(1), w.Header().Get("X-Request-Id"),
+		trace.SpanContextFromContext(r.Context()).TraceID())
 	// melody's handler blocks for the session's lifetime. Run on this
 	// goroutine, it would keep the whole HTTP server and middleware call
 	// chain alive with it: a deep stack, net/http's per-connection read
@@ -360,7 +361,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, tenant store.Tenan
 	started := h.spawn(func() { h.runSession(uw, req, keys, c, tenantID, done) })
 	if !started {
 		h.unreserve(tenant.ID, actor)
-		writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
+		shuttingDown(w)
 		return
 	}
 	select {
@@ -499,6 +500,14 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// shuttingDown refuses an upgrade while this instance stops. Like every
+// 503 of the API it carries Retry-After; the load balancer will have
+// another instance by then.
+func shuttingDown(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, store.CodeUnavailable, "server is shutting down")
 }
 
 func writeError(w http.ResponseWriter, status int, code store.Code, msg string) {

@@ -45,9 +45,10 @@ func runScenarios(t *testing.T, module string, min int) {
 	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
 	defer cancelT()
 
-	// The landing page has no server behind it here; any page of the
-	// origin will do to import modules from.
-	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/static/favicon.svg")); err != nil {
+	// The landing page has no server behind it here; a blank HTML page of
+	// the origin imports the modules (HTML, so that the components can
+	// build elements in it).
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/testdata/blank.html")); err != nil {
 		t.Fatalf("open the page: %v", err)
 	}
 	type result struct {

@@ -103,7 +103,16 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 	readUntil("event")
 
+	// The upgrade is counted once its handler returns, just after the
+	// connection is hijacked: wait for it.
+	const wsRequests = `agora_http_requests_total{method="GET",route="/api/v1/t/:tenant/ws",status="101"}`
 	_, text := get(t, base+"/metrics")
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(text, wsRequests+" "); _, text = get(t, base+"/metrics") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in /metrics:\n%s", wsRequests, text)
+		}
+		time.Sleep(10 * time.Millisecond) // polling for a condition, within the deadline above
+	}
 	value := func(series string) float64 {
 		t.Helper()
 		for _, line := range strings.Split(text, "\n") {
@@ -131,6 +140,9 @@ func TestMetricsAndLogs(t *testing.T) {
 		"agora_db_pool_connections":          1,
 		`agora_http_requests_total{method="POST",route="/api/v1/t/:tenant/posts/:post/comments",status="201"}`: 1,
 		`agora_http_requests_total{method="POST",route="/api/v1/t/:tenant/auth/login",status="200"}`:           1,
+		wsRequests: 1,
+		// An upgrade is timed like any request: until the connection is handed over.
+		`agora_http_request_duration_seconds_count{method="GET",route="/api/v1/t/:tenant/ws"}`: 1,
 		"go_goroutines": 1,
 	}
 	for series, min := range atLeast {
@@ -151,6 +163,21 @@ func TestMetricsAndLogs(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the log contains the %s", name)
 		}
+	}
+	// The upgrade's access log line says what the client got.
+	upgraded := false
+	for _, line := range strings.Split(logs, "\n") {
+		var l struct {
+			Msg    string `json:"message"`
+			Route  string `json:"route"`
+			Status int    `json:"status"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "request" && l.Route == "/api/v1/t/:tenant/ws" {
+			upgraded = upgraded || l.Status == 101
+		}
+	}
+	if !upgraded {
+		t.Error("no access log line of the WebSocket upgrade with status 101")
 	}
 	// A WebSocket session's lines carry the request's identity.
 	found := false

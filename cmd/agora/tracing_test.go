@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -23,36 +24,12 @@ import (
 // fan-out of its event on every instance: the traceparent stored with the
 // event carries the trace across the outbox to the other instance.
 func TestTraceFollowsWriteToFanOutOnEveryInstance(t *testing.T) {
-	env := withNewDatabase(t, map[string]string{})
-	dbs := databases{URL: env["DATABASE_URL"], OwnerURL: env["AGORA_MIGRATE_DATABASE_URL"]}
+	dbs := newDatabases(t)
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	var logs syncBuffer
-
-	startTraced := func(name string) *app {
-		cfg, _, err := parseConfig("serve", []string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		log := zerolog.New(&logs).With().Str("instance", name).Logger()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		a, err := start(ctx, cfg, log, dbs, tp)
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			if err := a.http.Serve(a.lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("serve %s: %v", name, err)
-			}
-		}()
-		t.Cleanup(func() { a.shutdown(); <-served })
-		return a
-	}
-	one, two := startTraced("one"), startTraced("two")
+	one, two := startTraced(t, dbs, tp, &logs, "one"), startTraced(t, dbs, tp, &logs, "two")
 	if _, err := one.db.CreateTenant(t.Context(), "traced", "Traced"); err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +140,101 @@ func TestTraceFollowsWriteToFanOutOnEveryInstance(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no access log line of the traced request carries trace_id %s", traceID)
+	}
+}
+
+func newDatabases(t *testing.T) databases {
+	env := withNewDatabase(t, map[string]string{})
+	return databases{URL: env["DATABASE_URL"], OwnerURL: env["AGORA_MIGRATE_DATABASE_URL"]}
+}
+
+// startTraced serves an instance named name on dbs, tracing into tp and
+// logging into logs, until the test ends.
+func startTraced(t *testing.T, dbs databases, tp trace.TracerProvider, logs *syncBuffer, name string) *app {
+	t.Helper()
+	cfg, _, err := parseConfig("serve", []string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.New(logs).With().Str("instance", name).Logger()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := start(ctx, cfg, log, dbs, tp)
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := a.http.Serve(a.lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve %s: %v", name, err)
+		}
+	}()
+	t.Cleanup(func() { a.shutdown(); <-served })
+	return a
+}
+
+// A WebSocket session's log lines carry the trace and request id of its
+// upgrade request, the line of its close with why it closed included,
+// although the request itself is long gone by then.
+func TestSessionLogLinesCarryTheUpgradeTrace(t *testing.T) {
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	var logs syncBuffer
+	a := startTraced(t, newDatabases(t), tp, &logs, "one")
+	if _, err := a.db.CreateTenant(t.Context(), "traced", "Traced"); err != nil {
+		t.Fatal(err)
+	}
+	// The caller's trace, so that the test knows its id up front.
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	c, resp, err := wstest.Dial(t, "ws"+strings.TrimPrefix(a.URL(), "http")+"/api/v1/t/traced/ws",
+		http.Header{"Traceparent": {"00-" + traceID + "-00f067aa0ba902b7-01"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requestID := resp.Header.Get("X-Request-Id")
+	if requestID == "" {
+		t.Fatal("the upgrade answered no X-Request-Id")
+	}
+	c.Subscribe("tenant", nil)
+	if err := c.Conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")); err != nil {
+		t.Fatal(err)
+	}
+
+	type line struct {
+		Msg       string `json:"message"`
+		TraceID   string `json:"trace_id"`
+		RequestID string `json:"request_id"`
+		Tenant    string `json:"tenant"`
+		Code      int    `json:"code"`
+		Reason    string `json:"reason"`
+	}
+	var closed *line
+	for deadline := time.Now().Add(5 * time.Second); closed == nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"session closed\" line in the log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling for a condition, within the deadline above
+		for _, raw := range strings.Split(logs.String(), "\n") {
+			var l line
+			if json.Unmarshal([]byte(raw), &l) == nil && l.Msg == "session closed" {
+				closed = &l
+			}
+		}
+	}
+	want := line{Msg: "session closed", TraceID: traceID, RequestID: requestID, Tenant: "traced", Code: 1000, Reason: closed.Reason}
+	if *closed != want || closed.Reason == "" {
+		t.Errorf("session closed line %+v, want %+v with a reason", *closed, want)
+	}
+	opened := false
+	for _, raw := range strings.Split(logs.String(), "\n") {
+		var l line
+		if json.Unmarshal([]byte(raw), &l) == nil && l.Msg == "session open" {
+			opened = l.TraceID == traceID && l.RequestID == requestID
+		}
+	}
+	if !opened {
+		t.Errorf("no session open line with trace_id %s and request_id %s", traceID, requestID)
 	}
 }
 

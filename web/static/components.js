@@ -103,33 +103,41 @@ export function liveRoom(ctx, room, { load, apply, onPresence, onTyping, onError
   };
 }
 
-/** "Who's here": initials avatars, a count, anonymous readers. */
+/**
+ * "Who's here": initials avatars, a count, anonymous readers. The count is
+ * the server's `count`, not the list's length: above 100 people the list
+ * is a sample (`truncated`) and then only the counts come (API.md, "Large
+ * rooms"), so the list the view holds can be short and a little stale,
+ * while the counts are always whole.
+ */
 export function presenceView() {
   const users = new Map();
+  let count = 0; // signed-in users present, the receiver included
   let anonymous = 0;
   const el = h("div", { class: "presence", id: "presence", "aria-label": "Who's here" });
 
   const render = () => {
     const list = [...users.values()].sort((a, b) => a.username.localeCompare(b.username));
     const shown = list.slice(0, 8);
-    const total = list.length + anonymous;
+    const total = count + anonymous;
     const names = list.map((u) => u.username).join(", ");
+    const unnamed = count - list.length;
     setChildren(
       el,
       h(
         "span",
         { class: "avatars", title: names },
         shown.map((u) => avatar(u, "sm")),
-        list.length > shown.length ? h("span", { class: "avatar sm more" }, `+${list.length - shown.length}`) : null,
+        count > shown.length ? h("span", { class: "avatar sm more" }, `+${grouped(count - shown.length)}`) : null,
       ),
       h(
         "span",
-        { class: "presence-count", dataset: { users: String(list.length), anonymous: String(anonymous) } },
-        total === 0 ? "" : `${total} here`,
-        anonymous > 0 && list.length > 0 ? ` (${anonymous} anonymous)` : "",
-        anonymous > 0 && list.length === 0 ? ` (anonymous)` : "",
+        { class: "presence-count", dataset: { users: String(count), anonymous: String(anonymous) } },
+        total === 0 ? "" : `${grouped(total)} here`,
+        anonymous > 0 && count > 0 ? ` (${grouped(anonymous)} anonymous)` : "",
+        anonymous > 0 && count === 0 ? ` (anonymous)` : "",
       ),
-      h("span", { class: "sr-only" }, names ? `Here now: ${names}` : ""),
+      h("span", { class: "sr-only" }, names ? `Here now: ${names}${unnamed > 0 ? ` and ${grouped(unnamed)} more` : ""}` : ""),
     );
   };
 
@@ -144,6 +152,7 @@ export function presenceView() {
         for (const p of entries(msg.joins)) users.set(p.user.id, p.user);
         for (const p of entries(msg.leaves)) users.delete(p.user.id);
       }
+      count = typeof msg.count === "number" ? msg.count : users.size;
       if (typeof msg.anonymous === "number") anonymous = msg.anonymous;
       render();
     },
