@@ -244,27 +244,37 @@ func (db *DB) DeleteComment(ctx context.Context, tenantID int64, actor Actor, co
 }
 
 // RoomExists checks that a realtime room names something the actor may
-// see in this tenant.
+// see in this tenant, in one round trip: every subscription asks it.
 func (db *DB) RoomExists(ctx context.Context, tenantID int64, actor Actor, room string) error {
 	kind, id, err := ParseRoom(room)
 	if err != nil {
 		return err
 	}
-	if kind == "user" {
+	var q string
+	args := []any{id}
+	switch kind {
+	case "user":
 		return userRoomFor(actor, id)
+	case RoomTenant:
+		return nil
+	case "board":
+		q = `SELECT EXISTS (SELECT 1 FROM boards WHERE id = $1)`
+	default:
+		q = `SELECT EXISTS (SELECT 1 FROM posts p WHERE p.id = $1 AND (NOT p.hidden OR $2))`
+		args = append(args, actor.Moderates())
 	}
-	return db.WithTenant(ctx, tenantID, func(tx *Tx) error {
-		switch kind {
-		case RoomTenant:
-			return nil
-		case "board":
-			_, err := getBoard(ctx, tx, id)
-			return err
-		default:
-			_, err := getPost(ctx, tx, actor, id, false)
-			return err
-		}
-	})
+	rows, err := db.queryTenant(ctx, tenantID, q, args...)
+	if err != nil {
+		return mapErr(err, kind)
+	}
+	found, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+	if err != nil {
+		return mapErr(err, kind)
+	}
+	if !found {
+		return Errorf(CodeNotFound, "%s not found", kind)
+	}
+	return nil
 }
 
 var errReplyTo = Invalid(map[string]string{"reply_to": "must be a comment of this post"})

@@ -100,14 +100,18 @@ type RoomState struct {
 	Oldest int64
 }
 
-// RoomState reads a room's latest and oldest retained seq.
+// RoomState reads a room's latest and oldest retained seq, in one round
+// trip: every subscription with since asks it.
 func (db *DB) RoomState(ctx context.Context, tenantID int64, room string) (RoomState, error) {
-	var st RoomState
-	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
-		return tx.QueryRow(ctx, `
-			SELECT coalesce((SELECT seq FROM rooms WHERE name = $1), 0),
-			       coalesce((SELECT min(seq) FROM events WHERE room = $1), 0)`, room).
-			Scan(&st.Seq, &st.Oldest)
+	rows, err := db.queryTenant(ctx, tenantID, `
+		SELECT coalesce((SELECT seq FROM rooms WHERE name = $1), 0),
+		       coalesce((SELECT min(seq) FROM events WHERE room = $1), 0)`, room)
+	if err != nil {
+		return RoomState{}, mapErr(err, "room")
+	}
+	st, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (RoomState, error) {
+		var st RoomState
+		return st, row.Scan(&st.Seq, &st.Oldest)
 	})
 	return st, mapErr(err, "room")
 }
@@ -115,33 +119,30 @@ func (db *DB) RoomState(ctx context.Context, tenantID int64, room string) (RoomS
 // EventsAfter returns up to limit events of a room with seq > after, in
 // order.
 func (db *DB) EventsAfter(ctx context.Context, tenantID int64, room string, after int64, limit int) ([]Event, error) {
-	var evs []Event
-	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
-		// Hidden is the object's state now, not when the event was written:
-		// hiding a comment must also hide it from replays of its creation.
-		rows, err := tx.Query(ctx, `
-			SELECT e.tenant_id, e.room, e.seq, e.type, `+notificationReplay+`, e.created_at, coalesce(e.trace_parent, ''),
-			       CASE
-			         WHEN e.type LIKE 'comment.%' THEN coalesce((
-			           SELECT c.hidden OR p.hidden FROM comments c
-			           JOIN posts p ON p.tenant_id = c.tenant_id AND p.id = c.post_id
-			           WHERE c.id = (e.payload->>'id')::bigint), false)
-			         WHEN e.type LIKE 'post.%' THEN coalesce((
-			           SELECT p.hidden FROM posts p WHERE p.id = (e.payload->>'id')::bigint), false)
-			         ELSE false
-			       END
-			FROM events e WHERE e.room = $1 AND e.seq > $2
-			ORDER BY e.seq LIMIT $3`, room, after, limit)
-		if err != nil {
-			return err
-		}
-		evs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
-			var e Event
-			err := row.Scan(&e.TenantID, &e.Room, &e.Seq, &e.Type, &e.Payload, &e.CreatedAt, &e.TraceParent, &e.Hidden)
-			e.CreatedAt = e.CreatedAt.UTC()
-			return e, err
-		})
-		return err
+	// One round trip: resumes and gap fills of every room come here.
+	// Hidden is the object's state now, not when the event was written:
+	// hiding a comment must also hide it from replays of its creation.
+	rows, err := db.queryTenant(ctx, tenantID, `
+		SELECT e.tenant_id, e.room, e.seq, e.type, `+notificationReplay+`, e.created_at, coalesce(e.trace_parent, ''),
+		       CASE
+		         WHEN e.type LIKE 'comment.%' THEN coalesce((
+		           SELECT c.hidden OR p.hidden FROM comments c
+		           JOIN posts p ON p.tenant_id = c.tenant_id AND p.id = c.post_id
+		           WHERE c.id = (e.payload->>'id')::bigint), false)
+		         WHEN e.type LIKE 'post.%' THEN coalesce((
+		           SELECT p.hidden FROM posts p WHERE p.id = (e.payload->>'id')::bigint), false)
+		         ELSE false
+		       END
+		FROM events e WHERE e.room = $1 AND e.seq > $2
+		ORDER BY e.seq LIMIT $3`, room, after, limit)
+	if err != nil {
+		return nil, mapErr(err, "events")
+	}
+	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
+		var e Event
+		err := row.Scan(&e.TenantID, &e.Room, &e.Seq, &e.Type, &e.Payload, &e.CreatedAt, &e.TraceParent, &e.Hidden)
+		e.CreatedAt = e.CreatedAt.UTC()
+		return e, err
 	})
 	return evs, mapErr(err, "events")
 }
