@@ -21,6 +21,8 @@ const (
 	targetConnectRatio   = 2.0  // time to connect 10,000 / bare melody's
 	targetSatCPURatio    = 0.6  // CPU per delivery at saturation / bare melody's
 	targetP99Ratio       = 1.25 // e2e p99 at 5 comments/s / bare melody's
+	targetWriteRatio     = 0.25 // REST comment writes/s / pgbench single-row INSERTs/s
+	targetPgMSPerWrite   = 0.35 // PostgreSQL CPU ms per REST comment
 )
 
 func writeTargets12(w io.Writer, runs []benchRun, micro string) {
@@ -93,6 +95,29 @@ func writeTargets12(w io.Writer, runs []benchRun, micro string) {
 		p("| Reconnect storm: time until the last client is live | (reported) | %.2f s (%.2f to %.2f); without recent events in memory %.2f s: %.2f× (%.2f to %.2f) | - |\n",
 			live, liveLo, liveHi, liveB, lr, lrLo, lrHi)
 		p("| Reconnect storm: lost, duplicated, seq gaps, failed resumes | 0 | %d in all storms | %s |\n", bad, verdict(bad == 0))
+	}
+	if r := find(runs, "db"); r != nil && r.DB != nil {
+		d := r.DB
+		rt, rtLo, rtHi, n := r.dbStat(func(d DBResult) float64 { return d.Ratio })
+		ws, _, _, _ := r.dbStat(func(d DBResult) float64 { return d.WritesPerSec })
+		tps, _, _, _ := r.dbStat(func(d DBResult) float64 { return d.PgbenchTPS })
+		p("| One round trip per write: REST comment writes/s, %d writers over %d posts, no subscribers, against pgbench single-row INSERT at %d clients, same cluster, interleaved pairs | ≥ %.2f× | %.3f× (%.3f to %.3f over %d pairs): %.0f/s vs %.0f/s | %s, by %+.3f× |\n",
+			d.Writers, d.Posts, r.Options.PgbenchConns, targetWriteRatio, rt, rtLo, rtHi, n, ws, tps, verdict(rt >= targetWriteRatio), rt-targetWriteRatio)
+		pg, pgLo, pgHi, _ := r.dbStat(func(d DBResult) float64 { _, pg, _ := d.perWrite(); return pg })
+		pgb, pgbLo, pgbHi, _ := r.dbStat(func(d DBResult) float64 { _, _, pgb := d.perWrite(); return pgb })
+		srv, srvLo, srvHi, _ := r.dbStat(func(d DBResult) float64 { srv, _, _ := d.perWrite(); return srv })
+		p("| One round trip per write: PostgreSQL CPU per REST comment | ≤ %.2f ms | %.3f ms (%.3f to %.3f over %d pairs); per pgbench INSERT %.3f ms (%.3f to %.3f); server CPU per REST comment %.3f ms (%.3f to %.3f) | %s, by %+.3f ms |\n",
+			targetPgMSPerWrite, pg, pgLo, pgHi, n, pgb, pgbLo, pgbHi, srv, srvLo, srvHi, verdict(pg <= targetPgMSPerWrite), pg-targetPgMSPerWrite)
+		failed, errs := dbFailures(r.dbPairs())
+		total := failed
+		for _, x := range r.dbPairs() {
+			total += x.Comments
+		}
+		detail := ""
+		if failed > 0 {
+			detail = " (" + counts(errs) + ")"
+		}
+		p("| Failed REST writes in those runs (any answer but 201) | 0 | %d of %d%s | %s |\n", failed, total, detail, verdict(failed == 0))
 	}
 	p("\n")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,9 +23,13 @@ import (
 // in the same cluster.
 const pgbenchDB = "agora_load_pgbench"
 
-// runDB measures REST comment writes/s with no subscribers, then pgbench
-// doing a plain single-row INSERT of a row of the same size on the same
-// cluster, and their ratio.
+// runDB measures REST comment writes/s with no subscribers against
+// pgbench doing a plain single-row INSERT of a row of the same size on the
+// same cluster, in o.Pairs interleaved pairs (REST then pgbench, then
+// pgbench then REST, ...), each REST run on a fresh server. The forum
+// (tenant, users, posts) is set up once, as the other paired scenarios
+// do; so is pgbench's table, so that both sides write into tables that
+// grow over the pairs.
 func runDB(ctx context.Context, o options, e *env, logw io.Writer) (*Report, error) {
 	if e == nil {
 		return nil, errors.New("--db needs the private cluster")
@@ -34,19 +39,86 @@ func runDB(ctx context.Context, o options, e *env, logw io.Writer) (*Report, err
 	if err != nil {
 		return nil, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = srv.stop()
-		}
-	}()
 	f, err := setupForum(ctx, srv, userCount(o), o.Rooms, logw)
+	_ = srv.stop()
+	if err != nil {
+		return nil, err
+	}
+	script, err := preparePgbench(ctx, o, e)
 	if err != nil {
 		return nil, err
 	}
 	pool := writerPool(o, f.users)
 	client := httpClient(nil, o.Writers)
 	defer client.CloseIdleConnections()
+	rest := func(ctx context.Context, pair int, d *DBResult) error {
+		label := o.Label
+		if o.Pairs > 1 {
+			label = fmt.Sprintf("%s.pair%d", o.Label, pair+1)
+		}
+		return restWrites(ctx, o, e, f, pool, client, label, d, logw)
+	}
+	bench := func(ctx context.Context, pair int, d *DBResult) error {
+		fmt.Fprintf(logw, "[%s] pair %d, pgbench: %d clients for %s\n", o.Label, pair+1, o.PgbenchConns, o.PgbenchTime)
+		return runPgbench(ctx, o, e, script, d)
+	}
+	err = dbPairs(ctx, o.Pairs, o.Writers, o.Rooms, rest, bench, func(pair int, d DBResult) {
+		srvMS, pgMS, pgbMS := d.perWrite()
+		fmt.Fprintf(logw, "[%s] pair %d (%s first): REST %.0f/s (%d ok, %d failed), pgbench %.0f/s, %.3fx; PostgreSQL %.3f ms per write, %.3f ms per INSERT; server %.3f ms per write\n",
+			o.Label, pair+1, d.first(), d.WritesPerSec, d.Comments, d.Failed, d.PgbenchTPS, d.Ratio, pgMS, pgbMS, srvMS)
+		if rep.DB == nil {
+			rep.DB = &d
+		}
+		if o.Pairs > 1 {
+			rep.DBPairs = append(rep.DBPairs, d)
+		}
+	})
+	return rep, err
+}
+
+// dbPairs runs n pairs of the REST run and the pgbench run, REST first in
+// the first pair and the order alternating after it, and hands each pair
+// to done once both halves are in.
+func dbPairs(ctx context.Context, n, writers, posts int, rest, bench func(context.Context, int, *DBResult) error, done func(int, DBResult)) error {
+	for pair := range n {
+		d := DBResult{Writers: writers, Posts: posts, PgbenchFirst: pair%2 == 1}
+		order := []bool{true, false}
+		if pair%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, isREST := range order {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			run := bench
+			if isREST {
+				run = rest
+			}
+			if err := run(ctx, pair, &d); err != nil {
+				return fmt.Errorf("pair %d: %w", pair+1, err)
+			}
+		}
+		d.Ratio = ratio(d.WritesPerSec, d.PgbenchTPS)
+		done(pair, d)
+	}
+	return nil
+}
+
+// restWrites is one REST run: a fresh server, the writers as fast as they
+// go for o.Duration, the CPU of the server and of PostgreSQL meanwhile.
+func restWrites(ctx context.Context, o options, e *env, f *forum, pool *userPool, client *http.Client, label string, d *DBResult, logw io.Writer) error {
+	srv, err := startAgora(ctx, o, e, logw)
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = srv.stop()
+		}
+	}()
+	fa := *f
+	fa.base = srv.base
 	epoch := time.Now()
 	pgPID := e.postmaster()
 	cpu0 := snapCPU(srv.pid, pgPID)
@@ -57,20 +129,21 @@ func runDB(ctx context.Context, o options, e *env, logw io.Writer) (*Report, err
 			return
 		}
 		profDone <- fetchProfile(ctx, srv.pprofBase+"/debug/pprof/profile", o.Duration,
-			filepath.Join(o.ProfileDir, profileName(o.Label, "agora-db")))
+			filepath.Join(o.ProfileDir, profileName(label, "agora-db")))
 	}()
-	fmt.Fprintf(logw, "[%s] REST: %d writers over %d posts for %s\n", o.Label, o.Writers, o.Rooms, o.Duration)
+	fmt.Fprintf(logw, "[%s] REST: %d writers over %d posts for %s\n", label, o.Writers, o.Rooms, o.Duration)
 	wr := runWriters(ctx, o.Writers, o.Rooms, o.WriteRooms, o.Rate, o.Duration, o.MaxComments, o.BodyBytes, epoch,
-		agoraWriter(f, pool, client), pool.starvedFor)
+		agoraWriter(&fa, pool, client), pool.starvedFor)
 	cpu1 := snapCPU(srv.pid, pgPID)
-	profile := <-profDone
+	d.Profile = <-profDone
 	stopped = true
 	if err := srv.stop(); err != nil {
 		fmt.Fprintln(logw, err)
 	}
-	d := &DBResult{Writers: o.Writers, Posts: o.Rooms, Seconds: wr.elapsed.Seconds(), Comments: wr.ok,
-		Failed: wr.failed, Starved: wr.starved.Seconds(), ServerCPU: (cpu1.server - cpu0.server).Seconds(),
-		PgCPU: (cpu1.pg - cpu0.pg).Seconds(), ToolCPU: (cpu1.tool - cpu0.tool).Seconds(), Profile: profile}
+	d.Seconds, d.Comments, d.Failed, d.Starved = wr.elapsed.Seconds(), wr.ok, wr.failed, wr.starved.Seconds()
+	d.ServerCPU = (cpu1.server - cpu0.server).Seconds()
+	d.PgCPU = (cpu1.pg - cpu0.pg).Seconds()
+	d.ToolCPU = (cpu1.tool - cpu0.tool).Seconds()
 	if wall := cpu1.total - cpu0.total; wall > 0 {
 		busy := cpu1.busy - cpu0.busy
 		d.MachineBusyPct = 100 * busy.Seconds() / wall.Seconds()
@@ -86,33 +159,42 @@ func runDB(ctx context.Context, o options, e *env, logw io.Writer) (*Report, err
 	slices.Sort(lat)
 	d.REST = latencyMS(lat)
 	if wr.failed > 0 {
-		fmt.Fprintf(logw, "[%s] REST write errors: %s\n", o.Label, counts(wr.errs))
+		d.Errors, d.ErrorSample = wr.errs, wr.errSample
+		fmt.Fprintf(logw, "[%s] REST write errors: %s\n", label, counts(wr.errs))
 	}
+	return nil
+}
 
-	fmt.Fprintf(logw, "[%s] pgbench: %d clients for %s\n", o.Label, o.PgbenchConns, o.PgbenchTime)
-	pg0 := treeCPU(pgPID)
-	if err := runPgbench(ctx, o, e, d); err != nil {
-		return nil, err
+// dbQuotaRate is the tenant write quota the --db servers get: far above
+// what any writers reach here, so that the run measures the write path
+// and not serve's default quota of 100 writes/s per tenant, while the
+// quota's check still runs on every write as in production.
+const dbQuotaRate = 1_000_000
+
+// dbQuotaEnv is the --db servers' tenant quota: the rate above, and as
+// many write slots as there are writers, so that no write waits for one
+// (the database pool is what they queue for).
+func dbQuotaEnv(o options) []string {
+	return []string{
+		"AGORA_TENANT_WRITE_RATE=" + strconv.Itoa(dbQuotaRate),
+		"AGORA_TENANT_WRITE_SLOTS=" + strconv.Itoa(o.Writers),
 	}
-	d.PgbenchPgCPU = (treeCPU(pgPID) - pg0).Seconds()
-	d.Ratio = ratio(d.WritesPerSec, d.PgbenchTPS)
-	rep.DB = d
-	return rep, nil
 }
 
 var tpsLine = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
 
-func runPgbench(ctx context.Context, o options, e *env, d *DBResult) error {
+// preparePgbench creates pgbench's scratch database, its table and its
+// script, once for all pairs; it returns the script's path.
+func preparePgbench(ctx context.Context, o options, e *env) (string, error) {
 	if _, err := os.Stat(o.Pgbench); err != nil {
-		return fmt.Errorf("pgbench: %w (pass --pgbench)", err)
+		return "", fmt.Errorf("pgbench: %w (pass --pgbench)", err)
 	}
 	if err := e.cluster.CreateDatabase(ctx, pgbenchDB, "", ""); err != nil {
-		return err
+		return "", err
 	}
-	su := e.cluster.SuperuserURL(pgbenchDB)
-	conn, err := pgx.Connect(ctx, su)
+	conn, err := pgx.Connect(ctx, e.cluster.SuperuserURL(pgbenchDB))
 	if err != nil {
-		return fmt.Errorf("pgbench scratch database: %w", err)
+		return "", fmt.Errorf("pgbench scratch database: %w", err)
 	}
 	// A scratch table of the benchmark's own, outside Agora's schema: an
 	// id, a room and a body, like the comment the REST side writes but
@@ -124,13 +206,24 @@ func runPgbench(ctx context.Context, o options, e *env, d *DBResult) error {
 		created_at timestamptz NOT NULL DEFAULT now())`)
 	conn.Close(context.Background())
 	if err != nil {
-		return fmt.Errorf("pgbench scratch table: %w", err)
+		return "", fmt.Errorf("pgbench scratch table: %w", err)
 	}
 	script := "INSERT INTO load_rows (room, body) VALUES (:client_id % 100, '" + strings.Repeat("x", o.BodyBytes) + "');\n"
 	path := filepath.Join(e.dir, "insert.sql")
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// runPgbench is one pgbench run of the script at path, with PostgreSQL's
+// CPU meanwhile.
+func runPgbench(ctx context.Context, o options, e *env, path string, d *DBResult) error {
+	script, err := os.ReadFile(path)
+	if err != nil {
 		return err
 	}
+	su := e.cluster.SuperuserURL(pgbenchDB)
 	u, err := url.Parse(su)
 	if err != nil {
 		return err
@@ -143,10 +236,13 @@ func runPgbench(ctx context.Context, o options, e *env, d *DBResult) error {
 	defer cancel()
 	cmd := exec.CommandContext(pctx, o.Pgbench, args...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+pw)
+	pgPID := e.postmaster()
+	pg0 := treeCPU(pgPID)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pgbench: %w\n%s", err, out)
 	}
+	d.PgbenchPgCPU = (treeCPU(pgPID) - pg0).Seconds()
 	m := tpsLine.FindSubmatch(out)
 	if m == nil {
 		return fmt.Errorf("pgbench: no tps in its output:\n%s", out)
@@ -154,6 +250,6 @@ func runPgbench(ctx context.Context, o options, e *env, d *DBResult) error {
 	d.PgbenchTPS, _ = strconv.ParseFloat(string(m[1]), 64)
 	d.PgbenchSecs = o.PgbenchTime.Seconds()
 	d.PgbenchCmd = "pgbench " + strings.Join(args[:len(args)-9], " ") + " -f insert.sql " + pgbenchDB
-	d.PgbenchScript = strings.Replace(script, strings.Repeat("x", o.BodyBytes), fmt.Sprintf("<%d x>", o.BodyBytes), 1)
+	d.PgbenchScript = strings.Replace(string(script), strings.Repeat("x", o.BodyBytes), fmt.Sprintf("<%d x>", o.BodyBytes), 1)
 	return nil
 }

@@ -143,6 +143,9 @@ func startAgora(ctx context.Context, o options, e *env, logw io.Writer) (*server
 		// raise it (quotas are not what they measure).
 		"AGORA_TENANT_MAX_SESSIONS="+strconv.Itoa(max(10000, o.Subscribers)),
 	)
+	if o.DB {
+		env = append(env, dbQuotaEnv(o)...)
+	}
 	args := append([]string{"serve"}, o.ServerFlags...)
 	logPath := filepath.Join(e.dir, fmt.Sprintf("agora-%d.log", e.serial))
 	p, err := startProc("agora serve", pinArg(o.Pin), o.ServerBin, args, env, logPath)

@@ -346,7 +346,7 @@ func TestBenchReportVerdictsAndRender(t *testing.T) {
 		"| 6.00 (bare melody: -;",
 		"**missed**, by +0.50 |",
 		"= 195.0 ms | 190.0 ms (bare: 170.0 ms) | **met**, by -5.0 ms |",
-		"2600/s vs 5000/s = 0.52× | **met**",
+		"| ≥ 0.5× | 0.52× (0.52 to 0.52 over 1 pairs): 2600/s vs 5000/s | **met**, by +0.02× |",
 		"200 ms (median of 1, `BenchmarkReplay10k`) | **met**",
 		"n10k-r1-sat (lost 3, duplicated 0",
 		"Scenario `broken` failed: `it broke`",
@@ -400,5 +400,128 @@ func TestReconnectAccounting(t *testing.T) {
 	}
 	if med, lo, hi := medianSpread([]float64{3, 1, 2, 10}); med != 2.5 || lo != 1 || hi != 10 {
 		t.Fatalf("medianSpread = %v %v %v", med, lo, hi)
+	}
+}
+
+// --db's pairs: REST and pgbench alternate which goes first, each pair's
+// ratio is its own, and the report's target rows take the medians over
+// the pairs (not the first pair), with their spread and the failed writes
+// by status.
+func TestDBPairsAndMedians(t *testing.T) {
+	// Per pair: REST writes/s, PostgreSQL CPU ms per REST write, failed.
+	want := []struct {
+		writes, pgMS float64
+		failed       int
+	}{{3000, 0.30, 0}, {2000, 0.40, 0}, {2600, 0.34, 2}}
+	var order []string
+	rest := func(_ context.Context, pair int, d *DBResult) error {
+		order = append(order, "rest"+strconv.Itoa(pair+1))
+		w := want[pair]
+		d.Seconds, d.WritesPerSec, d.Comments = 10, w.writes, int(w.writes*10)
+		d.PgCPU, d.ServerCPU = w.pgMS*w.writes*10/1000, 0.2*w.writes*10/1000
+		if w.failed > 0 {
+			d.Failed, d.Errors = w.failed, map[string]int{"HTTP 429": w.failed}
+		}
+		return nil
+	}
+	bench := func(_ context.Context, pair int, d *DBResult) error {
+		order = append(order, "pgbench"+strconv.Itoa(pair+1))
+		d.PgbenchTPS, d.PgbenchSecs, d.PgbenchPgCPU = 10000, 10, 6
+		d.PgbenchCmd, d.PgbenchScript = "pgbench -c 32", "INSERT ...;\n"
+		return nil
+	}
+	var pairs []DBResult
+	if err := dbPairs(context.Background(), 3, 32, 100, rest, bench, func(i int, d DBResult) {
+		if i != len(pairs) {
+			t.Fatalf("pair %d handed over as %d", len(pairs), i)
+		}
+		pairs = append(pairs, d)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, " "); got != "rest1 pgbench1 pgbench2 rest2 rest3 pgbench3" {
+		t.Fatalf("order %s, want REST first, then pgbench first, then REST first", got)
+	}
+	for i, d := range pairs {
+		if d.PgbenchFirst != (i == 1) || d.Writers != 32 || d.Posts != 100 || math.Abs(d.Ratio-want[i].writes/10000) > 1e-9 {
+			t.Fatalf("pair %d: %+v", i+1, d)
+		}
+	}
+
+	o := defaultOptions()
+	o.DB, o.Pairs, o.PgbenchConns = true, 3, 32
+	rep := &Report{Options: o, DB: &pairs[0], DBPairs: pairs}
+	if !rep.failed() {
+		t.Error("a run with failed writes is not failed")
+	}
+	runs := []benchRun{{c: benchCase{label: "db", what: "db"}, command: "cmd-db", rep: rep, took: time.Second}}
+	var md bytes.Buffer
+	writeMarkdown(&md, machineInfo{CPUs: 2}, runs, "", "", false)
+	text := md.String()
+	for _, want := range []string{
+		// item 6 of issue 12, on the medians: 0.26x and 0.34 ms.
+		"| ≥ 0.25× | 0.260× (0.200 to 0.300 over 3 pairs): 2600/s vs 10000/s | **met**, by +0.010× |",
+		"| ≤ 0.35 ms | 0.340 ms (0.300 to 0.400 over 3 pairs); per pgbench INSERT 0.060 ms (0.060 to 0.060); server CPU per REST comment 0.200 ms (0.200 to 0.200) | **met**, by -0.010 ms |",
+		"| 2 of 76002 (HTTP 429: 2) | **missed** |",
+		// issue 6's row, on the median too.
+		"| ≥ 0.5× | 0.26× (0.20 to 0.30 over 3 pairs): 2600/s vs 10000/s | **missed**, by -0.24× |",
+		// the section: every pair, then the medians and spreads.
+		"| 2 | pgbench | 2000 | 10000 | 0.200× | 0.400 | 0.060 | 0.200 | 20000 / 0 |",
+		"| **median** (lowest to highest) | | 2600 (2000 to 3000) | 10000 (10000 to 10000) | 0.260× (0.200× to 0.300×) | 0.340 (0.300 to 0.400) |",
+		"| 76000 / 2 in all |",
+		"**2 REST writes failed**: HTTP 429: 2.",
+		"in 3 interleaved pairs (REST then pgbench, then pgbench then REST, ...)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	// And it survives results.json.
+	path := filepath.Join(t.TempDir(), "results.json")
+	b, err := json.Marshal(saveRuns(machineInfo{CPUs: 2}, runs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, again, err := loadRuns(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md2 bytes.Buffer
+	writeMarkdown(&md2, m, again, "", "", false)
+	if md2.String() != text {
+		t.Fatal("the saved run renders another report")
+	}
+
+	// A failing half ends the run, naming its pair.
+	boom := errors.New("boom")
+	err = dbPairs(context.Background(), 3, 32, 100, rest, func(_ context.Context, pair int, d *DBResult) error {
+		if pair == 1 {
+			return boom
+		}
+		return bench(context.Background(), pair, d)
+	}, func(int, DBResult) {})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "pair 2") {
+		t.Fatalf("error %v, want boom in pair 2", err)
+	}
+}
+
+// --db is one pair unless --pairs says otherwise, and its servers get a
+// tenant quota the writers cannot reach.
+func TestDBOptions(t *testing.T) {
+	o, err := parseOptions([]string{"--db"}, io.Discard)
+	if err != nil || o.Pairs != 1 || strings.Contains(o.commandLine(), "--pairs") {
+		t.Fatalf("--db: %v, %d pairs, command %q", err, o.Pairs, o.commandLine())
+	}
+	o, err = parseOptions([]string{"--db", "--pairs", "3"}, io.Discard)
+	if err != nil || o.Pairs != 3 || !strings.Contains(o.commandLine(), "--pairs 3") {
+		t.Fatalf("--db --pairs 3: %v, %d pairs, command %q", err, o.Pairs, o.commandLine())
+	}
+	env := strings.Join(dbQuotaEnv(o), " ")
+	if !strings.Contains(env, "AGORA_TENANT_WRITE_SLOTS=32") || !strings.Contains(env, "AGORA_TENANT_WRITE_RATE="+strconv.Itoa(dbQuotaRate)) ||
+		dbQuotaRate < 1000*o.Writers {
+		t.Fatalf("the --db servers' quota: %s", env)
 	}
 }

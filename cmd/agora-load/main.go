@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if err == nil && rep != nil && rep.failed() {
-		err = errors.New("lost or duplicated events, or subscribers dropped: see the report")
+		err = errors.New("lost or duplicated events, subscribers dropped or writes failed: see the report")
 	}
 	return err
 }

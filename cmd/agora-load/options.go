@@ -128,7 +128,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.JoinStorm, "join-storm", o.JoinStorm, "join storms of `small,large` distinct signed-in users in one room (e.g. 1500,3000): presence bytes per client, interleaved over --pairs")
 	fs.BoolVar(&o.Reconnect, "reconnect-storm", o.Reconnect, "a reconnect storm: the subscribers' instance is killed and they all resume with since on another, against one keeping no recent events in memory, interleaved over --pairs")
 	fs.BoolVar(&o.Idle, "idle", o.Idle, "connect --subscribers to Agora and to bare melody, interleaved over --pairs: memory per idle connection and connect time")
-	fs.IntVar(&o.Pairs, "pairs", o.Pairs, "interleaved pairs of measurements for --join-storm and --reconnect-storm (median and spread)")
+	fs.IntVar(&o.Pairs, "pairs", o.Pairs, "interleaved pairs of measurements for --join-storm, --reconnect-storm, --idle and --db (median and spread; --db's default is 1)")
 	fs.BoolVar(&o.DB, "db", o.DB, "measure REST comment writes/s (no subscribers) against pgbench on the same cluster")
 	fs.StringVar(&o.Pgbench, "pgbench", o.Pgbench, "pgbench binary (with --db)")
 	fs.DurationVar(&o.PgbenchTime, "pgbench-duration", o.PgbenchTime, "pgbench run length (with --db, at most 20s)")
@@ -140,7 +140,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("agora-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o.flags(fs)
-	dbSet := false
+	dbSet, pairsSet := false, false
 	if err := fs.Parse(args); err != nil {
 		return o, usageError(err.Error())
 	}
@@ -148,6 +148,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		if f.Name == "writers" || f.Name == "rooms" || f.Name == "rate" {
 			dbSet = true
 		}
+		pairsSet = pairsSet || f.Name == "pairs"
 	})
 	if fs.NArg() > 0 {
 		return o, usageError("unexpected arguments: " + strings.Join(fs.Args(), " "))
@@ -156,6 +157,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		// The DB comparison's standard shape: 32 writers as fast as they
 		// go over 100 posts.
 		o.Writers, o.Rooms, o.Rate = 32, 100, 0
+	}
+	if o.DB && !pairsSet {
+		// One REST run and one pgbench run, unless asked for pairs.
+		o.Pairs = 1
 	}
 	return o, o.validate()
 }
@@ -354,6 +359,9 @@ func (o options) commandLine() string {
 	if o.DB {
 		add("pgbench-duration", o.PgbenchTime.String())
 		add("pgbench-clients", strconv.Itoa(o.PgbenchConns))
+		if o.Pairs > 1 {
+			add("pairs", strconv.Itoa(o.Pairs))
+		}
 	}
 	if o.Baseline {
 		b.WriteString(" --baseline")

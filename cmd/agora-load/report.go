@@ -101,28 +101,41 @@ func (p *Phase) ok() bool {
 	return p.Lost == 0 && p.Duplicated == 0 && p.Misrouted == 0 && len(p.Ended) == 0 && p.ConnectFailed == 0
 }
 
-// DBResult is the write-throughput comparison.
+// DBResult is one pair of the write-throughput comparison: a REST run on
+// a fresh server and a pgbench run, REST first unless PgbenchFirst.
 type DBResult struct {
-	Writers        int     `json:"writers"`
-	Posts          int     `json:"posts"`
-	Seconds        float64 `json:"seconds"`
-	Comments       int     `json:"comments"`
-	Failed         int     `json:"failed"`
-	WritesPerSec   float64 `json:"rest_writes_per_s"`
-	REST           Latency `json:"rest_latency"`
-	Starved        float64 `json:"writers_waiting_for_rate_limit_s"`
-	ServerCPU      float64 `json:"server_cpu_seconds"`
-	PgCPU          float64 `json:"postgres_cpu_seconds"`
-	ToolCPU        float64 `json:"tool_cpu_seconds"`
-	OthersCPU      float64 `json:"other_processes_cpu_seconds"`
-	MachineBusyPct float64 `json:"machine_busy_pct"`
-	Profile        string  `json:"profile,omitempty"`
-	PgbenchTPS     float64 `json:"pgbench_tps"`
-	PgbenchPgCPU   float64 `json:"pgbench_postgres_cpu_seconds"`
-	PgbenchSecs    float64 `json:"pgbench_seconds"`
-	PgbenchCmd     string  `json:"pgbench_command"`
-	PgbenchScript  string  `json:"pgbench_script"`
-	Ratio          float64 `json:"ratio"`
+	Writers      int     `json:"writers"`
+	Posts        int     `json:"posts"`
+	PgbenchFirst bool    `json:"pgbench_first,omitempty"`
+	Seconds      float64 `json:"seconds"`
+	Comments     int     `json:"comments"`
+	Failed       int     `json:"failed"`
+	// Errors counts the failed writes by kind ("HTTP 429", "timeout",
+	// ...), ErrorSample has the first of each.
+	Errors         map[string]int    `json:"write_errors,omitempty"`
+	ErrorSample    map[string]string `json:"write_error_samples,omitempty"`
+	WritesPerSec   float64           `json:"rest_writes_per_s"`
+	REST           Latency           `json:"rest_latency"`
+	Starved        float64           `json:"writers_waiting_for_rate_limit_s"`
+	ServerCPU      float64           `json:"server_cpu_seconds"`
+	PgCPU          float64           `json:"postgres_cpu_seconds"`
+	ToolCPU        float64           `json:"tool_cpu_seconds"`
+	OthersCPU      float64           `json:"other_processes_cpu_seconds"`
+	MachineBusyPct float64           `json:"machine_busy_pct"`
+	Profile        string            `json:"profile,omitempty"`
+	PgbenchTPS     float64           `json:"pgbench_tps"`
+	PgbenchPgCPU   float64           `json:"pgbench_postgres_cpu_seconds"`
+	PgbenchSecs    float64           `json:"pgbench_seconds"`
+	PgbenchCmd     string            `json:"pgbench_command"`
+	PgbenchScript  string            `json:"pgbench_script"`
+	Ratio          float64           `json:"ratio"`
+}
+
+func (d *DBResult) first() string {
+	if d.PgbenchFirst {
+		return "pgbench"
+	}
+	return "REST"
 }
 
 // perWrite is CPU milliseconds per REST comment of the server and of
@@ -156,6 +169,26 @@ type Report struct {
 	// Pairs are every interleaved pair of a scenario run with --repeat;
 	// Agora and Baseline are the first.
 	Pairs []ScenarioPair `json:"pairs,omitempty"`
+	// DBPairs are every pair of a --db run with --pairs; DB is the first.
+	DBPairs []DBResult `json:"db_pairs,omitempty"`
+}
+
+// dbPairs is every pair of a --db run (just the one without --pairs).
+func (r *Report) dbPairs() []DBResult {
+	if len(r.DBPairs) == 0 && r.DB != nil {
+		return []DBResult{*r.DB}
+	}
+	return r.DBPairs
+}
+
+// dbStat is the median and spread of f over a --db run's pairs.
+func (r *Report) dbStat(f func(DBResult) float64) (med, lo, hi float64, n int) {
+	var v []float64
+	for _, d := range r.dbPairs() {
+		v = append(v, f(d))
+	}
+	med, lo, hi = medianSpread(v)
+	return med, lo, hi, len(v)
 }
 
 // pairStat is the median and spread of f over a repeated scenario's
@@ -181,6 +214,11 @@ func (r *Report) failed() bool {
 					return true
 				}
 			}
+		}
+	}
+	for _, d := range r.dbPairs() {
+		if d.Failed != 0 {
+			return true
 		}
 	}
 	return r.Agora != nil && !r.Agora.ok()
@@ -291,7 +329,7 @@ func printReport(w io.Writer, r *Report) {
 		return
 	}
 	if r.DB != nil {
-		printDB(w, r.DB)
+		printDB(w, r)
 		return
 	}
 	if r.JoinStorm != nil {
@@ -355,7 +393,53 @@ func rateString(r float64) string {
 	return fmt.Sprintf("%g", r)
 }
 
-func printDB(w io.Writer, d *DBResult) {
+func printDB(w io.Writer, r *Report) {
+	pairs := r.dbPairs()
+	if len(pairs) == 1 {
+		printDBPair(w, &pairs[0])
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "\npair\tfirst\tREST writes/s\tfailed\tpgbench TPS\tREST / pgbench\tPostgreSQL ms per REST write\tper pgbench INSERT\tserver ms per REST write\tREST p50 / p99 (ms)\tmachine busy\n")
+	for i := range pairs {
+		d := &pairs[i]
+		srv, pg, pgb := d.perWrite()
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%d\t%.0f\t%.3fx\t%.3f\t%.3f\t%.3f\t%.2f / %.2f\t%.0f%%\n", i+1, d.first(), d.WritesPerSec, d.Failed,
+			d.PgbenchTPS, d.Ratio, pg, pgb, srv, d.REST.P50, d.REST.P99, d.MachineBusyPct)
+	}
+	tw.Flush()
+	stat := func(name string, f func(DBResult) float64, format string) {
+		med, lo, hi, n := r.dbStat(f)
+		fmt.Fprintf(w, "%s: median "+format+" ("+format+" to "+format+" over %d pairs)\n", name, med, lo, hi, n)
+	}
+	stat("REST writes/s", func(d DBResult) float64 { return d.WritesPerSec }, "%.0f")
+	stat("pgbench TPS", func(d DBResult) float64 { return d.PgbenchTPS }, "%.0f")
+	stat("REST / pgbench", func(d DBResult) float64 { return d.Ratio }, "%.3fx")
+	stat("PostgreSQL CPU ms per REST write", func(d DBResult) float64 { _, pg, _ := d.perWrite(); return pg }, "%.3f")
+	stat("PostgreSQL CPU ms per pgbench INSERT", func(d DBResult) float64 { _, _, pgb := d.perWrite(); return pgb }, "%.3f")
+	stat("server CPU ms per REST write", func(d DBResult) float64 { srv, _, _ := d.perWrite(); return srv }, "%.3f")
+	failed, errs := dbFailures(pairs)
+	if failed > 0 {
+		fmt.Fprintf(w, "failed REST writes: %d in all (%s)\n", failed, counts(errs))
+	} else {
+		fmt.Fprintln(w, "failed REST writes: 0")
+	}
+	fmt.Fprintf(w, "pgbench: %s\n", pairs[0].PgbenchCmd)
+}
+
+// dbFailures is the failed REST writes over the pairs, by kind.
+func dbFailures(pairs []DBResult) (int, map[string]int) {
+	n, by := 0, map[string]int{}
+	for _, d := range pairs {
+		n += d.Failed
+		for k, v := range d.Errors {
+			by[k] += v
+		}
+	}
+	return n, by
+}
+
+func printDBPair(w io.Writer, d *DBResult) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nREST comment writes, %d writers over %d posts, %s\t%.0f /s\t(%d ok, %d failed; p50 %.2f ms, p99 %.2f ms)\n",
 		d.Writers, d.Posts, time.Duration(d.Seconds*float64(time.Second)).Round(time.Millisecond), d.WritesPerSec, d.Comments, d.Failed, d.REST.P50, d.REST.P99)
@@ -366,6 +450,12 @@ func printDB(w io.Writer, d *DBResult) {
 	srv, pg, pgb := d.perWrite()
 	fmt.Fprintf(tw, "CPU ms per write: server / postgres; postgres per pgbench INSERT\t%.2f / %.2f; %.3f\n", srv, pg, pgb)
 	tw.Flush()
+	if d.Failed > 0 {
+		fmt.Fprintf(w, "failed REST writes: %s\n", counts(d.Errors))
+		for k, v := range d.ErrorSample {
+			fmt.Fprintf(w, "first %s write error: %s\n", k, v)
+		}
+	}
 	if d.Starved > 0.5 {
 		fmt.Fprintf(w, "note: writers waited %.1fs in total for a user under the comment rate limit; more --users would raise the figure\n", d.Starved)
 	}
