@@ -30,8 +30,8 @@ const (
 	// that no Control announces (an operator's SQL, a lost NOTIFY while the
 	// listener looked alive) is served stale for at most this long.
 	sessionCacheTTL = time.Minute
-	// maxSessions bounds the session cache (an entry is about 300 bytes
-	// with its indexes: some 15 MB when full).
+	// maxSessions bounds the session cache (an entry is about 450 bytes
+	// with its indexes: some 22 MB when full).
 	maxSessions = 50000
 	// evictionSample is how many entries a full cache looks at to choose
 	// the one to evict.

@@ -174,6 +174,12 @@ func (db *DB) Authenticate(ctx context.Context, tenantID int64, token string) (S
 	if ok {
 		return s, nil
 	}
+	return db.lookupSession(ctx, key, epoch)
+}
+
+// lookupSession is Authenticate's database side (apart, so that a cache
+// hit allocates nothing), storing what it finds unless epoch has passed.
+func (db *DB) lookupSession(ctx context.Context, key sessionKey, epoch uint64) (Session, error) {
 	// Every signed-in request that the cache does not answer comes
 	// through here, so it takes one round trip: the tenant setting and
 	// the lookup go as one pipelined batch, which Postgres runs as one
@@ -183,9 +189,10 @@ func (db *DB) Authenticate(ctx context.Context, tenantID int64, token string) (S
 	// the token expires, or a temporary ban runs out. Counting it from
 	// before the query keeps the cached copy from outliving it, whatever
 	// the two clocks say.
+	var s Session
 	var left float64
 	start := time.Now()
-	err := db.rowTenant(ctx, tenantID, func(row pgx.Row) (err error) {
+	err := db.rowTenant(ctx, key.tenantID, func(row pgx.Row) (err error) {
 		s.User, err = scanUserWith(row, &s.TokenID, &left)
 		return err
 	}, `

@@ -131,6 +131,8 @@ func TestMetricsAndLogs(t *testing.T) {
 		"agora_db_pool_connections":          1,
 		`agora_http_requests_total{method="POST",route="/api/v1/t/:tenant/posts/:post/comments",status="201"}`: 1,
 		`agora_http_requests_total{method="POST",route="/api/v1/t/:tenant/auth/login",status="200"}`:           1,
+		`agora_auth_cache_hits_total{cache="tenant"}`:                                                          1,
+		`agora_auth_cache_misses_total{cache="session"}`:                                                       1,
 		"go_goroutines": 1,
 	}
 	for series, min := range atLeast {
