@@ -106,6 +106,11 @@ func (b *Bus) listen(ctx context.Context, h BusHandler) (served bool, err error)
 	if err := h.Connected(ctx); err != nil {
 		return false, err
 	}
+	// From here on every Control reaches this loop, so the session cache
+	// may serve; it starts empty, and empties again when the connection
+	// ends, before Run reports the loss.
+	b.db.sessions.listening(true)
+	defer b.db.sessions.listening(false)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -123,9 +128,12 @@ func (b *Bus) listen(ctx context.Context, h BusHandler) (served bool, err error)
 		case ControlChannel:
 			c, err := ParseControl(n.Payload)
 			if err != nil {
+				// Whatever it said, no cached session may outlive it.
+				b.db.sessions.flush()
 				h.Unreadable(n.Channel, err)
 				continue
 			}
+			b.db.sessions.apply(c)
 			h.Control(c)
 		case PresenceChannel:
 			h.Presence([]byte(n.Payload))

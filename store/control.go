@@ -28,10 +28,15 @@ type Control struct {
 }
 
 // notifyControl queues a control notification; Postgres sends it only if
-// the transaction commits.
+// the transaction commits. This instance's session cache applies it right
+// after the commit, so that the writer's next request already sees it.
 func notifyControl(ctx context.Context, tx *Tx, kind string, tenantID, id int64) error {
-	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ControlChannel, Control{Kind: kind, TenantID: tenantID, ID: id}.line())
-	return mapErr(err, "control notification")
+	c := Control{Kind: kind, TenantID: tenantID, ID: id}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ControlChannel, c.line()); err != nil {
+		return mapErr(err, "control notification")
+	}
+	tx.controls = append(tx.controls, c)
+	return nil
 }
 
 // line is the control payload: "kind tenant id".

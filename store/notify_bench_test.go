@@ -50,7 +50,7 @@ func BenchmarkCommentCost(b *testing.B) {
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			db, statements := openCountingDB(b)
+			db, statements := openCountingDB(b, Config{})
 			ctx := context.Background()
 			f := newCostFixture(b, db)
 			// Warm up: connections, plans, the rooms' rows.
@@ -128,21 +128,22 @@ func (statementCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBat
 func (statementCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 // openCountingDB opens the store on a fresh database with a pool whose
-// statements are counted.
-func openCountingDB(b *testing.B) (*DB, *atomic.Int64) {
-	b.Helper()
+// statements are counted (cfg's URL and Hasher are set here).
+func openCountingDB(tb testing.TB, cfg Config) (*DB, *atomic.Int64) {
+	tb.Helper()
 	ctx := context.Background()
-	db, err := Open(ctx, Config{URL: pgtest.NewDatabase(b), Hasher: fastHasher})
+	cfg.URL, cfg.Hasher = pgtest.NewDatabase(tb), fastHasher
+	db, err := Open(ctx, cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(db.Close)
+	tb.Cleanup(db.Close)
 	n := &atomic.Int64{}
 	pc := db.pool.p.Config()
 	pc.ConnConfig.Tracer = statementCounter{n}
 	counted, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	db.pool.p.Close()
 	db.pool.p = counted

@@ -58,6 +58,8 @@ type DB struct {
 	// unknown username costs the same time as a wrong password.
 	dummyHash string
 	tracer    trace.Tracer
+	tenants   *tenantCache
+	sessions  *sessionCache
 }
 
 // Open connects and checks the connection.
@@ -113,7 +115,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		tp = noop.NewTracerProvider()
 	}
 	db := &DB{pool: conns, pinger: newPinger(pc.ConnConfig.Copy()), hasher: h, hashes: newHashGate(cfg.HashConcurrency, cfg.HashWait),
-		dummyHash: dummy, tracer: tp.Tracer("agora/store")}
+		dummyHash: dummy, tracer: tp.Tracer("agora/store"), tenants: newTenantCache(), sessions: newSessionCache(maxSessions)}
 	if cfg.Doorbell == DoorbellBatched {
 		db.bell = startBell(db)
 	}
@@ -148,6 +150,9 @@ type Tx struct {
 	pgx.Tx
 	batched bool
 	rung    []Notification
+	// controls are applied to this instance's session cache once the
+	// commit has succeeded, not waiting for the NOTIFY to come back.
+	controls []Control
 	// trace is the W3C traceparent of the transaction's span, stored with
 	// each event it publishes ("" when the write is not traced).
 	trace string
@@ -233,6 +238,9 @@ func (db *DB) withTenantOnce(ctx context.Context, tenantID int64, fn func(tx *Tx
 	endSpan(commit, err)
 	if err != nil {
 		return lost(err)
+	}
+	for _, c := range tt.controls {
+		db.sessions.apply(c)
 	}
 	if len(tt.rung) > 0 {
 		db.bell.ring(tt.rung)

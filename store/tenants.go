@@ -31,10 +31,14 @@ func (db *DB) CreateTenant(ctx context.Context, slug, name string) (Tenant, erro
 	return t, mapErr(err, "tenant")
 }
 
-// TenantBySlug resolves the {tenant} of a URL.
+// TenantBySlug resolves the {tenant} of a URL. A found tenant is served
+// from memory for up to a minute (see tenantCache).
 func (db *DB) TenantBySlug(ctx context.Context, slug string) (Tenant, error) {
 	if !slugPattern.MatchString(slug) {
 		return Tenant{}, Errorf(CodeNotFound, "tenant not found")
+	}
+	if t, ok := db.tenants.get(slug); ok {
+		return t, nil
 	}
 	rows, err := db.pool.Query(ctx, `
 		SELECT id, slug, name, public, created_at FROM tenants WHERE slug = $1`, slug)
@@ -42,7 +46,11 @@ func (db *DB) TenantBySlug(ctx context.Context, slug string) (Tenant, error) {
 		return Tenant{}, mapErr(err, "tenant")
 	}
 	t, err := pgx.CollectExactlyOneRow(rows, scanTenant)
-	return t, mapErr(err, "tenant")
+	if err != nil {
+		return Tenant{}, mapErr(err, "tenant")
+	}
+	db.tenants.put(t)
+	return t, nil
 }
 
 // ListTenants pages through tenants in creation order.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -164,30 +165,53 @@ type Session struct {
 }
 
 // Authenticate resolves a bearer token to its user. Expired, revoked and
-// foreign-tenant tokens are all simply unauthorized.
+// foreign-tenant tokens are all simply unauthorized. While the bus
+// listens, a session found is served from memory until a Control says
+// otherwise (see sessionCache); failures are never cached.
 func (db *DB) Authenticate(ctx context.Context, tenantID int64, token string) (Session, error) {
-	// Every signed-in request comes through here, so it takes one round
-	// trip: the tenant setting and the lookup go as one pipelined batch,
-	// which Postgres runs as one implicit transaction.
-	rows, err := db.queryTenant(ctx, tenantID, `
-		SELECT t.id, `+userColumns+`
+	key := newSessionKey(tenantID, token)
+	s, epoch, ok := db.sessions.get(key)
+	if ok {
+		return s, nil
+	}
+	return db.lookupSession(ctx, key, epoch)
+}
+
+// lookupSession is Authenticate's database side (apart, so that a cache
+// hit allocates nothing), storing what it finds unless epoch has passed.
+func (db *DB) lookupSession(ctx context.Context, key sessionKey, epoch uint64) (Session, error) {
+	// Every signed-in request that the cache does not answer comes
+	// through here, so it takes one round trip: the tenant setting and
+	// the lookup go as one pipelined batch, which Postgres runs as one
+	// implicit transaction.
+	//
+	// left is how long the answer holds, by the database's clock: until
+	// the token expires, or a temporary ban runs out. Counting it from
+	// before the query keeps the cached copy from outliving it, whatever
+	// the two clocks say.
+	var s Session
+	var left float64
+	start := time.Now()
+	err := db.rowTenant(ctx, key.tenantID, func(row pgx.Row) (err error) {
+		s.User, err = scanUserWith(row, &s.TokenID, &left)
+		return err
+	}, `
+		SELECT t.id,
+		       extract(epoch FROM least(t.expires_at,
+		               CASE WHEN u.banned_at IS NOT NULL AND u.banned_until > now() THEN u.banned_until END) - now())::float8,
+		       `+userColumns+`
 		FROM tokens t JOIN users u ON u.tenant_id = t.tenant_id AND u.id = t.user_id
 		WHERE t.hash = $1 AND t.kind = 'session' AND t.revoked_at IS NULL AND t.expires_at > now()`,
-		hashToken(token))
-	if err != nil {
-		return Session{}, mapErr(err, "token")
-	}
-	s, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Session, error) {
-		var s Session
-		var err error
-		s.User, err = scanUserWith(row, &s.TokenID)
-		return s, err
-	})
+		key.hash[:])
 	err = mapErr(err, "token")
 	if isNotFound(err) {
 		return Session{}, Errorf(CodeUnauthorized, "invalid or expired token")
 	}
-	return s, err
+	if err != nil {
+		return Session{}, err
+	}
+	db.sessions.put(key, s, start.Add(time.Duration(left*float64(time.Second))), epoch)
+	return s, nil
 }
 
 // Logout revokes one session token and closes the sockets opened with it.
@@ -213,30 +237,56 @@ func (db *DB) CreateTicket(ctx context.Context, tenantID, userID, sessionTokenID
 	return ticket, expires, err
 }
 
-// RedeemTicket consumes a ticket and returns the session it stands for:
-// the UPDATE ... WHERE revoked_at IS NULL lets exactly one of two racing
-// redeemers win, and a ticket dies with its session.
+// RedeemTicket consumes a ticket and returns the session it stands for,
+// in one statement and one round trip: the UPDATE ... WHERE revoked_at IS
+// NULL lets exactly one of two racing redeemers win (the loser's UPDATE
+// waits for the winner's row lock, then finds the ticket used), and a
+// ticket dies with its session.
 func (db *DB) RedeemTicket(ctx context.Context, tenantID int64, ticket string) (Session, error) {
 	var s Session
-	err := db.WithTenant(ctx, tenantID, func(tx *Tx) error {
-		var userID int64
-		err := tx.QueryRow(ctx, `
+	err := db.rowTenant(ctx, tenantID, func(row pgx.Row) (err error) {
+		s.User, err = scanUserWith(row, &s.TokenID)
+		return err
+	}, `
+		WITH redeemed AS (
 			UPDATE tokens t SET revoked_at = now()
 			FROM tokens p
 			WHERE t.hash = $1 AND t.kind = 'ticket' AND t.revoked_at IS NULL AND t.expires_at > now()
 			  AND p.tenant_id = t.tenant_id AND p.id = t.parent_id
 			  AND p.revoked_at IS NULL AND p.expires_at > now()
-			RETURNING t.user_id, t.parent_id`, hashToken(ticket)).Scan(&userID, &s.TokenID)
-		if err != nil {
-			return mapErr(err, "ticket")
-		}
-		s.User, err = getUser(ctx, tx, userID)
-		return err
-	})
+			RETURNING t.tenant_id, t.user_id, t.parent_id
+		)
+		SELECT r.parent_id, `+userColumns+`
+		FROM redeemed r JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id`,
+		hashToken(ticket))
+	err = mapErr(err, "ticket")
 	if isNotFound(err) {
 		return Session{}, Errorf(CodeUnauthorized, "invalid, used or expired ticket")
 	}
-	return s, err
+	if err != nil {
+		return Session{}, err
+	}
+	return s, nil
+}
+
+// rowTenant runs one statement scoped to a tenant in one round trip, as
+// queryTenant does, and scans its one row (none: pgx.ErrNoRows). The
+// statement may write: its implicit transaction commits at the batch's
+// Sync, after the row has come back, so the result counts only once the
+// batch has closed cleanly.
+func (db *DB) rowTenant(ctx context.Context, tenantID int64, scan func(pgx.Row) error, sql string, args ...any) error {
+	b := &pgx.Batch{}
+	b.Queue("SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10))
+	b.Queue(sql, args...)
+	br := db.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = scan(br.QueryRow())
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // GetUser reads one user of the tenant.

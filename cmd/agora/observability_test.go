@@ -143,6 +143,8 @@ func TestMetricsAndLogs(t *testing.T) {
 		wsRequests: 1,
 		// An upgrade is timed like any request: until the connection is handed over.
 		`agora_http_request_duration_seconds_count{method="GET",route="/api/v1/t/:tenant/ws"}`: 1,
+		`agora_auth_cache_hits_total{cache="tenant"}`:                                          1,
+		`agora_auth_cache_misses_total{cache="session"}`:                                       1,
 		"go_goroutines": 1,
 	}
 	for series, min := range atLeast {
