@@ -91,7 +91,10 @@ func bulkEvents(t *testing.T, db *store.DB, tenantID int64, room string, n, body
 func TestSlowConsumerIsClosedAndResumesFully(t *testing.T) {
 	metrics := realtime.NewMetrics(nil)
 	s := startInstance(t, "", func(c *realtime.Config) {
-		c.MaxPending = 64 << 10
+		// Room for the fast client, which decodes every event under the
+		// race detector, to fall a little behind without being cut off;
+		// the slow one has 10 MB coming and reads none of it.
+		c.MaxPending = 1 << 20
 		c.Metrics = metrics
 	})
 	f := newForum(t, s, "acme")
