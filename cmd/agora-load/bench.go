@@ -93,6 +93,20 @@ func matrix(quick bool) []benchCase {
 	return cases
 }
 
+// options is the case's run: pinned, its profiles under work.
+func (c benchCase) options(serverBin, work string) (options, error) {
+	o := defaultOptions()
+	o.ServerBin, o.Pin, o.Label = serverBin, true, c.label
+	c.mod(&o)
+	if o.ProfileDir != "" {
+		o.ProfileDir = filepath.Join(work, o.ProfileDir)
+	}
+	if err := o.validate(); err != nil {
+		return o, fmt.Errorf("%s: %w", c.label, err)
+	}
+	return o, nil
+}
+
 type benchRun struct {
 	c       benchCase
 	command string
@@ -192,14 +206,9 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if ctx.Err() != nil {
 			break
 		}
-		o := defaultOptions()
-		o.ServerBin, o.Pin, o.Label = *serverBin, true, c.label
-		c.mod(&o)
-		if o.ProfileDir != "" {
-			o.ProfileDir = filepath.Join(*work, o.ProfileDir)
-		}
-		if err := o.validate(); err != nil {
-			return fmt.Errorf("%s: %w", c.label, err)
+		o, err := c.options(*serverBin, *work)
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(stderr, "\n=== %s: %s\n", c.label, c.what)
 		t0 := time.Now()
@@ -410,7 +419,8 @@ func writeMarkdown(w io.Writer, m machineInfo, runs []benchRun, micro, stat stri
 	p("- **lost** = Σ over rooms of subscribers × comments committed − unique receipts; **duplicated** = receipts − unique receipts; **deliveries/s** = unique receipts / (last receipt − first write); **idle KB per connection** = (RSS after connecting and a forced GC − RSS before) / N; **server CPU** = utime+stime of the server process (`/proc/<pid>/stat`) from the first write to the last receipt; **CPU s per M deliveries** = that / deliveries × 10⁶;\n")
 	p("- the baseline (`--baseline`) is a bare melody v1.4.0 server, this binary run as `agora-load --bare-server`, pinned the same way, with melody's defaults except `MessageBufferSize: 16`, broadcasting each message POSTed to it to the sessions of its room (a room's session list, each `Session.Write`, which is what `BroadcastMultiple` does); it gets the same N, rooms, rate and writers, and messages shaped like Agora's events and padded to Agora's mean event size in the same run. A full queue makes melody drop the message: that is counted as lost for the baseline;\n")
 	p("- scenarios with several interleaved pairs (`--repeat`, `--pairs`: Agora then the baseline, then the baseline then Agora, ...) report the median and the spread (lowest to highest) over the pairs, each measurement on a fresh server: `--idle` connects N to Agora and to bare melody and reads memory per idle connection and connect time; `--join-storm` joins distinct signed-in users to one room at once, the smaller crowd against the larger; `--reconnect-storm` kills the instance N subscribers over R rooms are on, writes comments through a second instance meanwhile, and has them all resume on it at once with `since`, against a second instance keeping no recent events in memory (`--history-memory-events=0`), counting its History queries from its `/metrics`; `--db` runs REST comment writes (on a fresh server every time) and pgbench;\n")
-	p("- `--db`'s servers get a tenant write quota far above anything its writers reach (`AGORA_TENANT_WRITE_RATE=%d`, and `AGORA_TENANT_WRITE_SLOTS` as many as the writers, so that no write waits for a slot): with serve's defaults (100 writes/s per tenant after a burst of 500, and 8 of the 16 database connections) it would measure the quota, not the write path. The quota's check still runs on every write, as in production; a refused or failed write is counted with its HTTP status.\n\n", dbQuotaRate)
+	p("- every scenario but the tenant quota's starts its servers with a tenant write quota far above anything its writers reach (`AGORA_TENANT_WRITE_RATE=%d`, and `AGORA_TENANT_WRITE_SLOTS` as many as the writers, at least %d, so that no write waits for a slot): a run's writes all come from one tenant, and with serve's defaults (100 writes/s per tenant after a burst of 500, and 8 of the 16 database connections) the saturation cases, which offer up to 400 comments/s from up to 32 writers, and `--db` would measure the quota (writes refused 429 or queued for a slot), not the fan-out or the write path. The quota's check still runs on every write, as in production. The tenant quota scenario (`agora-load tenants`) keeps serve's defaults, set as flags: the quota is what it measures;\n", liftedQuotaRate, toolWrites)
+	p("- a write answered anything but its success status (201, or 204 from bare melody), or not answered, is a failed write, counted by status (`HTTP 429`, `HTTP 503`, `timeout`, `network`): the fan-out matrix and the baseline table show them over every pair of the case, the issue-6 targets table counts them over all fan-out runs, and the database and tenant sections show theirs; a reconnect storm's failed write ends the scenario with its status.\n\n")
 	p("Commands (each is also a standalone run that starts its own cluster):\n\n```sh\n")
 	p("go tool task bench          # everything below, writes BENCHMARKS.md\n")
 	for _, r := range runs {
@@ -473,21 +483,40 @@ func writeTargets(w io.Writer, runs []benchRun, micro string) {
 		p("| Resume: 10,000 missed events replayed to one client | < %.0f ms | %.0f ms (median of %d, `BenchmarkReplay10k`) | %s |\n",
 			targetReplayMS, ms, n, verdict(ms < targetReplayMS))
 	}
-	var bad []string
-	total := 0
+	var bad, failing []string
+	total, failed, sent := 0, 0, 0
 	for _, r := range runs {
 		if r.rep == nil || r.rep.Agora == nil {
 			continue
 		}
-		total++
-		if !r.rep.Agora.ok() {
-			bad = append(bad, fmt.Sprintf("%s (lost %d, duplicated %d, ended early %s)", r.c.label, r.rep.Agora.Lost, r.rep.Agora.Duplicated, counts(r.rep.Agora.Ended)))
+		agora, _ := r.rep.phases()
+		for i, a := range agora {
+			total++
+			name := r.c.label
+			if i > 0 {
+				name = fmt.Sprintf("%s pair %d", r.c.label, i+1)
+			}
+			if !a.ok() {
+				bad = append(bad, fmt.Sprintf("%s (lost %d, duplicated %d, ended early %s)", name, a.Lost, a.Duplicated, counts(a.Ended)))
+			}
+		}
+		n, s, by := writeFailures(agora)
+		failed, sent = failed+n, sent+s
+		if n > 0 {
+			failing = append(failing, fmt.Sprintf("%s: %d (%s)", r.c.label, n, counts(by)))
 		}
 	}
 	if len(bad) == 0 {
 		p("| Zero lost and zero duplicated events in every run | 0 / 0 | 0 / 0 in all %d Agora runs | %s |\n", total, verdict(total > 0))
 	} else {
 		p("| Zero lost and zero duplicated events in every run | 0 / 0 | %s | %s |\n", strings.Join(bad, "; "), verdict(false))
+	}
+	if total > 0 {
+		detail := ""
+		if len(failing) > 0 {
+			detail = ": " + strings.Join(failing, "; ")
+		}
+		p("| Failed writes in those runs (any answer but 201) | 0 | %d of %d%s | %s |\n", failed, sent, detail, verdict(failed == 0))
 	}
 	for _, r := range runs {
 		if r.err != nil {
@@ -607,29 +636,32 @@ func oneLine(s string) string {
 func writeMatrix(w io.Writer, runs []benchRun) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("## Fan-out matrix: Agora\n\n")
-	p("| Scenario | Offered /s | Achieved writes/s | Deliveries/s | e2e p50 / p95 / p99 / max (ms) | Lost / dup | REST p50 / p99 (ms) | Connect N (s) | Idle KB/conn (heap + stacks) | RSS idle / load (MB) | CPU s per M deliveries | CPU ms per comment | Messages per frame |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("The figures are the first pair's; failed writes (by status) are every pair's.\n\n")
+	p("| Scenario | Offered /s | Achieved writes/s | Failed writes | Deliveries/s | e2e p50 / p95 / p99 / max (ms) | Lost / dup | REST p50 / p99 (ms) | Connect N (s) | Idle KB/conn (heap + stacks) | RSS idle / load (MB) | CPU s per M deliveries | CPU ms per comment | Messages per frame |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
 		if r.rep == nil || r.rep.Agora == nil {
 			continue
 		}
 		a := r.rep.Agora
-		p("| %s | %s | %.1f | %.0f | %.1f / %.1f / %.1f / %.1f | %d / %d | %.1f / %.1f | %.1f | %.1f (%.1f + %.1f) | %.0f / %.0f | %.2f | %.2f | %.2f |\n",
-			r.c.what, rateString(r.rep.Options.Rate), a.WriteRate, a.DeliveriesPerSec, a.E2E.P50, a.E2E.P95, a.E2E.P99, a.E2E.Max,
+		agora, _ := r.rep.phases()
+		p("| %s | %s | %.1f | %s | %.0f | %.1f / %.1f / %.1f / %.1f | %d / %d | %.1f / %.1f | %.1f | %.1f (%.1f + %.1f) | %.0f / %.0f | %.2f | %.2f | %.2f |\n",
+			r.c.what, rateString(r.rep.Options.Rate), a.WriteRate, failedCell(agora), a.DeliveriesPerSec, a.E2E.P50, a.E2E.P95, a.E2E.P99, a.E2E.Max,
 			a.Lost, a.Duplicated, a.REST.P50, a.REST.P99, a.ConnectSeconds, a.KBPerConn, a.HeapKBPerConn, a.StackKBPerConn,
 			float64(a.RSSIdleKB)/1024, float64(a.RSSLoadKB)/1024, a.CPUPerMDeliveries, a.CPUMsPerComment,
 			ratio(float64(a.Messages), float64(a.Frames)))
 	}
 	p("\n## Baseline: bare melody (queue 16), and Agora's figures as ratios to it\n\n")
-	p("| Scenario | bare deliveries/s | bare e2e p50 / p99 (ms) | bare lost (dropped) | bare idle KB/conn | bare CPU s per M | Agora / bare: deliveries/s | e2e p99 | idle KB/conn | CPU per M deliveries | connect time |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| Scenario | bare deliveries/s | bare failed writes | bare e2e p50 / p99 (ms) | bare lost (dropped) | bare idle KB/conn | bare CPU s per M | Agora / bare: deliveries/s | e2e p99 | idle KB/conn | CPU per M deliveries | connect time |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
 		if r.rep == nil || r.rep.Baseline == nil {
 			continue
 		}
 		b, q := r.rep.Baseline, r.rep.Ratios
-		p("| %s | %.0f | %.1f / %.1f | %d (%d) | %.1f | %.2f | %s | %s (%+.0f ms) | %s | %s | %s |\n",
-			r.c.what, b.DeliveriesPerSec, b.E2E.P50, b.E2E.P99, b.Lost, b.Dropped, b.KBPerConn, b.CPUPerMDeliveries,
+		_, bare := r.rep.phases()
+		p("| %s | %.0f | %s | %.1f / %.1f | %d (%d) | %.1f | %.2f | %s | %s (%+.0f ms) | %s | %s | %s |\n",
+			r.c.what, b.DeliveriesPerSec, failedCell(bare), b.E2E.P50, b.E2E.P99, b.Lost, b.Dropped, b.KBPerConn, b.CPUPerMDeliveries,
 			fr(q["deliveries_per_s"]), fr(q["e2e_p99"]), q["e2e_p99_minus_baseline_ms"], fr(q["kb_per_connection"]),
 			fr(q["cpu_s_per_million_deliveries"]), fr(q["connect_seconds"]))
 	}

@@ -165,22 +165,6 @@ func restWrites(ctx context.Context, o options, e *env, f *forum, pool *userPool
 	return nil
 }
 
-// dbQuotaRate is the tenant write quota the --db servers get: far above
-// what any writers reach here, so that the run measures the write path
-// and not serve's default quota of 100 writes/s per tenant, while the
-// quota's check still runs on every write as in production.
-const dbQuotaRate = 1_000_000
-
-// dbQuotaEnv is the --db servers' tenant quota: the rate above, and as
-// many write slots as there are writers, so that no write waits for one
-// (the database pool is what they queue for).
-func dbQuotaEnv(o options) []string {
-	return []string{
-		"AGORA_TENANT_WRITE_RATE=" + strconv.Itoa(dbQuotaRate),
-		"AGORA_TENANT_WRITE_SLOTS=" + strconv.Itoa(o.Writers),
-	}
-}
-
 var tpsLine = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
 
 // preparePgbench creates pgbench's scratch database, its table and its

@@ -115,6 +115,45 @@ func pinArg(pin bool) string {
 	return ""
 }
 
+// serveEnv is the environment `agora serve` gets from the tool, on top of
+// the tool's own.
+func serveEnv(o options, dataDir, addr, adminAddr, token string) []string {
+	env := []string{
+		"AGORA_DATA_DIR=" + dataDir,
+		"AGORA_ADDR=" + addr,
+		"AGORA_ADMIN_TOKEN=" + token,
+		"AGORA_ADMIN_ADDR=" + adminAddr,
+		"AGORA_LOG_LEVEL=warn",
+		"AGORA_LOG_FORMAT=json",
+		"AGORA_RATE_LIMITS=" + strconv.FormatBool(o.RateLimits),
+		// The tenant's WebSocket quota is 10,000 per instance: larger runs
+		// raise it (quotas are not what they measure).
+		"AGORA_TENANT_MAX_SESSIONS=" + strconv.Itoa(max(10000, o.Subscribers)),
+	}
+	if !o.TenantQuota {
+		env = append(env, liftedQuotaEnv(o)...)
+	}
+	return env
+}
+
+// liftedQuotaRate is the tenant write quota of the servers the tool
+// starts (all but the tenants scenario's, which measures the quota): far
+// above what any writers reach here, so that a run measures the fan-out
+// or the write path and not serve's default quota of 100 writes/s per
+// tenant, while the quota's check still runs on every write as in
+// production. All of a run's writes come from one tenant.
+const liftedQuotaRate = 1_000_000
+
+// liftedQuotaEnv is that quota: the rate above, and as many write slots
+// as the tool ever has writes in flight, so that no write waits for one
+// (the database pool is what they queue for).
+func liftedQuotaEnv(o options) []string {
+	return []string{
+		"AGORA_TENANT_WRITE_RATE=" + strconv.Itoa(liftedQuotaRate),
+		"AGORA_TENANT_WRITE_SLOTS=" + strconv.Itoa(max(o.Writers, toolWrites)),
+	}
+}
+
 // startAgora starts `agora serve` on a free loopback port with the env's
 // cluster and waits until /readyz answers 200.
 func startAgora(ctx context.Context, o options, e *env, logw io.Writer) (*server, error) {
@@ -131,21 +170,9 @@ func startAgora(ctx context.Context, o options, e *env, logw io.Writer) (*server
 	}
 	token := randomHex(24)
 	e.serial++
-	env := append(os.Environ(),
-		"AGORA_DATA_DIR="+e.dir,
-		"AGORA_ADDR="+addr,
-		"AGORA_ADMIN_TOKEN="+token,
-		"AGORA_ADMIN_ADDR="+adminAddr,
-		"AGORA_LOG_LEVEL=warn",
-		"AGORA_LOG_FORMAT=json",
-		"AGORA_RATE_LIMITS="+strconv.FormatBool(o.RateLimits),
-		// The tenant's WebSocket quota is 10,000 per instance: larger runs
-		// raise it (quotas are not what they measure).
-		"AGORA_TENANT_MAX_SESSIONS="+strconv.Itoa(max(10000, o.Subscribers)),
-	)
-	if o.DB {
-		env = append(env, dbQuotaEnv(o)...)
-	}
+	// exec keeps the last of duplicate variables: ours win over the
+	// caller's environment.
+	env := append(os.Environ(), serveEnv(o, e.dir, addr, adminAddr, token)...)
 	args := append([]string{"serve"}, o.ServerFlags...)
 	logPath := filepath.Join(e.dir, fmt.Sprintf("agora-%d.log", e.serial))
 	p, err := startProc("agora serve", pinArg(o.Pin), o.ServerBin, args, env, logPath)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -327,13 +328,19 @@ func TestBenchReportVerdictsAndRender(t *testing.T) {
 		rep.Options = o
 		return benchRun{c: benchCase{label: label, what: label}, command: "cmd-" + label, rep: rep, took: time.Second}
 	}
+	// Failed writes, in the first pair and a later one, are in the report
+	// by status.
+	sat := &Phase{Target: "agora", CPUPerMDeliveries: 6.0, Lost: 3, CommentsSent: 500, CommentsOK: 497, CommentsFailed: 3,
+		WriteErrors: map[string]int{"HTTP 429": 3}}
+	sat2 := &Phase{Target: "agora", CommentsSent: 500, CommentsOK: 498, CommentsFailed: 2, WriteErrors: map[string]int{"HTTP 503": 2}}
 	runs := []benchRun{
 		run("n10k-r1-5", &Report{
-			Agora:    &Phase{Target: "agora", KBPerConn: 19.5, E2E: Latency{P99: 190}, Frames: 10, Messages: 10},
-			Baseline: &Phase{Target: "bare melody", KBPerConn: 25, E2E: Latency{P99: 170}},
-			Ratios:   map[string]float64{},
+			Agora: &Phase{Target: "agora", KBPerConn: 19.5, E2E: Latency{P99: 190}, Frames: 10, Messages: 10, CommentsSent: 50, CommentsOK: 50},
+			Baseline: &Phase{Target: "bare melody", KBPerConn: 25, E2E: Latency{P99: 170}, CommentsSent: 50, CommentsOK: 49, CommentsFailed: 1,
+				WriteErrors: map[string]int{"timeout": 1}},
+			Ratios: map[string]float64{},
 		}),
-		run("n10k-r1-sat", &Report{Agora: &Phase{Target: "agora", CPUPerMDeliveries: 6.0, Lost: 3}}),
+		run("n10k-r1-sat", &Report{Agora: sat, Pairs: []ScenarioPair{{Agora: sat}, {Agora: sat2}}}),
 		run("db", &Report{DB: &DBResult{WritesPerSec: 2600, PgbenchTPS: 5000, Ratio: 0.52}}),
 	}
 	runs = append(runs, benchRun{c: benchCase{label: "broken", what: "broken"}, command: "cmd-broken", err: errors.New("it broke")})
@@ -349,12 +356,29 @@ func TestBenchReportVerdictsAndRender(t *testing.T) {
 		"| ≥ 0.5× | 0.52× (0.52 to 0.52 over 1 pairs): 2600/s vs 5000/s | **met**, by +0.02× |",
 		"200 ms (median of 1, `BenchmarkReplay10k`) | **met**",
 		"n10k-r1-sat (lost 3, duplicated 0",
+		"| Failed writes in those runs (any answer but 201) | 0 | 5 of 1050: n10k-r1-sat: 5 (HTTP 429: 3, HTTP 503: 2) | **missed** |",
+		"| n10k-r1-sat | 5 | 0.0 | 5 (HTTP 429: 3, HTTP 503: 2) |",
+		"| n10k-r1-5 | 5 | 0.0 | 0 |",
+		"| n10k-r1-5 | 0 | 1 (timeout: 1) |",
 		"Scenario `broken` failed: `it broke`",
+		// How: the lifted quota, and the one scenario that keeps serve's.
+		"with a tenant write quota far above anything its writers reach (`AGORA_TENANT_WRITE_RATE=1000000`",
+		"The tenant quota scenario (`agora-load tenants`) keeps serve's defaults",
 		"cmd-n10k-r1-5\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+	// A standalone run with failed writes alone fails, and says so.
+	rep := &Report{Agora: &Phase{}, Pairs: []ScenarioPair{{Agora: &Phase{}}, {Agora: sat2}}}
+	if !rep.failed() {
+		t.Error("a fan-out run whose second pair failed writes is not failed")
+	}
+	var out bytes.Buffer
+	printReport(&out, &Report{Options: o, Agora: sat, Pairs: []ScenarioPair{{Agora: sat}, {Agora: sat2}}})
+	if !strings.Contains(out.String(), "failed writes over all 2 pairs: agora 5 (HTTP 429: 3, HTTP 503: 2), bare melody 0") {
+		t.Errorf("the terminal report:\n%s", out.String())
 	}
 	path := filepath.Join(t.TempDir(), "results.json")
 	b, err := json.Marshal(saveRuns(machineInfo{CPUs: 2}, runs))
@@ -519,9 +543,81 @@ func TestDBOptions(t *testing.T) {
 	if err != nil || o.Pairs != 3 || !strings.Contains(o.commandLine(), "--pairs 3") {
 		t.Fatalf("--db --pairs 3: %v, %d pairs, command %q", err, o.Pairs, o.commandLine())
 	}
-	env := strings.Join(dbQuotaEnv(o), " ")
-	if !strings.Contains(env, "AGORA_TENANT_WRITE_SLOTS=32") || !strings.Contains(env, "AGORA_TENANT_WRITE_RATE="+strconv.Itoa(dbQuotaRate)) ||
-		dbQuotaRate < 1000*o.Writers {
+	env := strings.Join(serveEnv(o, "/tmp/x", "127.0.0.1:1", "127.0.0.1:2", "t"), " ")
+	if !strings.Contains(env, "AGORA_TENANT_WRITE_SLOTS=32") || !strings.Contains(env, "AGORA_TENANT_WRITE_RATE="+strconv.Itoa(liftedQuotaRate)) ||
+		liftedQuotaRate < 1000*o.Writers {
 		t.Fatalf("the --db servers' quota: %s", env)
 	}
+}
+
+// quotaEnv is the tenant write quota settings in a server's environment.
+func quotaEnv(o options) map[string]string {
+	got := map[string]string{}
+	for _, kv := range serveEnv(o, "/tmp/x", "127.0.0.1:1", "127.0.0.1:2", "t") {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AGORA_TENANT_WRITE_") {
+			got[k] = v
+		}
+	}
+	return got
+}
+
+// Every case of task bench but the tenant quota's starts its servers with
+// a quota its writers cannot reach (a fan-out's one tenant would otherwise
+// measure serve's 100 writes/s and 8 slots); the tenants case keeps
+// serve's defaults, set as flags, since the quota is what it measures.
+func TestTenantQuotaOnlyWhereMeasured(t *testing.T) {
+	rate := strconv.Itoa(liftedQuotaRate)
+	seen := map[string]bool{}
+	for _, quick := range []bool{false, true} {
+		for _, c := range matrix(quick) {
+			o, err := c.options(".agora/bin/agora", t.TempDir())
+			if err != nil && o.Subscribers <= maxSubscribers() { // else: this machine's file limit
+				t.Fatal(err)
+			}
+			if o.Tenants {
+				withQuota, without := tenantsServers(benchTenantsOptions(o))
+				for _, so := range []options{withQuota, without} {
+					if env := quotaEnv(so); len(env) != 0 {
+						t.Errorf("%s: a tenants server gets %v", c.label, env)
+					}
+				}
+				if flags := strings.Join(withQuota.ServerFlags, " "); !strings.Contains(flags, "--tenant-write-rate=100 ") ||
+					!strings.Contains(flags, "--tenant-write-burst=500") || !strings.Contains(flags, "--tenant-write-slots=8") {
+					t.Errorf("%s: the quota server is not serve's defaults: %s", c.label, flags)
+				}
+				seen["tenants"] = true
+				continue
+			}
+			want := map[string]string{"AGORA_TENANT_WRITE_RATE": rate, "AGORA_TENANT_WRITE_SLOTS": strconv.Itoa(max(o.Writers, toolWrites))}
+			if env := quotaEnv(o); !maps.Equal(env, want) {
+				t.Errorf("%s: quota %v, want %v", c.label, env, want)
+			}
+			seen[c.label] = true
+		}
+	}
+	// The saturation cases' writers, each with a slot.
+	for label, slots := range map[string]string{"n1k-r1-sat": "16", "n10k-r1-sat": "16", "n10k-r100-sat": "32", "n10k-r1-5": "8"} {
+		o, _ := benchCaseNamed(t, label).options(".agora/bin/agora", t.TempDir())
+		if quotaEnv(o)["AGORA_TENANT_WRITE_SLOTS"] != slots {
+			t.Errorf("%s: quota %v, want %s slots", label, quotaEnv(o), slots)
+		}
+	}
+	if !seen["tenants"] || !seen["n10k-r100-sat"] || !seen["db"] || !seen["reconnect"] {
+		t.Fatalf("cases seen: %v", seen)
+	}
+	// A standalone run keeps serve's quota when asked.
+	o, err := parseOptions([]string{"--server-tenant-quota", "--subscribers", "10"}, io.Discard)
+	if err != nil || len(quotaEnv(o)) != 0 || !strings.Contains(o.commandLine(), " --server-tenant-quota") {
+		t.Fatalf("--server-tenant-quota: %v, quota %v, command %q", err, quotaEnv(o), o.commandLine())
+	}
+}
+
+func benchCaseNamed(t *testing.T, label string) benchCase {
+	for _, c := range matrix(false) {
+		if c.label == label {
+			return c
+		}
+	}
+	t.Fatalf("no bench case %s", label)
+	return benchCase{}
 }

@@ -27,6 +27,12 @@ type options struct {
 	// tool starts runs without them (AGORA_RATE_LIMITS=false) unless
 	// --server-rate-limits; a --url server is assumed to have them.
 	RateLimits bool
+	// TenantQuota: the servers the tool starts keep serve's tenant write
+	// quota (100 writes/s per tenant, 8 in flight), which holds with the
+	// rate limits off too. Only the tenants scenario, which measures the
+	// quota, wants it; every other run gets liftedQuotaEnv, or its one
+	// tenant's writes would measure the quota (429s, writes queued).
+	TenantQuota bool
 
 	Subscribers int
 	Rooms       int
@@ -105,6 +111,7 @@ func (o *options) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.AdminToken, "admin-token", o.AdminToken, "the running server's operator token (with --url)")
 	fs.IntVar(&o.ServerPID, "server-pid", o.ServerPID, "PID of the --url server, for its RSS and CPU figures")
 	fs.BoolVar(&o.RateLimits, "server-rate-limits", o.RateLimits, "start the server with its rate limits on (the tool then spreads its writes over enough users)")
+	fs.BoolVar(&o.TenantQuota, "server-tenant-quota", o.TenantQuota, "start the server with serve's tenant write quota (otherwise it gets one the writers cannot reach)")
 	fs.BoolVar(&o.Pin, "pin", o.Pin, "pin the servers to CPU 0 (taskset -c 0) and this tool to the other CPUs")
 	fs.IntVar(&o.Subscribers, "subscribers", o.Subscribers, "WebSocket subscribers (N)")
 	fs.IntVar(&o.Rooms, "rooms", o.Rooms, "rooms (posts) the subscribers are spread over (R)")
@@ -338,6 +345,9 @@ func (o options) commandLine() string {
 	}
 	if o.RateLimits && o.URL == "" {
 		b.WriteString(" --server-rate-limits")
+	}
+	if o.TenantQuota && o.URL == "" {
+		b.WriteString(" --server-tenant-quota")
 	}
 	if !o.DB {
 		add("subscribers", strconv.Itoa(o.Subscribers))

@@ -48,6 +48,7 @@ func parseBurstOptions(args []string, stderr io.Writer) (burstOptions, error) {
 	fs.StringVar(&o.ServerBin, "server-bin", o.ServerBin, "agora binary to start (`task build` makes it)")
 	fs.Var((*stringList)(&o.ServerFlags), "server-flag", "extra argument for `agora serve` (repeatable)")
 	fs.BoolVar(&o.RateLimits, "server-rate-limits", o.RateLimits, "start the server with its rate limits on")
+	fs.BoolVar(&o.TenantQuota, "server-tenant-quota", o.TenantQuota, "start the server with serve's tenant write quota (otherwise it gets one the writers cannot reach)")
 	fs.BoolVar(&o.Pin, "pin", o.Pin, "pin the server to CPU 0 (taskset -c 0) and this tool to the other CPUs")
 	fs.IntVar(&o.Subscribers, "subscribers", o.Subscribers, "WebSocket subscribers in the post's room (N)")
 	fs.IntVar(&o.Reactions, "reactions", o.Reactions, "reactions in the burst (R), all on one comment")
@@ -542,6 +543,9 @@ func burstCommand(o burstOptions) string {
 	}
 	if o.RateLimits {
 		cmd += " --server-rate-limits"
+	}
+	if o.TenantQuota {
+		cmd += " --server-tenant-quota"
 	}
 	return cmd
 }

@@ -313,7 +313,7 @@ func reconnectStorm(ctx context.Context, o options, e *env, f *forum, memory boo
 			return nil
 		})
 	}
-	if err := write(ctx, a.base, stormBefore, 8); err != nil {
+	if err := write(ctx, a.base, stormBefore, toolWrites); err != nil {
 		return res, fmt.Errorf("write through A: %w", err)
 	}
 	received := func(c *rclient) bool { return c.got.andCount(committed[c.room]) == committed[c.room].count() }
@@ -327,7 +327,7 @@ func reconnectStorm(ctx context.Context, o options, e *env, f *forum, memory boo
 		<-c.done
 		c.conn = nil
 	}
-	if err := write(ctx, b.base, stormMissed, 8); err != nil {
+	if err := write(ctx, b.base, stormMissed, toolWrites); err != nil {
 		return res, fmt.Errorf("write through B: %w", err)
 	}
 	q0, _ := historyQueries(ctx, b.base)

@@ -221,7 +221,54 @@ func (r *Report) failed() bool {
 			return true
 		}
 	}
-	return r.Agora != nil && !r.Agora.ok()
+	agora, _ := r.phases()
+	for _, ph := range agora {
+		if !ph.ok() || ph.CommentsFailed != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// phases is every pair's Agora and baseline phase of a fan-out run (the
+// one pair without --repeat).
+func (r *Report) phases() (agora, bare []*Phase) {
+	pairs := r.Pairs
+	if len(pairs) == 0 {
+		pairs = []ScenarioPair{{Agora: r.Agora, Baseline: r.Baseline}}
+	}
+	for _, p := range pairs {
+		if p.Agora != nil {
+			agora = append(agora, p.Agora)
+		}
+		if p.Baseline != nil {
+			bare = append(bare, p.Baseline)
+		}
+	}
+	return agora, bare
+}
+
+// writeFailures is the failed writes of phases, by kind, and the writes
+// sent.
+func writeFailures(phases []*Phase) (failed, sent int, by map[string]int) {
+	by = map[string]int{}
+	for _, ph := range phases {
+		failed += ph.CommentsFailed
+		sent += ph.CommentsSent
+		for k, v := range ph.WriteErrors {
+			by[k] += v
+		}
+	}
+	return failed, sent, by
+}
+
+// failedCell is failed writes for a table: "0", or "12 (HTTP 429: 12)".
+func failedCell(phases []*Phase) string {
+	failed, _, by := writeFailures(phases)
+	if failed == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%s)", failed, counts(by))
 }
 
 func ratio(a, b float64) float64 {
@@ -366,6 +413,10 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", rw.name, rw.val(r.Agora), rw.val(r.Baseline), rt)
 	}
 	tw.Flush()
+	if len(r.Pairs) > 1 {
+		agora, bare := r.phases()
+		fmt.Fprintf(w, "\nfailed writes over all %d pairs: agora %s, bare melody %s\n", len(r.Pairs), failedCell(agora), failedCell(bare))
+	}
 	if r.Baseline != nil {
 		fmt.Fprintf(w, "\nend-to-end p99, agora minus bare: %+.1f ms", r.Ratios["e2e_p99_minus_baseline_ms"])
 		if r.Baseline.Dropped > 0 {

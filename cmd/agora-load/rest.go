@@ -119,6 +119,10 @@ func registrationIP(second byte, i int) net.IP {
 	return net.IPv4(127, second, byte(n/250), byte(n%250+1))
 }
 
+// toolWrites is the most writes the tool has in flight outside the write
+// phase's writers: setup's posts, the reconnect storm's comments.
+const toolWrites = 8
+
 // setupForum creates the run's tenant, nUsers users, a board and nPosts
 // posts.
 func setupForum(ctx context.Context, s *server, nUsers, nPosts int, logw io.Writer) (*forum, error) {
@@ -143,7 +147,7 @@ func setupForum(ctx context.Context, s *server, nUsers, nPosts int, logw io.Writ
 	}
 	// Posts are limited to 5 a minute per user: spread them.
 	f.posts = make([]string, nPosts)
-	err = parallel(ctx, nPosts, 8, func(ctx context.Context, i int) error {
+	err = parallel(ctx, nPosts, toolWrites, func(ctx context.Context, i int) error {
 		var p struct {
 			ID string `json:"id"`
 		}

@@ -174,14 +174,7 @@ func tenantsMain(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func runTenants(ctx context.Context, o tenantsOptions, e *env, logw io.Writer) (*TenantsReport, error) {
 	rep := &TenantsReport{Command: o.commandLine(), Options: o}
-	pool := "--db-max-conns=" + strconv.Itoa(o.DBConns)
-	withQuota := defaultOptions()
-	withQuota.ServerBin, withQuota.Label = o.ServerBin, "tenants"
-	withQuota.ServerFlags = []string{pool, "--tenant-write-rate=" + strconv.Itoa(o.QuotaRate),
-		"--tenant-write-burst=" + strconv.Itoa(o.QuotaBurst), "--tenant-write-slots=" + strconv.Itoa(o.DBConns/2)}
-	without := withQuota
-	without.ServerFlags = []string{pool, "--tenant-write-rate=0", "--tenant-write-slots=" + strconv.Itoa(o.DBConns)}
-
+	withQuota, without := tenantsServers(o)
 	a, b, err := tenantsSetup(ctx, o, e, withQuota, logw)
 	if err != nil {
 		return nil, err
@@ -192,6 +185,21 @@ func runTenants(ctx context.Context, o tenantsOptions, e *env, logw io.Writer) (
 		}
 	}
 	return rep, nil
+}
+
+// tenantsServers are the options of the scenario's servers: with the
+// quota it measures, and without it for comparison. Both keep serve's
+// quota settings (TenantQuota) and set theirs with flags, so the other
+// scenarios' lifted quota never reaches them.
+func tenantsServers(o tenantsOptions) (withQuota, without options) {
+	pool := "--db-max-conns=" + strconv.Itoa(o.DBConns)
+	withQuota = defaultOptions()
+	withQuota.ServerBin, withQuota.Label, withQuota.TenantQuota = o.ServerBin, "tenants", true
+	withQuota.ServerFlags = []string{pool, "--tenant-write-rate=" + strconv.Itoa(o.QuotaRate),
+		"--tenant-write-burst=" + strconv.Itoa(o.QuotaBurst), "--tenant-write-slots=" + strconv.Itoa(o.DBConns/2)}
+	without = withQuota
+	without.ServerFlags = []string{pool, "--tenant-write-rate=0", "--tenant-write-slots=" + strconv.Itoa(o.DBConns)}
+	return withQuota, without
 }
 
 // tenantsSetup creates the two tenants, their users and posts on a server
@@ -406,14 +414,9 @@ func median(v []float64) float64 {
 }
 
 // benchTenants is the scenario as a case of `agora-load bench`, on every
-// core like the write path in production; --quick shortens its phases to
-// the matrix's.
+// core like the write path in production.
 func benchTenants(ctx context.Context, bo options, e *env, logw io.Writer) (*Report, error) {
-	o := defaultTenantsOptions()
-	o.ServerBin = bo.ServerBin
-	if bo.Duration < defaultOptions().Duration {
-		o.Phase = bo.Duration
-	}
+	o := benchTenantsOptions(bo)
 	unpinSelf()
 	defer pinSelf(logw)
 	tr, err := runTenants(ctx, o, e, logw)
@@ -421,6 +424,17 @@ func benchTenants(ctx context.Context, bo options, e *env, logw io.Writer) (*Rep
 		return nil, err
 	}
 	return &Report{Label: bo.Label, Command: tr.Command, Options: bo, Tenants: tr}, err
+}
+
+// benchTenantsOptions is the bench's tenants scenario: the defaults;
+// --quick shortens its phases to the matrix's.
+func benchTenantsOptions(bo options) tenantsOptions {
+	o := defaultTenantsOptions()
+	o.ServerBin = bo.ServerBin
+	if bo.Duration < defaultOptions().Duration {
+		o.Phase = bo.Duration
+	}
+	return o
 }
 
 func writeTenantsRuns(w io.Writer, runs []benchRun) {
