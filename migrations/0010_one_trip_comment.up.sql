@@ -39,30 +39,28 @@ BEGIN
     RETURN next_seq;
 END $$;
 
--- notify_cause writes the notifications of one cause, bumps each
--- recipient's unread count and sends each one notification.created, as its
--- recipient may see it, with the count as of this write. Recipients: the
--- post's author (p_post_author), then p_to in order, then the users named
--- in p_mentions (lower-cased) as mentions; deduplicated (the first reason
--- wins, so a reply that also mentions is a reply), never the actor, at
--- most ten, and only those who may see what it is about unless p_always
--- (for the people in p_to). Counters and rooms are locked in user id
--- order, so two writes that notify the same people cannot deadlock.
+-- notify_rows writes the notifications of one cause, bumps each
+-- recipient's unread count and answers each recipient's notification.created
+-- payload, as they may see it, with the count as of this write. Recipients:
+-- the post's author (p_post_author), then p_to in order, then the users
+-- named in p_mentions (lower-cased) as mentions; deduplicated (the first
+-- reason wins, so a reply that also mentions is a reply), never the actor,
+-- at most ten, and only those who may see what it is about unless p_always
+-- (for the people in p_to). Counters are locked and rows answered in user
+-- id order; callers publish to the user rooms in that order too, so two
+-- writes that concern the same people cannot deadlock.
 --
 -- Everything it reads is found by key or by parameter, so the generic plan
 -- is a handful of index lookups whatever the statistics; left to choose,
 -- Postgres plans the parameter arrays afresh on every call, which costs
 -- several times what running the plan does.
-CREATE FUNCTION notify_cause(
+CREATE FUNCTION notify_rows(
     p_tenant bigint, p_to bigint[], p_kind text, p_mentions text[], p_post bigint, p_comment bigint,
-    p_excerpt text, p_detail text, p_actor bigint, p_post_author boolean, p_always boolean,
-    p_trace text, p_channel text)
-RETURNS TABLE (event_room text, event_seq bigint) LANGUAGE plpgsql
+    p_excerpt text, p_detail text, p_actor bigint, p_post_author boolean, p_always boolean)
+RETURNS TABLE (recipient bigint, notification jsonb) LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan AS $$
-DECLARE
-    n record;
 BEGIN
-    FOR n IN
+    RETURN QUERY
         WITH cand AS (
             SELECT p.author_id AS user_id, 0::bigint AS ord FROM posts p WHERE p.id = p_post AND p_post_author
             UNION ALL
@@ -124,10 +122,24 @@ BEGIN
                 'read', s.read_at IS NOT NULL,
                 'created_at', json_time(s.created_at)),
             'unread_count', s.unread) AS payload
-        FROM seen s ORDER BY s.user_id
+        FROM seen s ORDER BY s.user_id;
+END $$;
+
+-- notify_cause writes the notifications of one cause (notify_rows) and
+-- sends each recipient its notification.created.
+CREATE FUNCTION notify_cause(
+    p_tenant bigint, p_to bigint[], p_kind text, p_mentions text[], p_post bigint, p_comment bigint,
+    p_excerpt text, p_detail text, p_actor bigint, p_post_author boolean, p_always boolean,
+    p_trace text, p_channel text)
+RETURNS TABLE (event_room text, event_seq bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    n record;
+BEGIN
+    FOR n IN SELECT * FROM notify_rows(p_tenant, p_to, p_kind, p_mentions, p_post, p_comment,
+                                       p_excerpt, p_detail, p_actor, p_post_author, p_always)
     LOOP
-        event_room := 'user:' || n.user_id;
-        event_seq := publish_event(p_tenant, event_room, 'notification.created', n.payload, p_trace, p_channel);
+        event_room := 'user:' || n.recipient;
+        event_seq := publish_event(p_tenant, event_room, 'notification.created', n.notification, p_trace, p_channel);
         RETURN NEXT;
     END LOOP;
 END $$;
@@ -155,6 +167,8 @@ DECLARE
     c comments;
     author_name text;
     activity jsonb;
+    read_moved boolean;
+    n record;
 BEGIN
     IF p_reply_to IS NOT NULL THEN
         SELECT cm.author_id INTO answered_author
@@ -204,15 +218,22 @@ BEGIN
     ON CONFLICT (tenant_id, user_id, post_id) DO UPDATE
     SET last_read_comment_id = EXCLUDED.last_read_comment_id, updated_at = now()
     WHERE read_state.last_read_comment_id < EXCLUDED.last_read_comment_id;
-    IF FOUND THEN
-        event_rooms := event_rooms || ('user:' || p_author);
-        event_seqs := event_seqs || publish_event(p_tenant, 'user:' || p_author, 'read.updated',
-            jsonb_build_object('post_id', p_post::text, 'last_read_comment_id', c.id::text), p_trace, p_channel);
-    END IF;
+    read_moved := FOUND;
 
-    SELECT event_rooms || coalesce(array_agg(nc.event_room), '{}'), event_seqs || coalesce(array_agg(nc.event_seq), '{}')
-    INTO event_rooms, event_seqs
-    FROM notify_cause(p_tenant, CASE WHEN answered_author IS NULL THEN '{}'::bigint[] ELSE ARRAY[answered_author] END,
-                      'reply', p_mentions, p_post, c.id, '', NULL, p_author, true, false, p_trace, p_channel) nc;
+    -- The author's read.updated and the notifications go out in user id
+    -- order, as every write takes user rooms: one writer answering
+    -- another's post while the other answers theirs must not deadlock.
+    FOR n IN
+        SELECT r.recipient AS user_id, 'notification.created' AS type, r.notification AS payload
+        FROM notify_rows(p_tenant, CASE WHEN answered_author IS NULL THEN '{}'::bigint[] ELSE ARRAY[answered_author] END,
+                         'reply', p_mentions, p_post, c.id, '', NULL, p_author, true, false) r
+        UNION ALL
+        SELECT p_author, 'read.updated', jsonb_build_object('post_id', p_post::text, 'last_read_comment_id', c.id::text)
+        WHERE read_moved
+        ORDER BY 1
+    LOOP
+        event_rooms := event_rooms || ('user:' || n.user_id);
+        event_seqs := event_seqs || publish_event(p_tenant, 'user:' || n.user_id, n.type, n.payload, p_trace, p_channel);
+    END LOOP;
     RETURN NEXT;
 END $$;

@@ -8,10 +8,13 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"agora/store/pgtest"
 )
@@ -339,5 +342,68 @@ func TestRealtimeReadsOneRoundTrip(t *testing.T) {
 	}
 	if err := db.RoomExists(ctx, tid, Actor{}, PostRoom(c.post.ID+1000)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a missing post's room: %v, want not found", err)
+	}
+}
+
+// TestCrossRepliesDoNotDeadlock: two people answering each other's posts
+// at the same time take the same user rooms (one's read.updated, the
+// other's notification) and must take them in the same order: a deadlock
+// costs Postgres's deadlock_timeout (1 s) before one of them is run again.
+func TestCrossRepliesDoNotDeadlock(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	db, _ := openDB(t, Config{URL: dbURL})
+	ctx := testCtx(t)
+	c := newCommunity(t, db, "cross")
+	tid := c.tenant.ID
+	ann, bob := registerUser(t, db, tid, "ann"), registerUser(t, db, tid, "bob")
+	annPost, err := db.CreatePost(ctx, tid, ActorOf(ann), c.board.ID, "Ann's", "Post.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another board: the board room would otherwise order the two.
+	other, err := db.CreateBoard(ctx, tid, ActorOf(c.admin), NewBoard{Name: "Other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobPost, err := db.CreatePost(ctx, tid, ActorOf(bob), other.ID, "Bob's", "Post.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*rounds)
+	for _, w := range []struct {
+		who  User
+		post int64
+	}{{ann, bobPost.ID}, {bob, annPost.ID}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				if _, err := db.CreateComment(ctx, tid, ActorOf(w.who), w.post, "answer "+strconv.Itoa(i)); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// A backend reports its deadlocks to the statistics when it exits.
+	db.Close()
+	su, err := pgx.Connect(ctx, pgtest.SuperuserURL(pgtest.DBName(t, dbURL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(ctx)
+	var deadlocks int64
+	err = su.QueryRow(ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&deadlocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deadlocks != 0 {
+		t.Errorf("%d deadlocks in %d pairs of crossing replies, want 0", deadlocks, rounds)
 	}
 }
