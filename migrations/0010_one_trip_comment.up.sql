@@ -10,6 +10,10 @@
 -- tests compare them): ids as strings, times as json_time writes them.
 -- All functions are SECURITY INVOKER: row level security applies to them
 -- as to any statement of the serving role.
+--
+-- The board's post.activity leaves the comment's transaction for a queue
+-- (activity_queue below), so that a board's writers do not all wait on
+-- its room.
 
 -- A time as Go's encoding/json writes it: RFC 3339 in UTC, the fraction
 -- without trailing zeros (Postgres keeps microseconds).
@@ -37,6 +41,66 @@ BEGIN
         PERFORM pg_notify(p_channel, p_tenant::text || ' ' || p_room || ' ' || next_seq);
     END IF;
     RETURN next_seq;
+END $$;
+
+-- post.activity waits here before it goes to the board's room. Every
+-- comment changes its post's count, and a board room's seq is one row that
+-- every writer of the board must lock until its commit: the board's
+-- comments would all queue behind each other's commits there. So a comment
+-- (and a hide, an unhide, a delete) stores its post's new counts in its own
+-- transaction, and flush_activity publishes what is queued, many at once,
+-- in a transaction of its own shortly after. Each write still makes
+-- exactly one post.activity, with the counts it made.
+CREATE TABLE activity_queue (
+    tenant_id        bigint NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id               bigint GENERATED ALWAYS AS IDENTITY,
+    board_id         bigint NOT NULL,
+    post_id          bigint NOT NULL,
+    comment_count    integer NOT NULL,
+    last_activity_at timestamptz NOT NULL,
+    trace_parent     text,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, post_id) REFERENCES posts (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX activity_queue_post ON activity_queue (tenant_id, post_id);
+ALTER TABLE activity_queue ENABLE ROW LEVEL SECURITY;
+ALTER TABLE activity_queue FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON activity_queue
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint);
+
+-- flush_activity publishes up to p_limit queued post.activity events of a
+-- tenant to their boards' rooms, oldest first, and answers their rooms and
+-- seqs. A post's entries are queued under its row lock, so their ids follow
+-- its commits, and a flush publishes what it took in id order; a second
+-- flush that saw the same entries waits on their row locks until the first
+-- one committed, and finds them gone. So a post's counts reach its board in
+-- the order they were written, whichever instance flushes. The advisory
+-- lock makes a tenant's flushes take turns as a whole rather than row by
+-- row.
+CREATE FUNCTION flush_activity(p_tenant bigint, p_limit integer, p_channel text)
+RETURNS TABLE (event_rooms text[], event_seqs bigint[]) LANGUAGE plpgsql AS $$
+DECLARE
+    q record;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('agora.activity_queue'), hashtext(p_tenant::text));
+    event_rooms := '{}';
+    event_seqs := '{}';
+    FOR q IN
+        WITH d AS (
+            DELETE FROM activity_queue
+            WHERE id IN (SELECT a.id FROM activity_queue a ORDER BY a.id LIMIT p_limit)
+            RETURNING *
+        )
+        SELECT * FROM d ORDER BY d.id
+    LOOP
+        event_rooms := event_rooms || ('board:' || q.board_id);
+        event_seqs := event_seqs || publish_event(p_tenant, 'board:' || q.board_id, 'post.activity',
+            jsonb_build_object('id', q.post_id::text, 'comment_count', q.comment_count,
+                               'last_activity_at', json_time(q.last_activity_at)),
+            q.trace_parent, p_channel);
+    END LOOP;
+    RETURN NEXT;
 END $$;
 
 -- notify_rows writes the notifications of one cause, bumps each
@@ -146,9 +210,10 @@ END $$;
 
 -- create_comment adds a comment to a post (answering comment p_reply_to of
 -- the same post, or none), counts it, and sends what it changes:
--- comment.created to the post's room, post.activity to the board's, the
--- author's read position (read.updated), and the notifications of the post's
--- author, the answered comment's author and the people p_mentions names.
+-- comment.created to the post's room, post.activity to the board's (by way
+-- of activity_queue), the author's read position (read.updated), and the
+-- notifications of the post's author, the answered comment's author and
+-- the people p_mentions names.
 -- It answers the comment as comment.created carries it, and the rooms and
 -- seqs of every event it wrote, for the doorbell.
 --
@@ -166,7 +231,6 @@ DECLARE
     post record;
     c comments;
     author_name text;
-    activity jsonb;
     read_moved boolean;
     n record;
 BEGIN
@@ -206,12 +270,10 @@ BEGIN
         'updated_at', json_time(c.updated_at),
         'edited_at', json_time(c.edited_at),
         'reactions', c.reactions);
-    event_rooms := ARRAY['post:' || p_post, 'board:' || post.board_id];
-    activity := jsonb_build_object('id', p_post::text, 'comment_count', post.comment_count,
-                                   'last_activity_at', json_time(post.last_activity_at));
-    event_seqs := ARRAY[
-        publish_event(p_tenant, event_rooms[1], 'comment.created', comment, p_trace, p_channel),
-        publish_event(p_tenant, event_rooms[2], 'post.activity', activity, p_trace, p_channel)];
+    event_rooms := ARRAY['post:' || p_post];
+    event_seqs := ARRAY[publish_event(p_tenant, event_rooms[1], 'comment.created', comment, p_trace, p_channel)];
+    INSERT INTO activity_queue (tenant_id, board_id, post_id, comment_count, last_activity_at, trace_parent)
+    VALUES (p_tenant, post.board_id, p_post, post.comment_count, post.last_activity_at, p_trace);
 
     -- The author has read the post up to their own comment.
     INSERT INTO read_state (tenant_id, user_id, post_id, last_read_comment_id) VALUES (p_tenant, p_author, p_post, c.id)

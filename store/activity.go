@@ -15,13 +15,17 @@ type activity struct {
 	LastActivityAt time.Time `json:"last_activity_at"`
 }
 
-// publishActivity sends post.activity to the post's board room only: the
-// post's own room learns the same from the comment event of the same
-// write.
-func publishActivity(ctx context.Context, tx *Tx, tenantID int64, a activity) error {
-	a.LastActivityAt = a.LastActivityAt.UTC()
-	_, err := publish(ctx, tx, tenantID, BoardRoom(a.BoardID), "post.activity", a)
-	return err
+// queueActivity queues post.activity for the post's board room (see
+// activityqueue.go); the instance flushes the queue once tx committed.
+func queueActivity(ctx context.Context, tx *Tx, tenantID int64, a activity) error {
+	_, err := tx.Exec(ctx, `
+		INSERT INTO activity_queue (tenant_id, board_id, post_id, comment_count, last_activity_at, trace_parent)
+		VALUES ($1, $2, $3, $4, $5, $6)`, tenantID, a.BoardID, a.ID, a.CommentCount, a.LastActivityAt, tx.traceArg())
+	if err != nil {
+		return mapErr(err, "post activity")
+	}
+	tx.activityQueued = true
+	return nil
 }
 
 // countVisible moves a post's comment_count by one when one of its
@@ -41,7 +45,7 @@ func countVisible(ctx context.Context, tx *Tx, tenantID, postID int64, delta int
 	if err != nil {
 		return mapErr(err, "post")
 	}
-	return publishActivity(ctx, tx, tenantID, a)
+	return queueActivity(ctx, tx, tenantID, a)
 }
 
 // visibleDelta is the change of comment_count when a comment's hidden

@@ -6,6 +6,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"agora/store/pgtest"
 )
 
 // wantActivity checks a post.activity event against the post as it is now.
@@ -225,5 +229,108 @@ func TestCommentCountConcurrent(t *testing.T) {
 	}
 	if err := json.Unmarshal(evs[len(evs)-1].Payload, &last); err != nil || last.CommentCount != counter {
 		t.Errorf("the last post.activity says %d comments (%v), want %d", last.CommentCount, err, counter)
+	}
+}
+
+// TestActivityFlushedByTheWriter: a comment's post.activity reaches the
+// board room on its own, shortly after the comment, with no one asking.
+func TestActivityFlushedByTheWriter(t *testing.T) {
+	db, _ := openDB(t, Config{})
+	ctx := testCtx(t)
+	c := newCommunity(t, db, "flushed")
+	before, err := db.RoomState(ctx, c.tenant.ID, BoardRoom(c.board.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateComment(ctx, c.tenant.ID, ActorOf(c.member), c.post.ID, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		evs, err := db.EventsAfter(ctx, c.tenant.ID, BoardRoom(c.board.ID), before.Seq, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 1 {
+			wantActivity(t, db, c, "flushed", evs[0], 2)
+			return
+		}
+		if len(evs) > 1 || time.Now().After(deadline) {
+			t.Fatalf("board room events %v, want one post.activity within 5 s", evs)
+		}
+		time.Sleep(5 * time.Millisecond) // polling for the condition above, within its deadline
+	}
+}
+
+// TestActivityLeftByADeadInstance: what an instance queued and never
+// flushed (it died) goes out with the Pruner's next pass on another.
+func TestActivityLeftByADeadInstance(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	// This instance's flusher would wait an hour: as good as dead.
+	dead, _ := openDB(t, Config{URL: dbURL, ActivityDelay: time.Hour})
+	ctx := testCtx(t)
+	c := newCommunity(t, dead, "dead")
+	room := newRoomLog(t, dead, c.tenant.ID, BoardRoom(c.board.ID))
+	room.settle = false
+	for i := range 3 {
+		if _, err := dead.CreateComment(ctx, c.tenant.ID, ActorOf(c.member), c.post.ID, fmt.Sprint("left ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	room.none("before any flush")
+	alive, _ := openDB(t, Config{URL: dbURL})
+	p := &Pruner{DB: alive, Log: zerolog.Nop()}
+	p.defaults()
+	p.prune(ctx)
+	evs := room.next()
+	if len(evs) != 3 {
+		t.Fatalf("after the pruner's pass: %d board room events, want 3", len(evs))
+	}
+	wantActivity(t, alive, c, "the last one left", evs[2], 4)
+}
+
+// TestActivityOrderAcrossInstances: comments on one post through two
+// instances, each flushing its own writes, reach the board room counting
+// up one by one: a post's queued counts go out in the order of its
+// commits, whichever instance flushes them.
+func TestActivityOrderAcrossInstances(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	one, _ := openDB(t, Config{URL: dbURL, MaxConns: 8})
+	two, _ := openDB(t, Config{URL: dbURL, MaxConns: 8, ActivityDelay: time.Millisecond})
+	ctx := testCtx(t)
+	c := newCommunity(t, one, "order")
+	room := newRoomLog(t, one, c.tenant.ID, BoardRoom(c.board.ID))
+	const writers, each = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for i := range writers {
+		db := one
+		if i%2 == 1 {
+			db = two
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				if _, err := db.CreateComment(ctx, c.tenant.ID, ActorOf(c.admin), c.post.ID, fmt.Sprint(i, " ", j)); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	settle(t, two, c.tenant.ID)
+	evs := room.next()
+	if len(evs) != writers*each {
+		t.Fatalf("%d board room events, want %d", len(evs), writers*each)
+	}
+	for i, e := range evs {
+		var a activity
+		if err := json.Unmarshal(e.Payload, &a); err != nil || a.CommentCount != c.post.CommentCount+1+i {
+			t.Fatalf("board room event %d: %s, want comment_count %d", i, e.Payload, c.post.CommentCount+1+i)
+		}
 	}
 }

@@ -120,7 +120,7 @@ func unauthorized(db *DB, tenantID int64, token string) bool {
 // (which only a write that sends no Control can bring about); the Control
 // on the bus then ends it. Failures are not cached.
 func TestSessionCacheServes(t *testing.T) {
-	db, statements := openCountingDB(t, Config{Doorbell: DoorbellInTx})
+	db, statements := openCountingDB(t, Config{Doorbell: DoorbellInTx, ActivityDelay: time.Hour})
 	dbURL := db.pool.p.Config().ConnString()
 	c := newCommunity(t, db, "cache-serves")
 	bus, _ := runBus(t, db, dbURL)
@@ -343,7 +343,7 @@ func TestSessionCacheLifetime(t *testing.T) {
 // UPDATE shows only once tenantTTL has passed; unknown slugs are not
 // remembered, so a tenant created later is found at once.
 func TestTenantCache(t *testing.T) {
-	db, statements := openCountingDB(t, Config{Doorbell: DoorbellInTx})
+	db, statements := openCountingDB(t, Config{Doorbell: DoorbellInTx, ActivityDelay: time.Hour})
 	dbURL := db.pool.p.Config().ConnString()
 	clk := &fakeClock{t: time.Now()}
 	db.tenants.now = clk.now
@@ -377,7 +377,7 @@ func TestTenantCache(t *testing.T) {
 // TestRedeemTicketRace: of redeemers racing for one ticket exactly one
 // wins, in one round trip each.
 func TestRedeemTicketRace(t *testing.T) {
-	db, statements := openCountingDB(t, Config{Doorbell: DoorbellInTx})
+	db, statements := openCountingDB(t, Config{Doorbell: DoorbellInTx, ActivityDelay: time.Hour})
 	ctx := testCtx(t)
 	c := newCommunity(t, db, "ticket-race")
 	s := authenticated(t, db, c.tenant.ID, c.memberToken)

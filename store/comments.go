@@ -77,13 +77,13 @@ func (db *DB) CreateReply(ctx context.Context, tenantID int64, actor Actor, post
 		if err := json.Unmarshal(payload, &c); err != nil {
 			return nil, fmt.Errorf("read created comment: %w", err)
 		}
-		rung := make([]Notification, len(rooms))
-		for i := range rooms {
-			rung[i] = Notification{TenantID: tenantID, Room: rooms[i], Seq: seqs[i]}
-		}
-		return rung, nil
+		return notifications(tenantID, rooms, seqs), nil
 	})
-	return c, err
+	if err != nil {
+		return Comment{}, err
+	}
+	db.activity.mark(tenantID)
+	return c, nil
 }
 
 // createCommentErr maps what create_comment raises to the store's errors.

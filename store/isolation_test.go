@@ -15,7 +15,7 @@ import (
 // gains one this list does not know, so new tables get the same proof.
 var tenantTables = []string{"users", "tokens", "boards", "posts", "comments", "reports", "audit_log", "rooms", "events",
 	"post_revisions", "comment_revisions", "idempotency_keys", "post_reactions", "comment_reactions", "read_state",
-	"notifications", "notification_counts", "search_docs"}
+	"notifications", "notification_counts", "search_docs", "activity_queue"}
 
 func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 	t.Helper()
@@ -48,6 +48,11 @@ func checkTenantTableList(t *testing.T, ctx context.Context, db *DB) {
 // would bump the versions that the tests check are unchanged), and
 // reactions. (read_state has the admin's row: writing the community's
 // comment made it.)
+// seededQueue is the ActivityDelay of the tests that seed activity_queue:
+// long enough that the DB's own flusher, still due from the community's
+// last comment, leaves the seeded row alone.
+const seededQueue = time.Hour
+
 func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 	t.Helper()
 	key := IdempotencyKey{Hash: []byte("key of " + c.tenant.Slug), Request: []byte("request"), Claim: []byte("claim")}
@@ -75,8 +80,13 @@ func seedRestOfTenant(t *testing.T, ctx context.Context, db *DB, c community) {
 			VALUES ($1, $2, $3, 'like')`, c.tenant.ID, c.post.ID, c.admin.ID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO comment_reactions (tenant_id, comment_id, user_id, kind)
-			VALUES ($1, $2, $3, 'like')`, c.tenant.ID, c.comment.ID, c.member.ID)
+		if _, err := tx.Exec(ctx, `INSERT INTO comment_reactions (tenant_id, comment_id, user_id, kind)
+			VALUES ($1, $2, $3, 'like')`, c.tenant.ID, c.comment.ID, c.member.ID); err != nil {
+			return err
+		}
+		// Queued as a write would, and left there (see seededQueue).
+		_, err := tx.Exec(ctx, `INSERT INTO activity_queue (tenant_id, board_id, post_id, comment_count, last_activity_at)
+			VALUES ($1, $2, $3, 1, now())`, c.tenant.ID, c.board.ID, c.post.ID)
 		return err
 	})
 	if err != nil {
@@ -130,7 +140,7 @@ func tenantCounts(t *testing.T, ctx context.Context, db *DB, tenantID int64) map
 // WHERE clauses: raw SQL as the app role inside WithTenant(B) cannot see,
 // change, delete or create tenant A's rows.
 func TestIsolationSQL(t *testing.T) {
-	db, _ := openDB(t, Config{})
+	db, _ := openDB(t, Config{ActivityDelay: seededQueue})
 	ctx := testCtx(t)
 	checkTenantTableList(t, ctx, db)
 	a := newCommunity(t, db, "tenant-a")
@@ -235,6 +245,8 @@ func TestIsolationSQL(t *testing.T) {
 			"notifications": {`INSERT INTO notifications (tenant_id, user_id, kind, actor_id, post_id)
 				VALUES ($1, $2, 'reply', $3, $4)`, []any{a.tenant.ID, a.member.ID, a.admin.ID, a.post.ID}},
 			"notification_counts": {`INSERT INTO notification_counts (tenant_id, user_id, unread) VALUES ($1, $2, 1)`, []any{a.tenant.ID, a.admin.ID}},
+			"activity_queue": {`INSERT INTO activity_queue (tenant_id, board_id, post_id, comment_count, last_activity_at)
+				VALUES ($1, $2, $3, 1, now())`, []any{a.tenant.ID, a.board.ID, a.post.ID}},
 			"search_docs": {`INSERT INTO search_docs (tenant_id, post_id, comment_id, board_id, hidden, created_at, doc)
 				VALUES ($1, $2, $3, $4, false, now(), 'x')`, []any{a.tenant.ID, a.post.ID, a.comment.ID, a.board.ID}},
 		}
@@ -369,7 +381,7 @@ func TestIsolationSQL(t *testing.T) {
 // an error, on a pooled connection that served tenants before and on a
 // brand-new one.
 func TestNoTenantSeesNothing(t *testing.T) {
-	db, dbURL := openDB(t, Config{})
+	db, dbURL := openDB(t, Config{ActivityDelay: seededQueue})
 	ctx := testCtx(t)
 	c := newCommunity(t, db, "someone")
 	seedRestOfTenant(t, ctx, db, c)

@@ -97,7 +97,18 @@ func newCommunity(t *testing.T, db *DB, slug string) community {
 		t.Fatal(err)
 	}
 	c.post.CommentCount = 1
+	settle(t, db, c.tenant.ID)
 	return c
+}
+
+// settle publishes the tenant's queued post.activity now, so that what a
+// test reads of board rooms includes every write before it: the instance's
+// own flush runs shortly after each write, and may still be on its way.
+func settle(t *testing.T, db *DB, tenantID int64) {
+	t.Helper()
+	if _, err := db.FlushActivity(testCtx(t), tenantID); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // listenConn is a dedicated connection LISTENing on the given channels.

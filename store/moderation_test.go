@@ -164,6 +164,7 @@ func TestModerationEventsAndAudit(t *testing.T) {
 	if len(evs) != 1 || evs[0].Type != "comment.updated" {
 		t.Fatalf("comment hide sent %+v", evs)
 	}
+	settle(t, db, c.tenant.ID)
 	if evs, _ := db.EventsAfter(ctx, c.tenant.ID, rooms[0], boardSeq, 100); len(evs) != 1 || evs[0].Type != "post.activity" {
 		t.Fatalf("comment hide sent %+v to the board room, want one post.activity", evs)
 	}

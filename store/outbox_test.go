@@ -55,6 +55,7 @@ func TestOutboxConcurrentComments(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("concurrent CreateComment: %v", err)
 	}
+	settle(t, db, c.tenant.ID)
 
 	// The doorbells: exactly one per write and room, in commit order. The
 	// post's author (the member) gets one for each of their own comments

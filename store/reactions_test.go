@@ -22,20 +22,27 @@ type roomLog struct {
 	// only keeps events of this type ("": all), for rooms that carry
 	// several kinds, such as a user's room with its notifications.
 	only string
+	// settle flushes the tenant's queued post.activity before each read
+	// (see settle).
+	settle bool
 }
 
 func newRoomLog(t *testing.T, db *DB, tenantID int64, room string) *roomLog {
 	t.Helper()
+	settle(t, db, tenantID)
 	st, err := db.RoomState(testCtx(t), tenantID, room)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &roomLog{t: t, db: db, tenant: tenantID, room: room, seq: st.Seq}
+	return &roomLog{t: t, db: db, tenant: tenantID, room: room, seq: st.Seq, settle: true}
 }
 
 // next returns the events since the last call.
 func (l *roomLog) next() []Event {
 	l.t.Helper()
+	if l.settle {
+		settle(l.t, l.db, l.tenant)
+	}
 	evs, err := l.db.EventsAfter(testCtx(l.t), l.tenant, l.room, l.seq, 10000)
 	if err != nil {
 		l.t.Fatal(err)

@@ -8,8 +8,9 @@ import (
 )
 
 // Pruner keeps every room's history within its retention, visiting each
-// tenant in turn every Interval. Zero values take the defaults in
-// brackets.
+// tenant in turn every Interval; on the way it flushes each tenant's
+// queued post.activity, which an instance that died between a write and
+// its flush left behind. Zero values take the defaults in brackets.
 type Pruner struct {
 	DB *DB
 	// Retention [10,000 events per room, 7 days].
@@ -64,6 +65,12 @@ func (p *Pruner) prune(ctx context.Context) {
 	}
 	var total int64
 	for _, id := range ids {
+		if _, err := p.DB.FlushActivity(ctx, id); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.Log.Warn().Err(err).Int64("tenant_id", id).Msg("flush queued post activity")
+		}
 		n, err := p.DB.PruneEvents(ctx, id, p.Retention)
 		if err != nil {
 			if ctx.Err() != nil {
