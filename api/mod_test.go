@@ -173,6 +173,15 @@ func TestModActionsEventsAndAudit(t *testing.T) {
 	ctx := context.Background()
 	seqs := map[string]int64{}
 	rooms := []string{store.BoardRoom(f.board.ID), store.PostRoom(f.post.ID)}
+	// The board's post.activity is published shortly after its write:
+	// settle flushes it now, so each step reads what it caused.
+	settle := func() {
+		t.Helper()
+		if _, err := f.DB.FlushActivity(ctx, f.tenant.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle()
 	for _, r := range rooms {
 		st, err := f.DB.RoomState(ctx, f.tenant.ID, r)
 		if err != nil {
@@ -183,6 +192,7 @@ func TestModActionsEventsAndAudit(t *testing.T) {
 	// newEvents returns the events of a room since the last call.
 	newEvents := func(room string) []store.Event {
 		t.Helper()
+		settle()
 		evs, err := f.DB.EventsAfter(ctx, f.tenant.ID, room, seqs[room], 100)
 		if err != nil {
 			t.Fatal(err)
