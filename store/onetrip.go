@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -31,19 +30,7 @@ type tripArgs struct {
 // doorbell announces once the commit succeeded. Deadlocks and
 // serialization failures are run again, as by WithTenant.
 func inOneTrip(ctx context.Context, db *DB, tenantID int64, query func(tripArgs) (string, []any), scan func(pgx.Row) ([]Notification, error)) error {
-	for attempt := 1; ; attempt++ {
-		err := db.oneTrip(ctx, tenantID, query, scan)
-		if !txConflict(err) {
-			return err
-		}
-		if attempt == txAttempts {
-			var se *Error
-			if errors.As(err, &se) {
-				return err
-			}
-			return unavailable("the database was too busy with conflicting writes", err)
-		}
-	}
+	return retryConflicts(func() error { return db.oneTrip(ctx, tenantID, query, scan) })
 }
 
 func (db *DB) oneTrip(ctx context.Context, tenantID int64, query func(tripArgs) (string, []any), scan func(pgx.Row) ([]Notification, error)) (err error) {

@@ -199,8 +199,14 @@ func inTenant[T any](ctx context.Context, db *DB, tenantID int64, fn func(tx *Tx
 // keeps happening. fn must therefore do nothing outside tx that it cannot
 // do twice.
 func (db *DB) WithTenant(ctx context.Context, tenantID int64, fn func(tx *Tx) error) error {
+	return retryConflicts(func() error { return db.withTenantOnce(ctx, tenantID, fn) })
+}
+
+// retryConflicts runs a transaction again while Postgres aborts it for a
+// deadlock or a serialization failure, up to txAttempts times in all.
+func retryConflicts(run func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := db.withTenantOnce(ctx, tenantID, fn)
+		err := run()
 		if !txConflict(err) {
 			return err
 		}

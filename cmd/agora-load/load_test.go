@@ -422,6 +422,17 @@ func TestReconnectAccounting(t *testing.T) {
 	if c.dups != 1 || c.gaps != 1 || c.resets != 1 || c.got.count() != 4 || c.liveAt != 3*time.Second {
 		t.Fatalf("dups %d, gaps %d, resets %d, comments %d, live at %v", c.dups, c.gaps, c.resets, c.got.count(), c.liveAt)
 	}
+	// History unavailable: the protocol says subscribe again, and read
+	// does, from the last seq it has; other errors are only counted.
+	c.account([]byte(`{"op":"error","code":"unavailable","message":"could not read history, subscribe again","room":"post:1"}`), 4*time.Second)
+	if !c.retry || c.errs != 1 {
+		t.Fatalf("after an unavailable error: retry %v, errors %d; want a retry and 1", c.retry, c.errs)
+	}
+	c.retry = false
+	c.account([]byte(`{"op":"error","code":"bad_request","message":"x"}`), 4*time.Second)
+	if c.retry || c.errs != 2 {
+		t.Fatalf("after a bad_request error: retry %v, errors %d; want no retry and 2", c.retry, c.errs)
+	}
 	if med, lo, hi := medianSpread([]float64{3, 1, 2, 10}); med != 2.5 || lo != 1 || hi != 10 {
 		t.Fatalf("medianSpread = %v %v %v", med, lo, hi)
 	}

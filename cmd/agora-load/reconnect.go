@@ -89,6 +89,21 @@ type rclient struct {
 	resubscribe bool  // the next subscribed is the resume's
 	liveAt      time.Duration
 	epoch       time.Time
+	// retry: the server answered the subscription with an error (history
+	// unavailable: "subscribe again", as the protocol asks), so read
+	// subscribes again from the last seq it has.
+	retry bool
+	// wmu orders the connection's writes: the first subscribe, and read's
+	// retries.
+	wmu       sync.Mutex
+	subscribe func(since int64) []byte
+}
+
+// send writes one message on the connection.
+func (c *rclient) send(msg []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.conn.WriteMessage(websocket.TextMessage, msg)
 }
 
 func (c *rclient) read() {
@@ -109,7 +124,14 @@ func (c *rclient) read() {
 			}
 			c.account(line, now)
 		}
+		retry, since := c.retry, c.lastSeq
+		c.retry = false
 		c.mu.Unlock()
+		if retry {
+			if err := c.send(c.subscribe(since)); err != nil {
+				return
+			}
+		}
 	}
 }
 
@@ -150,6 +172,7 @@ func (c *rclient) account(line []byte, now time.Duration) {
 		c.resets++
 	case bytes.HasPrefix(line, []byte(`{"op":"error"`)):
 		c.errs++
+		c.retry = bytes.Contains(line, []byte(`"code":"unavailable"`))
 	}
 	if c.resubscribe && c.subscribed > 0 && c.lastSeq >= c.subscribed && c.liveAt == 0 {
 		c.liveAt = now
@@ -186,8 +209,8 @@ func runReconnectStorm(ctx context.Context, o options, e *env, logw io.Writer) (
 			if err != nil {
 				return rep, err
 			}
-			fmt.Fprintf(logw, "[%s] pair %d, memory %v: %d resumed (%d failed), last live after %.2fs (median %.2fs), lost %d, dup %d, gaps %d, resets %d; %.3f history queries per resume %v\n",
-				o.Label, pair+1, memory, r.Resumed, r.Failed, r.LiveSeconds, r.LiveP50, r.Lost, r.Duplicated, r.SeqGaps, r.Resets, r.QueriesPerResume, r.Queries)
+			fmt.Fprintf(logw, "[%s] pair %d, memory %v: %d resumed (%d failed), last live after %.2fs (median %.2fs), lost %d, dup %d, gaps %d, resets %d, errors answered %d (subscribed again); %.3f history queries per resume %v\n",
+				o.Label, pair+1, memory, r.Resumed, r.Failed, r.LiveSeconds, r.LiveP50, r.Lost, r.Duplicated, r.SeqGaps, r.Resets, r.Errors, r.QueriesPerResume, r.Queries)
 			if memory {
 				got.Memory = r
 			} else {
@@ -256,13 +279,17 @@ func reconnectStorm(ctx context.Context, o options, e *env, f *forum, memory boo
 		if err != nil {
 			return err
 		}
+		room := f.posts[c.room]
 		c.conn, c.done = conn, make(chan struct{})
-		go c.read()
-		msg := `{"op":"subscribe","room":"post:` + f.posts[c.room] + `"`
-		if since > 0 {
-			msg += `,"since":` + strconv.FormatInt(since, 10)
+		c.subscribe = func(since int64) []byte {
+			msg := `{"op":"subscribe","room":"post:` + room + `"`
+			if since > 0 {
+				msg += `,"since":` + strconv.FormatInt(since, 10)
+			}
+			return []byte(msg + "}")
 		}
-		return conn.WriteMessage(websocket.TextMessage, []byte(msg+"}"))
+		go c.read()
+		return c.send(c.subscribe(since))
 	}
 	for i := range clients {
 		clients[i] = &rclient{room: i % o.Rooms, epoch: epoch}

@@ -531,11 +531,11 @@ func printJoinStorm(w io.Writer, js *JoinStorm) {
 
 func printReconnect(w io.Writer, rs *ReconnectStorm) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "\npair\tin memory\tresumed (failed)\tlast live (s)\tmedian live (s)\tlost / dup / gaps / resets\thistory queries per resume\tby kind\tserver CPU (s)\n")
+	fmt.Fprintf(tw, "\npair\tin memory\tresumed (failed)\tlast live (s)\tmedian live (s)\tlost / dup / gaps / resets / errors\thistory queries per resume\tby kind\tserver CPU (s)\n")
 	for i, p := range rs.Pairs {
 		for _, r := range []ReconnectResult{p.Memory, p.NoMemory} {
-			fmt.Fprintf(tw, "%d\t%v\t%d (%d)\t%.2f\t%.2f\t%d / %d / %d / %d\t%.3f\t%v\t%.2f\n", i+1, r.Memory, r.Resumed, r.Failed,
-				r.LiveSeconds, r.LiveP50, r.Lost, r.Duplicated, r.SeqGaps, r.Resets, r.QueriesPerResume, r.Queries, r.ServerCPUSeconds)
+			fmt.Fprintf(tw, "%d\t%v\t%d (%d)\t%.2f\t%.2f\t%d / %d / %d / %d / %d\t%.3f\t%v\t%.2f\n", i+1, r.Memory, r.Resumed, r.Failed,
+				r.LiveSeconds, r.LiveP50, r.Lost, r.Duplicated, r.SeqGaps, r.Resets, r.Errors, r.QueriesPerResume, r.Queries, r.ServerCPUSeconds)
 		}
 	}
 	tw.Flush()
