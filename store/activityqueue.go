@@ -12,10 +12,10 @@ import (
 // in activity_queue, in its own transaction, rather than publishing
 // post.activity to the board room there: a board's room seq is one row,
 // and every comment of the board would wait for the previous one's commit
-// on it. The instance that wrote flushes the tenant's queue right after its
-// commit, many entries per transaction; the Pruner's periodic pass flushes
-// whatever an instance left when it died. See flush_activity (migration
-// 0010).
+// on it. The instance that wrote flushes the tenant's queue shortly after
+// its commit (Config.ActivityDelay), many entries per transaction; the
+// Pruner's periodic pass flushes whatever an instance left when it died.
+// See flush_activity (migration 0010).
 
 // activityBatch bounds the entries one flush transaction publishes.
 const activityBatch = 500

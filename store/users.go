@@ -244,21 +244,12 @@ func (db *DB) CreateTicket(ctx context.Context, tenantID, userID, sessionTokenID
 // ticket dies with its session.
 func (db *DB) RedeemTicket(ctx context.Context, tenantID int64, ticket string) (Session, error) {
 	var s Session
-	err := db.rowTenant(ctx, tenantID, func(row pgx.Row) (err error) {
+	err := inOneTrip(ctx, db, tenantID, func(tripArgs) (string, []any) {
+		return redeemTicketSQL, []any{hashToken(ticket)}
+	}, func(row pgx.Row) (_ []Notification, err error) {
 		s.User, err = scanUserWith(row, &s.TokenID)
-		return err
-	}, `
-		WITH redeemed AS (
-			UPDATE tokens t SET revoked_at = now()
-			FROM tokens p
-			WHERE t.hash = $1 AND t.kind = 'ticket' AND t.revoked_at IS NULL AND t.expires_at > now()
-			  AND p.tenant_id = t.tenant_id AND p.id = t.parent_id
-			  AND p.revoked_at IS NULL AND p.expires_at > now()
-			RETURNING t.tenant_id, t.user_id, t.parent_id
-		)
-		SELECT r.parent_id, `+userColumns+`
-		FROM redeemed r JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id`,
-		hashToken(ticket))
+		return nil, err
+	})
 	err = mapErr(err, "ticket")
 	if isNotFound(err) {
 		return Session{}, Errorf(CodeUnauthorized, "invalid, used or expired ticket")
@@ -269,11 +260,23 @@ func (db *DB) RedeemTicket(ctx context.Context, tenantID int64, ticket string) (
 	return s, nil
 }
 
-// rowTenant runs one statement scoped to a tenant in one round trip, as
-// queryTenant does, and scans its one row (none: pgx.ErrNoRows). The
-// statement may write: its implicit transaction commits at the batch's
-// Sync, after the row has come back, so the result counts only once the
-// batch has closed cleanly.
+// redeemTicketSQL consumes a ticket and answers its session token's id and
+// user. The ticket counts as used only once its one-trip transaction has
+// committed, at the batch's end, after the row has come back.
+const redeemTicketSQL = `
+		WITH redeemed AS (
+			UPDATE tokens t SET revoked_at = now()
+			FROM tokens p
+			WHERE t.hash = $1 AND t.kind = 'ticket' AND t.revoked_at IS NULL AND t.expires_at > now()
+			  AND p.tenant_id = t.tenant_id AND p.id = t.parent_id
+			  AND p.revoked_at IS NULL AND p.expires_at > now()
+			RETURNING t.tenant_id, t.user_id, t.parent_id
+		)
+		SELECT r.parent_id, `+userColumns+`
+		FROM redeemed r JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id`
+
+// rowTenant runs one read-only statement scoped to a tenant in one round
+// trip, as queryTenant does, and scans its one row (none: pgx.ErrNoRows).
 func (db *DB) rowTenant(ctx context.Context, tenantID int64, scan func(pgx.Row) error, sql string, args ...any) error {
 	b := &pgx.Batch{}
 	b.Queue("SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10))
