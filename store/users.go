@@ -272,7 +272,7 @@ const redeemTicketSQL = `
 			  AND p.revoked_at IS NULL AND p.expires_at > now()
 			RETURNING t.tenant_id, t.user_id, t.parent_id
 		)
-		SELECT r.parent_id, `+userColumns+`
+		SELECT r.parent_id, ` + userColumns + `
 		FROM redeemed r JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id`
 
 // rowTenant runs one read-only statement scoped to a tenant in one round
