@@ -91,6 +91,11 @@ type Config struct {
 	// bounds them all together [64 MiB].
 	HistoryMemoryEvents int
 	HistoryMemoryBytes  int64
+	// ReplayReads bounds the History reads of replays running at once
+	// [8, half of the store's default pool]: the resumes of a reconnect
+	// storm that miss the recent events in memory wait here, in line,
+	// rather than take every database connection from the writes.
+	ReplayReads int
 
 	// Sweep is how often local rooms are compared with their seq in
 	// History [2s]: the safety net for a doorbell that never rang (an
@@ -145,6 +150,9 @@ func (c *Config) defaults() {
 	}
 	if c.HistoryMemoryBytes <= 0 {
 		c.HistoryMemoryBytes = 64 << 20
+	}
+	if c.ReplayReads <= 0 {
+		c.ReplayReads = 8
 	}
 	if c.MaxUserSessions <= 0 {
 		c.MaxUserSessions = 20
@@ -225,7 +233,10 @@ func New(cfg Config) *Hub {
 		log:     cfg.Log.With().Str("component", "realtime").Str("instance", cfg.InstanceID).Logger(),
 		history: countingHistory{History: cfg.History, queries: cfg.Metrics.historyQuery},
 		// replayHistory is the same History, counted apart.
-		replayHistory: countingHistory{History: cfg.History, queries: cfg.Metrics.historyQuery, prefix: "replay_"},
+		replayHistory: boundedHistory{
+			History: countingHistory{History: cfg.History, queries: cfg.Metrics.historyQuery, prefix: "replay_"},
+			slots:   make(chan struct{}, cfg.ReplayReads),
+		},
 		bus:           cfg.Bus,
 		metrics:       cfg.Metrics,
 		ctx:           ctx,

@@ -337,3 +337,41 @@ func (c countingHistory) Standings(ctx context.Context, tenantID int64, tokenIDs
 	c.count("standings")
 	return c.History.Standings(ctx, tenantID, tokenIDs)
 }
+
+// boundedHistory lets at most cap(slots) of its reads run at once; the
+// others wait their turn, or until their context ends. Resumes come in
+// storms (an instance died, and all its clients resume elsewhere at once),
+// and every resume that misses the recent events in memory reads the
+// database: unbounded, they would hold every pooled connection, and the
+// writes meanwhile would wait for one and fail.
+type boundedHistory struct {
+	History
+	slots chan struct{}
+}
+
+func (b boundedHistory) take(ctx context.Context) error {
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b boundedHistory) done() { <-b.slots }
+
+func (b boundedHistory) RoomState(ctx context.Context, tenantID int64, room string) (store.RoomState, error) {
+	if err := b.take(ctx); err != nil {
+		return store.RoomState{}, err
+	}
+	defer b.done()
+	return b.History.RoomState(ctx, tenantID, room)
+}
+
+func (b boundedHistory) EventsAfter(ctx context.Context, tenantID int64, room string, after int64, limit int) ([]store.Event, error) {
+	if err := b.take(ctx); err != nil {
+		return nil, err
+	}
+	defer b.done()
+	return b.History.EventsAfter(ctx, tenantID, room, after, limit)
+}

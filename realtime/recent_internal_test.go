@@ -2,8 +2,12 @@ package realtime
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,4 +166,72 @@ func BenchmarkRing(b *testing.B) {
 			pack(r.ring.span(900, 1000, false), replayFrame)
 		}
 	})
+}
+
+// blockingHistory answers EventsAfter only when released, and records how
+// many calls were in at once.
+type blockingHistory struct {
+	History
+	release       chan struct{}
+	inFlight, max atomic.Int64
+}
+
+func (b *blockingHistory) EventsAfter(context.Context, int64, string, int64, int) ([]store.Event, error) {
+	n := b.inFlight.Add(1)
+	for m := b.max.Load(); n > m && !b.max.CompareAndSwap(m, n); m = b.max.Load() {
+	}
+	<-b.release
+	b.inFlight.Add(-1)
+	return nil, nil
+}
+
+// TestReplayReadsBounded: a storm of replays reads History at most
+// ReplayReads at a time; the rest wait in line, or until their context
+// ends.
+func TestReplayReadsBounded(t *testing.T) {
+	bh := &blockingHistory{release: make(chan struct{})}
+	h := boundedHistory{History: bh, slots: make(chan struct{}, 2)}
+	const n = 10
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h.EventsAfter(t.Context(), 1, "post:1", 0, 10); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for released := 0; released < n; released++ {
+		want := int64(min(2, n-released))
+		deadline := time.Now().Add(5 * time.Second)
+		for bh.inFlight.Load() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d reads in History after %d released, want %d", bh.inFlight.Load(), released, want)
+			}
+			time.Sleep(time.Millisecond) // polling for the condition above, within its deadline
+		}
+		bh.release <- struct{}{}
+	}
+	wg.Wait()
+	if got := bh.max.Load(); got != 2 {
+		t.Errorf("at most %d reads at once, want 2", got)
+	}
+
+	// Both slots taken: a read whose context ends gives up.
+	for range 2 {
+		go func() { _, _ = h.EventsAfter(t.Context(), 1, "post:1", 0, 10) }()
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	for deadline := time.Now().Add(5 * time.Second); bh.inFlight.Load() != 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the two reads never got in")
+		}
+	}
+	cancel()
+	if _, err := h.RoomState(ctx, 1, "post:1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("a waiting read whose context ended: %v, want context.Canceled", err)
+	}
+	bh.release <- struct{}{}
+	bh.release <- struct{}{}
 }
