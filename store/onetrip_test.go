@@ -94,20 +94,27 @@ func (tc *tripCounter) via(t *testing.T, rawURL string) string {
 	return u.String()
 }
 
-// TestCreateCommentOneRoundTrip: a comment, with its notification,
-// post.activity and read.updated, is one round trip to Postgres; one that
-// mentions someone is two (the names are looked up first, to link them).
-func TestCreateCommentOneRoundTrip(t *testing.T) {
+// countedDB is a store whose round trips tc counts: one pool connection,
+// NOTIFY inside the transaction, and the queued post.activity flushed only
+// when asked, so that nothing else talks through the proxy while a test
+// counts.
+func countedDB(t *testing.T) (*DB, *tripCounter) {
+	t.Helper()
 	dbURL := pgtest.NewDatabase(t)
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tc := newTripCounter(t, u.Host)
-	// One pool connection, NOTIFY inside the transaction, and the queued
-	// post.activity flushed only when asked: nothing else talks through
-	// the proxy while the trips are counted.
 	db, _ := openDB(t, Config{URL: tc.via(t, dbURL), MaxConns: 1, Doorbell: DoorbellInTx, ActivityDelay: time.Hour})
+	return db, tc
+}
+
+// TestCreateCommentOneRoundTrip: a comment, with its notification,
+// post.activity and read.updated, is one round trip to Postgres; one that
+// mentions someone is two (the names are looked up first, to link them).
+func TestCreateCommentOneRoundTrip(t *testing.T) {
+	db, tc := countedDB(t)
 	ctx := testCtx(t)
 	c := newCommunity(t, db, "trips")
 	tid := c.tenant.ID
@@ -314,13 +321,7 @@ func sameJSON(t *testing.T, what string, payload []byte, want any) {
 // (does the room exist, where does its history stand, what came after a
 // seq) is one round trip each.
 func TestRealtimeReadsOneRoundTrip(t *testing.T) {
-	dbURL := pgtest.NewDatabase(t)
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := newTripCounter(t, u.Host)
-	db, _ := openDB(t, Config{URL: tc.via(t, dbURL), MaxConns: 1, Doorbell: DoorbellInTx})
+	db, tc := countedDB(t)
 	ctx := testCtx(t)
 	c := newCommunity(t, db, "reads")
 	tid := c.tenant.ID

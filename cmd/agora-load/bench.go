@@ -572,7 +572,7 @@ func writeFindings(w io.Writer, runs []benchRun) {
 		srv, _, _, _ := r.dbStat(func(d DBResult) float64 { srv, _, _ := d.perWrite(); return srv })
 		pg, _, _, _ := r.dbStat(func(d DBResult) float64 { _, pg, _ := d.perWrite(); return pg })
 		pgb, _, _, n := r.dbStat(func(d DBResult) float64 { _, _, pgb := d.perWrite(); return pgb })
-		p("- **Write throughput.** Each REST comment cost %.2f ms of server CPU and %.2f ms of PostgreSQL CPU; each pgbench INSERT cost PostgreSQL %.3f ms (medians of %d pairs). On two shared cores the sum per write bounds the rate (the REST writers and pgbench also need CPU): a comment is the tenant's lookup, the token's authentication and the write (since migration 0010 one pipelined batch: `create_comment` writes the comment, the post's counter, the room's seq and the events), executed under row level security with its foreign keys and indexes, against one INSERT into a table with a primary key only.\n",
+		p("- **Write throughput.** Each REST comment cost %.2f ms of server CPU and %.2f ms of PostgreSQL CPU; each pgbench INSERT cost PostgreSQL %.3f ms (medians of %d pairs). On two shared cores the sum per write bounds the rate (the REST writers and pgbench also need CPU): a comment is one round trip when the tenant and session caches answer (`create_comment`, migration 0010: the comment and its search document, the post's counter, three or four events with their rooms' counters, the writer's read position, the post author's notification and unread counter, and the post.activity queue entry, published later in batches), executed under row level security with its foreign keys and indexes, against one INSERT into a table with a primary key only. The per-write PostgreSQL CPU also carries what the cluster does meanwhile (autovacuum, checkpoints) in a cluster that earlier scenarios filled.\n",
 			srv, pg, pgb, n)
 	}
 	p("\n")
@@ -732,7 +732,7 @@ func writeDB(w io.Writer, runs []benchRun) {
 	if failed > 0 {
 		p(" **%d REST writes failed**: %s.", failed, counts(errs))
 	}
-	p("\n\nA REST comment is the tenant's lookup, the token's authentication and the write, since migration 0010 one pipelined batch (`create_comment`: the comment, the post's counter, the room's seq and the events), announced after commit by the batched doorbell.\n\n")
+	p("\n\nA REST comment is one database round trip when the server's tenant and session caches answer (a fresh server's first request of each token adds one): `create_comment` (migration 0010) with the tenant setting as one pipelined batch, announced after commit by the batched doorbell.\n\n")
 }
 
 func writeMicro(w io.Writer, micro, stat string) {

@@ -144,7 +144,7 @@ func writeFindings12(w io.Writer, runs []benchRun) {
 		if m := samplesLine.FindStringSubmatch(pprofTop(prof, "", 1)); m != nil {
 			busy = m[1]
 		}
-		p("- **Connect rate.** Each upgrade makes two database round trips before realtime sees it (api's tenant lookup by slug and the token's authentication), one after another, through a pool of 16 connections; bare melody makes none. In the first 3 s of the first pair's connect phase the server used %s of its core: the rest of the time it waited, on those round trips among others. Caching the tenant and the authentication (issue 12's item 6, with its invalidation on every instance) is what would close the gap; it belongs to api and store.\n", busy)
+		p("- **Connect rate.** An upgrade whose tenant and token the caches know (store's tenant and session caches, the latter cleared on every instance by revocations, bans and role changes) makes no database round trip before realtime sees it; each subscription then asks whether its room exists, one round trip shared by everyone waiting on the same room. Bare melody makes none. In the first 3 s of the first pair's connect phase the server used %s of its core.\n", busy)
 		if lines := pprofLines(prof, "store.(*DB).TenantBySlug", "store.(*DB).Authenticate", "realtime.(*Hub).runSession", "realtime.(*Hub).handle", "net/http.(*conn).serve"); lines != "" {
 			p("\n  Agora's connect phase (`go tool pprof -top -cum`, server pinned to one core):\n\n```\n%s\n```\n\n", lines)
 		}
@@ -156,9 +156,9 @@ func writeFindings12(w io.Writer, runs []benchRun) {
 		p("- **CPU per delivery at saturation.** A session has one frame at a time in melody's queue, and at most 128 sessions write at once; what comes for a session meanwhile goes out packed. Packing divides the per-frame cost (one `write(2)` per session per frame, the top of the profiles) by the events that arrive during one round of the room's fan-out: here %.2f messages per frame, with the writes coming at %.1f/s of the %.0f/s offered (REST p50 %.0f ms). ",
 			mpf, wr, r.Options.Rate, rest)
 		if wr < 0.8*r.Options.Rate {
-			p("The writes, not the fan-out, set the pace: a comment is several database round trips, and on this machine the server shares its core, and PostgreSQL the other, with the load tool and other work. Fewer round trips per write (issue 12's items 5 and 6) would fill the frames.\n")
+			p("The writes, not the fan-out, set the pace: on this machine the server shares its core, and PostgreSQL the other, with the load tool and other work, and a comment's database round trip waits in the server's run queue behind the fan-out.\n")
 		} else {
-			p("The fan-out kept up with the writes, so there was little to pack.\n")
+			p("The writes kept the offered pace (a comment is one database round trip), so each round of the fan-out found several new events per session to pack.\n")
 		}
 	}
 	p("\n")
