@@ -162,6 +162,9 @@ BEGIN
             ON CONFLICT (tenant_id, user_id) DO UPDATE SET unread = nc.unread + 1
             RETURNING nc.user_id, nc.unread
         ), seen AS (
+            -- visible is notificationVisible's rule (store/notifications.go),
+            -- which lists and replays apply; the store tests compare the
+            -- event with the listed notification.
             SELECT i.*, cnt.unread,
                    (p.id IS NOT NULL AND (i.comment_id IS NULL OR cm.id IS NOT NULL)
                     AND (k.moderates OR NOT (p.hidden OR coalesce(cm.hidden, false)))) AS visible,
