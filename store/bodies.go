@@ -30,18 +30,15 @@ func (db *DB) renderBodyAhead(ctx context.Context, tenantID int64, doc *markdown
 	if len(names) == 0 {
 		return doc.HTML("", nil), nil
 	}
-	rows, err := db.queryTenant(ctx, tenantID, mentionedSQL, tenantID, names)
+	var html string
+	err := db.rowTenant(ctx, tenantID, func(row pgx.Row) (err error) {
+		html, err = renderMentions(doc, row)
+		return err
+	}, mentionedSQL, tenantID, names)
 	if err != nil {
 		return "", mapErr(err, "mentioned users")
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return "", mapErr(err, "mentioned users")
-		}
-		return "", mapErr(pgx.ErrNoRows, "tenant")
-	}
-	return renderMentions(doc, rows)
+	return html, nil
 }
 
 // mentionedSQL answers the tenant's slug and which of the lower-cased

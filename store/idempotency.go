@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -101,8 +100,7 @@ const pruneBatch = 20
 func (db *DB) ClaimIdempotencyKey(ctx context.Context, tenantID int64, k IdempotencyKey, ttl, lease time.Duration) (KeyUse, error) {
 	// One round trip: the statements of a batch share an implicit
 	// transaction, so the tenant setting covers them and ends with them.
-	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('app.tenant_id', $1, true)`, strconv.FormatInt(tenantID, 10))
+	b := tenantBatch(tenantID)
 	b.Queue(`
 		DELETE FROM idempotency_keys
 		WHERE tenant_id = $1 AND key_hash = $2
@@ -182,16 +180,5 @@ func (db *DB) ReleaseIdempotencyKey(ctx context.Context, tenantID int64, k Idemp
 
 // idempotencyExec runs one statement scoped to a tenant in one round trip.
 func (db *DB) idempotencyExec(ctx context.Context, tenantID int64, sql string, args ...any) error {
-	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('app.tenant_id', $1, true)`, strconv.FormatInt(tenantID, 10))
-	b.Queue(sql, args...)
-	br := db.pool.SendBatch(ctx, b)
-	_, err := br.Exec()
-	if err == nil {
-		_, err = br.Exec()
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return mapErr(err, "idempotency key")
+	return mapErr(db.rowTenant(ctx, tenantID, nil, sql, args...), "idempotency key")
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
@@ -46,8 +45,7 @@ func (db *DB) oneTrip(ctx context.Context, tenantID int64, query func(tripArgs) 
 		args.channel = &ch
 	}
 	sql, params := query(args)
-	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('app.tenant_id', $1, true)`, strconv.FormatInt(tenantID, 10))
+	b := tenantBatch(tenantID)
 	b.Queue(sql, params...)
 	claim, keyed := claimOf(ctx, tenantID)
 	if keyed {

@@ -276,14 +276,44 @@ func endSpan(span trace.Span, err error) {
 	span.End()
 }
 
+// tenantBatch starts a batch scoped to a tenant: the statements queued
+// after the tenant setting share one implicit transaction with it, ended by
+// the batch's one Sync, and so does the setting.
+func tenantBatch(tenantID int64) *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('app.tenant_id', $1, true)`, strconv.FormatInt(tenantID, 10))
+	return b
+}
+
+// rowTenant runs one statement scoped to a tenant in one round trip and
+// scans its one row (none: pgx.ErrNoRows), or with a nil scan just runs
+// it. A statement that writes commits at the batch's Sync, so the result
+// counts only once the batch has closed cleanly, which rowTenant waits for.
+func (db *DB) rowTenant(ctx context.Context, tenantID int64, scan func(pgx.Row) error, sql string, args ...any) error {
+	b := tenantBatch(tenantID)
+	b.Queue(sql, args...)
+	br := db.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		if scan == nil {
+			_, err = br.Exec()
+		} else {
+			err = scan(br.QueryRow())
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // queryTenant runs one read-only query scoped to a tenant in a single round
 // trip: set_config and the query are pipelined in one batch with one Sync,
 // so they share an implicit transaction and the setting ends with it.
 // The rows must be read (and closed) before the connection is reused, as
 // with any pgx.Rows.
 func (db *DB) queryTenant(ctx context.Context, tenantID int64, sql string, args ...any) (pgx.Rows, error) {
-	b := &pgx.Batch{}
-	b.Queue("SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10))
+	b := tenantBatch(tenantID)
 	b.Queue(sql, args...)
 	conn, err := db.pool.acquire(ctx)
 	if err != nil {

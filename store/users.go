@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -274,23 +273,6 @@ const redeemTicketSQL = `
 		)
 		SELECT r.parent_id, ` + userColumns + `
 		FROM redeemed r JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id`
-
-// rowTenant runs one read-only statement scoped to a tenant in one round
-// trip, as queryTenant does, and scans its one row (none: pgx.ErrNoRows).
-func (db *DB) rowTenant(ctx context.Context, tenantID int64, scan func(pgx.Row) error, sql string, args ...any) error {
-	b := &pgx.Batch{}
-	b.Queue("SELECT set_config('app.tenant_id', $1, true)", strconv.FormatInt(tenantID, 10))
-	b.Queue(sql, args...)
-	br := db.pool.SendBatch(ctx, b)
-	_, err := br.Exec()
-	if err == nil {
-		err = scan(br.QueryRow())
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
 
 // GetUser reads one user of the tenant.
 func (db *DB) GetUser(ctx context.Context, tenantID, userID int64) (User, error) {
