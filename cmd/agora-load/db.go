@@ -35,12 +35,7 @@ func runDB(ctx context.Context, o options, e *env, logw io.Writer) (*Report, err
 		return nil, errors.New("--db needs the private cluster")
 	}
 	rep := &Report{Label: o.Label, Command: o.commandLine(), Options: o}
-	srv, err := startAgora(ctx, o, e, logw)
-	if err != nil {
-		return nil, err
-	}
-	f, err := setupForum(ctx, srv, userCount(o), o.Rooms, logw)
-	_ = srv.stop()
+	f, err := setupOnce(ctx, o, e, logw, userCount(o), o.Rooms)
 	if err != nil {
 		return nil, err
 	}

@@ -39,11 +39,7 @@ type Idle struct {
 }
 
 func (id *Idle) stat(f func(IdlePair) float64) (med, lo, hi float64) {
-	var v []float64
-	for _, p := range id.Pairs {
-		v = append(v, f(p))
-	}
-	return medianSpread(v)
+	return statOf(id.Pairs, f)
 }
 
 func runIdle(ctx context.Context, o options, e *env, logw io.Writer) (*Report, error) {
@@ -51,12 +47,7 @@ func runIdle(ctx context.Context, o options, e *env, logw io.Writer) (*Report, e
 		return nil, usageError("--idle needs the servers the tool starts")
 	}
 	rep := &Report{Label: o.Label, Command: o.commandLine(), Options: o}
-	srv, err := startAgora(ctx, o, e, logw)
-	if err != nil {
-		return nil, err
-	}
-	f, err := setupForum(ctx, srv, userCount(o), o.Rooms, logw)
-	_ = srv.stop()
+	f, err := setupOnce(ctx, o, e, logw, userCount(o), o.Rooms)
 	if err != nil {
 		return nil, err
 	}

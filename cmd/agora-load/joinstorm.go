@@ -59,9 +59,14 @@ type JoinStorm struct {
 
 // median and spread of f over the pairs.
 func (js *JoinStorm) stat(f func(StormPair) float64) (med, lo, hi float64) {
-	var v []float64
-	for _, p := range js.Pairs {
-		v = append(v, f(p))
+	return statOf(js.Pairs, f)
+}
+
+// statOf is the median and spread of f over a paired scenario's pairs.
+func statOf[P any](pairs []P, f func(P) float64) (med, lo, hi float64) {
+	v := make([]float64, len(pairs))
+	for i, p := range pairs {
+		v[i] = f(p)
 	}
 	return medianSpread(v)
 }
@@ -141,18 +146,14 @@ func runJoinStorm(ctx context.Context, o options, e *env, logw io.Writer) (*Repo
 	rep := &Report{Label: o.Label, Command: o.commandLine(), Options: o}
 	sizes := o.stormSizes()
 	crowd := slices.Max(sizes)
-	srv, err := startAgora(ctx, o, e, logw)
-	if err != nil {
-		return nil, err
-	}
 	fmt.Fprintf(logw, "[%s] registering %d users (argon2id: this takes a while)\n", o.Label, crowd+1)
-	f, err := setupForum(ctx, srv, crowd+1, 2*o.Pairs, logw)
-	_ = srv.stop()
+	f, err := setupOnce(ctx, o, e, logw, crowd+1, 2*o.Pairs)
 	if err != nil {
 		return nil, err
 	}
 	// A fresh process for the storms: registration's garbage is not theirs.
-	if srv, err = startAgora(ctx, o, e, logw); err != nil {
+	srv, err := startAgora(ctx, o, e, logw)
+	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()

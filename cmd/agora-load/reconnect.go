@@ -66,11 +66,7 @@ type ReconnectStorm struct {
 }
 
 func (rs *ReconnectStorm) stat(f func(ReconnectPair) float64) (med, lo, hi float64) {
-	var v []float64
-	for _, p := range rs.Pairs {
-		v = append(v, f(p))
-	}
-	return medianSpread(v)
+	return statOf(rs.Pairs, f)
 }
 
 // rclient is one subscriber: its room's events as it saw them.
@@ -185,12 +181,7 @@ func runReconnectStorm(ctx context.Context, o options, e *env, logw io.Writer) (
 		return nil, usageError("--reconnect-storm needs the servers the tool starts")
 	}
 	rep := &Report{Label: o.Label, Command: o.commandLine(), Options: o}
-	srv, err := startAgora(ctx, o, e, logw)
-	if err != nil {
-		return nil, err
-	}
-	f, err := setupForum(ctx, srv, userCount(o), o.Rooms, logw)
-	_ = srv.stop()
+	f, err := setupOnce(ctx, o, e, logw, userCount(o), o.Rooms)
 	if err != nil {
 		return nil, err
 	}

@@ -183,12 +183,9 @@ func (r *Report) dbPairs() []DBResult {
 
 // dbStat is the median and spread of f over a --db run's pairs.
 func (r *Report) dbStat(f func(DBResult) float64) (med, lo, hi float64, n int) {
-	var v []float64
-	for _, d := range r.dbPairs() {
-		v = append(v, f(d))
-	}
-	med, lo, hi = medianSpread(v)
-	return med, lo, hi, len(v)
+	pairs := r.dbPairs()
+	med, lo, hi = statOf(pairs, f)
+	return med, lo, hi, len(pairs)
 }
 
 // pairStat is the median and spread of f over a repeated scenario's
@@ -198,12 +195,8 @@ func (r *Report) pairStat(f func(ScenarioPair) float64) (med, lo, hi float64, n 
 	if len(pairs) == 0 && r.Agora != nil && r.Baseline != nil {
 		pairs = []ScenarioPair{{Agora: r.Agora, Baseline: r.Baseline, Ratios: r.Ratios}}
 	}
-	var v []float64
-	for _, p := range pairs {
-		v = append(v, f(p))
-	}
-	med, lo, hi = medianSpread(v)
-	return med, lo, hi, len(v)
+	med, lo, hi = statOf(pairs, f)
+	return med, lo, hi, len(pairs)
 }
 
 func (r *Report) failed() bool {

@@ -123,6 +123,19 @@ func registrationIP(second byte, i int) net.IP {
 // phase's writers: setup's posts, the reconnect storm's comments.
 const toolWrites = 8
 
+// setupOnce sets the forum up on a server of its own, stopped after, for
+// the paired scenarios that measure fresh servers: registration's garbage
+// is not theirs.
+func setupOnce(ctx context.Context, o options, e *env, logw io.Writer, nUsers, nPosts int) (*forum, error) {
+	srv, err := startAgora(ctx, o, e, logw)
+	if err != nil {
+		return nil, err
+	}
+	f, err := setupForum(ctx, srv, nUsers, nPosts, logw)
+	_ = srv.stop()
+	return f, err
+}
+
 // setupForum creates the run's tenant, nUsers users, a board and nPosts
 // posts.
 func setupForum(ctx context.Context, s *server, nUsers, nPosts int, logw io.Writer) (*forum, error) {
