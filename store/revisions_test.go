@@ -178,7 +178,10 @@ func TestBodyHTMLInEvents(t *testing.T) {
 		t.Errorf("comment.updated of the body: %s", evs[4].Payload)
 	}
 
-	// post.created goes to the board room whole, body_html included.
+	// post.created goes to the board room whole, body_html included. The
+	// comment's post.activity is published first, so that post.created is
+	// the board room's last event.
+	settle(t, db, c.tenant.ID)
 	p, err := db.CreatePost(ctx, c.tenant.ID, author, c.board.ID, "New", "see www.example.com")
 	if err != nil {
 		t.Fatal(err)
